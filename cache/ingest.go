@@ -1,0 +1,93 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Ingest streams a whole blob from r into the cache, verifying size and
+// digest before an atomic rename commits it. Nothing is left behind on
+// failure. It suits small blobs and sources that cannot serve ranges.
+func (s *Store) Ingest(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
+	if err := desc.Digest.Validate(); err != nil {
+		return fmt.Errorf("ingest %s: %w", desc.Digest, err)
+	}
+	tmp, err := os.CreateTemp(s.root+"/ingest", desc.Digest.Encoded()+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("ingest %s: %w", desc.Digest, err)
+	}
+	defer os.Remove(tmp.Name()) // a no-op once renamed
+	defer tmp.Close()
+
+	verifier := desc.Digest.Algorithm().Hash()
+	// Read one byte past the size so that an oversized body is caught.
+	n, err := io.Copy(io.MultiWriter(tmp, verifier), io.LimitReader(ctxReader{ctx, r}, desc.Size+1))
+	if err != nil {
+		return fmt.Errorf("ingest %s: %w", desc.Digest, err)
+	}
+	if n != desc.Size {
+		return fmt.Errorf("ingest %s: %w: got %d bytes, want %d", desc.Digest, ErrSizeMismatch, n, desc.Size)
+	}
+	if got := digest.NewDigest(desc.Digest.Algorithm(), verifier); got != desc.Digest {
+		s.stats.digestMismatches.Add(1)
+		return fmt.Errorf("ingest %s: %w: content hashes to %s", desc.Digest, ErrDigestMismatch, got)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("ingest %s: %w", desc.Digest, err)
+	}
+	if err := os.Rename(tmp.Name(), s.blobPath(desc.Digest)); err != nil {
+		return fmt.Errorf("commit %s: %w", desc.Digest, err)
+	}
+	return nil
+}
+
+// ctxReader stops a copy once ctx is done, so a cancelled fetch does not
+// keep writing.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// ReadMetadata returns the bytes of a small complete blob, such as a
+// manifest or config, refusing anything larger than the fetch package's
+// limit would allow.
+func (s *Store) ReadMetadata(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
+	const limit = 4 << 20
+	if desc.Size > limit {
+		return nil, fmt.Errorf("read %s: %w: %d bytes (limit %d)", desc.Digest, ErrTooLarge, desc.Size, limit)
+	}
+	data, err := os.ReadFile(s.blobPath(desc.Digest))
+	if err != nil {
+		return nil, fmt.Errorf("read %s from cache: %w", desc.Digest, unwrapPathError(err))
+	}
+	if int64(len(data)) != desc.Size {
+		return nil, fmt.Errorf("read %s from cache: %w", desc.Digest, ErrSizeMismatch)
+	}
+	return data, nil
+}
+
+// countingReader reports bytes as they are read.
+type countingReader struct {
+	r        io.Reader
+	progress func(int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.progress(int64(n))
+	}
+	return n, err
+}

@@ -1,0 +1,158 @@
+package cache
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
+)
+
+// layoutDirs are created on open. ingest/ holds everything in progress so
+// that blobs/ only ever holds verified content.
+var layoutDirs = []string{"blobs/sha256", "ingest", "sources/sha256"}
+
+func (s *Store) initLayout() error {
+	if err := os.MkdirAll(s.root, 0o700); err != nil {
+		return err
+	}
+	for _, dir := range layoutDirs {
+		if err := os.MkdirAll(filepath.Join(s.root, dir), 0o700); err != nil {
+			return err
+		}
+	}
+	layout, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
+	if err := writeIfMissing(filepath.Join(s.root, ocispec.ImageLayoutFile), layout); err != nil {
+		return err
+	}
+	empty, _ := json.Marshal(ocispec.Index{Versioned: indexVersion, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{}})
+	if err := writeIfMissing(filepath.Join(s.root, "index.json"), empty); err != nil {
+		return err
+	}
+	// Creating files can succeed on a directory we cannot rename in;
+	// probe the operation commits depend on.
+	probe := filepath.Join(s.root, "ingest", ".probe")
+	if err := os.WriteFile(probe, nil, 0o600); err != nil {
+		return err
+	}
+	return os.Remove(probe)
+}
+
+func writeIfMissing(path string, data []byte) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	return writeFileAtomic(path, data)
+}
+
+// writeFileAtomic replaces path with data so that readers see the old or
+// the new content, never a mix.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// withLock runs fn holding an exclusive flock on path, so that processes
+// sharing the cache do not lose each other's updates.
+func withLock(path string, fn func() error) error {
+	f, err := os.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", path, err)
+	}
+	defer unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return fn()
+}
+
+var indexVersion = ocispec.Index{}.Versioned
+
+func init() { indexVersion.SchemaVersion = 2 }
+
+// SetRef records desc in index.json under name (the full normalised
+// reference), replacing any earlier entry of that name, with annotations
+// kept alongside (e.g. --label values).
+func (s *Store) SetRef(name string, desc ocispec.Descriptor, annotations map[string]string) error {
+	entry := ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size, Platform: desc.Platform}
+	entry.Annotations = map[string]string{}
+	for k, v := range annotations {
+		entry.Annotations[k] = v
+	}
+	entry.Annotations[ocispec.AnnotationRefName] = name
+	return withLock(s.root, func() error {
+		index, err := s.readIndex()
+		if err != nil {
+			return err
+		}
+		kept := index.Manifests[:0]
+		for _, m := range index.Manifests {
+			if m.Annotations[ocispec.AnnotationRefName] != name {
+				kept = append(kept, m)
+			}
+		}
+		index.Manifests = append(kept, entry)
+		sort.SliceStable(index.Manifests, func(i, j int) bool {
+			return index.Manifests[i].Annotations[ocispec.AnnotationRefName] < index.Manifests[j].Annotations[ocispec.AnnotationRefName]
+		})
+		data, err := json.MarshalIndent(index, "", "  ")
+		if err != nil {
+			return err
+		}
+		return writeFileAtomic(filepath.Join(s.root, "index.json"), data)
+	})
+}
+
+// ErrRefNotFound is returned by LookupRef for a name index.json lacks.
+var ErrRefNotFound = errors.New("reference not in cache")
+
+// LookupRef returns the descriptor index.json records under name.
+func (s *Store) LookupRef(name string) (ocispec.Descriptor, error) {
+	index, err := s.readIndex()
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	for _, m := range index.Manifests {
+		if m.Annotations[ocispec.AnnotationRefName] == name {
+			delete(m.Annotations, ocispec.AnnotationRefName)
+			if len(m.Annotations) == 0 {
+				m.Annotations = nil
+			}
+			return m, nil
+		}
+	}
+	return ocispec.Descriptor{}, fmt.Errorf("%w: %s", ErrRefNotFound, name)
+}
+
+func (s *Store) readIndex() (ocispec.Index, error) {
+	var index ocispec.Index
+	data, err := os.ReadFile(filepath.Join(s.root, "index.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return ocispec.Index{Versioned: indexVersion, MediaType: ocispec.MediaTypeImageIndex}, nil
+	}
+	if err != nil {
+		return index, err
+	}
+	if err := json.NewDecoder(bytes.NewReader(data)).Decode(&index); err != nil {
+		return index, fmt.Errorf("cache index.json: %w", err)
+	}
+	return index, nil
+}

@@ -1,0 +1,106 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Reader reads a Blob for one open file handle. It watches the handle's
+// offsets: a sequential reader gets a readahead window that doubles with
+// each sequential read up to Options.Readahead, fetched as parallel range
+// requests; a random reader gets only the chunks it touches.
+type Reader struct {
+	blob *Blob
+
+	mu      sync.Mutex
+	next    int64 // where a sequential reader reads next
+	window  int64 // current readahead window, 0 when random
+	aheadTo int64 // readahead already requested up to here
+}
+
+// NewReader opens a reader of desc, fetching missing bytes through f (nil
+// for offline). Close releases it.
+func (s *Store) NewReader(desc ocispec.Descriptor, f Fetcher) (*Reader, error) {
+	b, err := s.OpenBlob(desc, f)
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{blob: b}, nil
+}
+
+// Close releases the reader's hold on the blob.
+func (r *Reader) Close() error { return r.blob.Close() }
+
+// ReadAt fills p from off. It returns len(p) bytes, fewer only at the end of
+// the blob, or an error within the fetch timeout; never a short read
+// mid-blob.
+func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	b := r.blob
+	s := b.store
+	s.stats.reads.Add(1)
+	size := b.desc.Size
+	if off >= size {
+		return 0, io.EOF
+	}
+	end := min(off+int64(len(p)), size)
+	ahead := r.readahead(off, end)
+
+	b.mu.Lock()
+	waits, err := b.scheduleLocked(Range{off, end}, demandRunChunks)
+	if err == nil && ahead.Len() > 0 {
+		// Readahead is best effort; it never fails the read.
+		b.scheduleLocked(ahead, demandRunChunks)
+	}
+	b.mu.Unlock()
+	if err == nil {
+		err = b.wait(ctx, waits)
+	}
+	var n int
+	if err == nil {
+		n, err = b.file.ReadAt(p[:end-off], off)
+		if err == io.EOF && int64(n) == end-off {
+			err = nil
+		}
+	}
+	if err != nil {
+		s.stats.readErrors.Add(1)
+		return 0, fmt.Errorf("read %s at %d: %w", b.desc.Digest, off, err)
+	}
+	s.stats.readBytes.Add(int64(n))
+	if end < off+int64(len(p)) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// readahead updates the access pattern with a read of [off, end) and
+// returns the range to fetch ahead of it, if any. Reads that land near the
+// previous end count as sequential: the kernel issues readahead READs
+// concurrently, so they arrive slightly out of order.
+func (r *Reader) readahead(off, end int64) Range {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	opts := r.blob.store.opts
+	slack := max(r.window, 2*opts.ChunkSize)
+	switch {
+	case r.next > 0 && off >= r.next-slack && end <= r.next:
+		return Range{} // a straggler behind the frontier: no news
+	case r.next > 0 && off >= r.next-slack && off <= r.next+slack:
+		r.next = end // the frontier moves on: widen the window
+		r.window = min(max(2*r.window, 4*opts.ChunkSize), opts.Readahead)
+	default:
+		r.next, r.window, r.aheadTo = end, 0, 0
+		return Range{}
+	}
+	from := max(r.next, r.aheadTo)
+	to := min(r.next+r.window, r.blob.desc.Size)
+	if from >= to {
+		return Range{}
+	}
+	r.aheadTo = to
+	return Range{from, to}
+}

@@ -1,0 +1,208 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// Requests cover runs of consecutive missing chunks, up to these many
+// chunks: small enough that several run in parallel, large enough that
+// per-request latency does not dominate.
+const (
+	demandRunChunks = 8
+	fillRunChunks   = 8
+)
+
+var chunkPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// getChunkBuf returns a pooled buffer of at least n bytes.
+func getChunkBuf(n int64) *[]byte {
+	bp := chunkPool.Get().(*[]byte)
+	if int64(cap(*bp)) < n {
+		*bp = make([]byte, n)
+	}
+	*bp = (*bp)[:n]
+	return bp
+}
+
+// scheduleLocked makes sure every chunk overlapping r is present or being
+// fetched, starting fetches of at most runChunks chunks each for the
+// missing ones, and returns the flights to wait for. b.mu must be held.
+func (b *Blob) scheduleLocked(r Range, runChunks int64) ([]*flight, error) {
+	if b.complete || r.Len() <= 0 {
+		return nil, nil
+	}
+	cs := b.store.opts.ChunkSize
+	var waits []*flight
+	var run []int64
+	flush := func() error {
+		if len(run) == 0 {
+			return nil
+		}
+		if b.fetcher == nil {
+			return fmt.Errorf("%w: blob %s bytes %d-%d", ErrOffline, b.desc.Digest, run[0]*cs, b.chunkRange(run[len(run)-1]).End-1)
+		}
+		flights := make([]*flight, len(run))
+		for i, c := range run {
+			flights[i] = &flight{done: make(chan struct{}), n: b.chunkRange(c).Len()}
+			b.flights[c] = flights[i]
+		}
+		waits = append(waits, flights...)
+		b.users++ // released by the fetch
+		b.store.bg.Add(1)
+		go b.fetchRun(run[0], run[0]+int64(len(run)), flights, b.fetcher)
+		run = nil
+		return nil
+	}
+	for c := r.Start / cs; c*cs < r.End; c++ {
+		if fl, ok := b.flights[c]; ok {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+			waits = append(waits, fl)
+			continue
+		}
+		if b.present.Contains(b.chunkRange(c)) {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		run = append(run, c)
+		if int64(len(run)) == runChunks {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return waits, flush()
+}
+
+// fetchRun fetches chunks [c0, c1) in one range request and lands them one
+// by one, so that readers of the first chunk need not wait for the last.
+// It runs detached from any reader: a reader that gives up does not cancel
+// a fetch others may be waiting on. A stall is ended by the idle timeout.
+func (b *Blob) fetchRun(c0, c1 int64, flights []*flight, f Fetcher) {
+	defer b.store.bg.Done()
+	defer b.Close()
+	s := b.store
+	landed := 0
+	err := func() error {
+		timeout := s.opts.FetchTimeout
+		select {
+		case s.slots <- struct{}{}:
+			defer func() { <-s.slots }()
+		case <-time.After(timeout):
+			return fmt.Errorf("%w: no connection free after %s", ErrFetchTimeout, timeout)
+		}
+		ctx, cancel := context.WithCancelCause(context.Background())
+		defer cancel(nil)
+		idle := time.AfterFunc(timeout, func() {
+			cancel(fmt.Errorf("%w: no bytes for %s", ErrFetchTimeout, timeout))
+		})
+		defer idle.Stop()
+
+		first, last := b.chunkRange(c0), b.chunkRange(c1-1)
+		s.stats.rangeRequests.Add(1)
+		body, err := f.FetchRange(ctx, b.desc, first.Start, last.End-first.Start)
+		if err != nil {
+			return causeOr(ctx, err)
+		}
+		defer body.Close()
+		in := &idleReader{r: body, idle: idle, timeout: timeout}
+		for c := c0; c < c1; c++ {
+			cr := b.chunkRange(c)
+			bp := getChunkBuf(cr.Len())
+			_, err := io.ReadFull(in, *bp)
+			if err == nil {
+				s.stats.fetchedBytes.Add(cr.Len())
+				_, err = b.file.WriteAt(*bp, cr.Start)
+			}
+			chunkPool.Put(bp)
+			if err != nil {
+				return causeOr(ctx, err)
+			}
+			b.land(c, flights[c-c0], nil)
+			landed++
+		}
+		return nil
+	}()
+	if err != nil {
+		s.stats.fetchErrors.Add(1)
+		err = fmt.Errorf("fetch %s bytes %d-%d: %w", b.desc.Digest, b.chunkRange(c0).Start, b.chunkRange(c1-1).End-1, err)
+		s.log.Warn("fetch failed", "digest", b.desc.Digest, "error", err)
+		for i := landed; i < len(flights); i++ {
+			b.land(c0+int64(i), flights[i], err)
+		}
+	}
+	b.saveState()
+}
+
+// causeOr prefers the reason ctx was cancelled (such as the idle timeout)
+// over the transport's generic "context canceled".
+func causeOr(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
+		return cause
+	}
+	return err
+}
+
+// land records the outcome of chunk c and wakes its waiters. A landed chunk
+// may extend the hashed prefix, so hashing is started if it is idle.
+func (b *Blob) land(c int64, fl *flight, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.flights[c] == fl {
+		delete(b.flights, c)
+	}
+	fl.err = err
+	close(fl.done)
+	if err != nil {
+		return
+	}
+	b.present.Add(b.chunkRange(c))
+	if !b.hashing && !b.complete && b.present.PrefixEnd() > b.hashOff {
+		b.hashing = true
+		b.store.bg.Add(1)
+		go b.hashLoop()
+	}
+}
+
+// wait blocks until every flight has landed, ctx is done, or the fetch
+// timeout passes, so that no read hangs forever.
+func (b *Blob) wait(ctx context.Context, flights []*flight) error {
+	timer := time.NewTimer(b.store.opts.FetchTimeout)
+	defer timer.Stop()
+	for _, fl := range flights {
+		select {
+		case <-fl.done:
+			if fl.err != nil {
+				return fl.err
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("read %s: %w", b.desc.Digest, ctx.Err())
+		case <-timer.C:
+			return fmt.Errorf("read %s: %w after %s", b.desc.Digest, ErrFetchTimeout, b.store.opts.FetchTimeout)
+		}
+	}
+	return nil
+}
+
+// idleReader pushes the idle deadline back whenever bytes arrive.
+type idleReader struct {
+	r       io.Reader
+	idle    *time.Timer
+	timeout time.Duration
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.idle.Reset(r.timeout)
+	}
+	return n, err
+}

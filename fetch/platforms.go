@@ -1,0 +1,82 @@
+package fetch
+
+import (
+	"context"
+	"sort"
+
+	"github.com/containerd/platforms"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// FilterPlatforms wraps f so that children naming a platform are kept only
+// when matcher accepts it. Children without a platform are always kept.
+func FilterPlatforms(f Handler, matcher platforms.Matcher) HandlerFunc {
+	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		children, err := f.Handle(ctx, desc)
+		if err != nil {
+			return children, err
+		}
+		kept := children[:0:0]
+		for _, c := range children {
+			if c.Platform == nil || matcher.Match(*c.Platform) {
+				kept = append(kept, c)
+			}
+		}
+		return kept, nil
+	}
+}
+
+// LimitManifests wraps f so that an index yields at most n manifests, the
+// best matches first as ordered by comparer. n <= 0 means no limit.
+func LimitManifests(f Handler, comparer platforms.MatchComparer, n int) HandlerFunc {
+	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		children, err := f.Handle(ctx, desc)
+		if err != nil || !IsIndex(desc.MediaType) {
+			return children, err
+		}
+		sorted := append([]ocispec.Descriptor(nil), children...)
+		sort.SliceStable(sorted, func(i, j int) bool {
+			if sorted[i].Platform == nil {
+				return false
+			}
+			if sorted[j].Platform == nil {
+				return true
+			}
+			return comparer.Less(*sorted[i].Platform, *sorted[j].Platform)
+		})
+		if n > 0 && len(sorted) > n {
+			sorted = sorted[:n]
+		}
+		return sorted, nil
+	}
+}
+
+// FilterManifestByPlatform wraps f so that manifests of every platform are
+// walked, but only manifests whose platform matcher accepts yield their
+// layers; the others yield just their config. This is --all-metadata.
+func FilterManifestByPlatform(f Handler, matcher platforms.Matcher) HandlerFunc {
+	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		children, err := f.Handle(ctx, desc)
+		if err != nil || !IsManifest(desc.MediaType) || desc.Platform == nil || matcher.Match(*desc.Platform) {
+			return children, err
+		}
+		var configs []ocispec.Descriptor
+		for _, c := range children {
+			if KindOf(c) == KindConfig {
+				configs = append(configs, c)
+			}
+		}
+		return configs, nil
+	}
+}
+
+// SkipLayers wraps f so that it is not called for layers. The mount walks
+// layers (to learn their descriptors) but fetches them lazily later.
+func SkipLayers(f Handler) HandlerFunc {
+	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		if KindOf(desc) == KindLayer {
+			return nil, nil
+		}
+		return f.Handle(ctx, desc)
+	}
+}
