@@ -80,3 +80,20 @@ func SkipLayers(f Handler) HandlerFunc {
 		return f.Handle(ctx, desc)
 	}
 }
+
+// DropLayers wraps f so that layers are never walked: --metadata-only.
+func DropLayers(f Handler) HandlerFunc {
+	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		children, err := f.Handle(ctx, desc)
+		if err != nil {
+			return children, err
+		}
+		kept := children[:0:0]
+		for _, c := range children {
+			if KindOf(c) != KindLayer || !IsManifest(desc.MediaType) {
+				kept = append(kept, c)
+			}
+		}
+		return kept, nil
+	}
+}

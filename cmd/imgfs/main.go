@@ -1,0 +1,32 @@
+// Command imgfs mounts container images from OCI registries as lazy,
+// read-only filesystems, and fetches them into a verified local cache.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+)
+
+// Exit codes, as ctr uses them.
+const (
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+func main() {
+	if err := newRootCommand().Execute(); err != nil {
+		fmt.Fprintf(os.Stderr, "imgfs: %v\n", err)
+		var usage usageError
+		if errors.As(err, &usage) {
+			os.Exit(exitUsage)
+		}
+		os.Exit(exitFailure)
+	}
+}
+
+// usageError marks a mistake in how imgfs was called, which exits 2.
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }

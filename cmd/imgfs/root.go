@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imgfs/imgfs/cache"
+)
+
+// globalFlags apply to every command.
+type globalFlags struct {
+	cacheDir string
+	debug    bool
+	logger   *slog.Logger
+}
+
+func newRootCommand() *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:           "imgfs",
+		Short:         "Mount container images from a registry as lazy read-only filesystems",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+			level := slog.LevelInfo
+			if g.debug {
+				level = slog.LevelDebug
+			}
+			g.logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+		},
+	}
+	root.PersistentFlags().StringVar(&g.cacheDir, "cache-dir", "", "cache directory (default $IMGFS_CACHE_DIR, else $XDG_CACHE_HOME/imgfs, else ~/.cache/imgfs)")
+	root.PersistentFlags().BoolVar(&g.debug, "debug", false, "log debug messages, including --http-trace timings")
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%w (see %s --help)", err, cmd.CommandPath())}
+	})
+	root.AddCommand(newFetchCommand(g), newMountCommand(g), newUnmountCommand(g))
+	return root
+}
+
+// openCache opens the cache directory the flags and environment select.
+func (g *globalFlags) openCache(opts cache.Options) (*cache.Store, error) {
+	dir := g.cacheDir
+	if dir == "" {
+		var err error
+		if dir, err = cache.DefaultRoot(); err != nil {
+			return nil, err
+		}
+	}
+	opts.Logger = g.logger
+	return cache.Open(dir, opts)
+}
+
+// exactArgs is cobra.ExactArgs with a message naming what is expected and
+// the usage exit code.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != len(names) {
+			return usageError{fmt.Errorf("%s takes %d argument(s): %v, got %d (see %s --help)", cmd.Name(), len(names), names, len(args), cmd.CommandPath())}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,70 @@
+package fetch
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"syscall"
+
+	"oras.land/oras-go/v2/registry/remote/errcode"
+)
+
+// Sentinel errors that callers and tests branch on. Each error the registry
+// client returns wraps one of these with the reference or host it concerns.
+var (
+	ErrNotFound         = errors.New("not found")
+	ErrUnauthorized     = errors.New("unauthorized")
+	ErrUnreachable      = errors.New("registry unreachable")
+	ErrUntrustedTLS     = errors.New("tls: certificate signed by unknown authority")
+	ErrUnsupported      = errors.New("unsupported")
+	ErrTooLarge         = errors.New("too large")
+	ErrDigestMismatch   = errors.New("digest mismatch")
+	ErrUnexpectedStatus = errors.New("unexpected response")
+)
+
+// transportError turns a failed round trip into one line that names the
+// host and, where it helps, the fix.
+func transportError(host string, err error) error {
+	var dnsErr *net.DNSError
+	var unknownCA x509.UnknownAuthorityError
+	var verifyErr *x509.CertificateInvalidError
+	var hostErr x509.HostnameError
+	switch {
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		return fmt.Errorf("%w: unknown host %s", ErrUnreachable, host)
+	case errors.As(err, &dnsErr):
+		return fmt.Errorf("%w: cannot resolve %s: %v", ErrUnreachable, host, dnsErr.Err)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("%w: %s refused the connection (is the registry running?)", ErrUnreachable, host)
+	case errors.As(err, &unknownCA):
+		return fmt.Errorf("%w: %s (pass --tlscacert FILE to trust its CA, or --skip-verify)", ErrUntrustedTLS, host)
+	case errors.As(err, &hostErr), errors.As(err, &verifyErr):
+		return fmt.Errorf("tls: %s: %v (pass --tlscacert FILE, or --skip-verify)", host, err)
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.ECONNRESET):
+		return fmt.Errorf("%w: %s: %v", ErrUnreachable, host, errors.Unwrap(err))
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return fmt.Errorf("%w: %s: timed out", ErrUnreachable, host)
+	}
+	return fmt.Errorf("%s: %w", host, err)
+}
+
+// statusError explains an HTTP failure status for what, such as a
+// reference or a blob digest, reading the registry's error body if any.
+func statusError(what string, resp *http.Response) error {
+	switch resp.StatusCode {
+	case http.StatusNotFound:
+		return fmt.Errorf("%w: %s", ErrNotFound, what)
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Errorf("%w: %s: %s, check credentials (--user, or docker login)", ErrUnauthorized, what, resp.Status)
+	}
+	detail := resp.Status
+	var body struct{ Errors errcode.Errors }
+	if decodeJSON(resp.Body, &body, 64<<10) == nil && len(body.Errors) > 0 {
+		detail += ": " + body.Errors[0].Message
+	}
+	return fmt.Errorf("%w: %s: %s", ErrUnexpectedStatus, what, detail)
+}

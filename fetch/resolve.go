@@ -1,0 +1,95 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Resolve fetches the manifest or index the reference names and returns
+// its descriptor and bytes. The bytes are verified against the digest in
+// the reference or, for a tag, against the registry's Docker-Content-Digest.
+func (r *Remote) Resolve(ctx context.Context) (ocispec.Descriptor, []byte, error) {
+	what := r.ref.String()
+	header := http.Header{"Accept": {strings.Join(ManifestMediaTypes, ", ")}}
+	resp, err := r.get(ctx, "manifests/"+r.ref.Object(), header)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("resolve %s: %w", what, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return ocispec.Descriptor{}, nil, statusError(what, resp)
+	}
+	data, err := readMetadata(what, resp)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+	mediaType, err := manifestMediaType(what, resp.Header.Get("Content-Type"), data)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+	want := r.ref.Digest
+	if want == "" {
+		want = digest.Digest(resp.Header.Get("Docker-Content-Digest"))
+	}
+	got := digest.FromBytes(data)
+	if want != "" && want.Algorithm().Available() {
+		got = want.Algorithm().FromBytes(data)
+	}
+	if want != "" && got != want {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("%w: %s: registry sent a manifest hashing to %s, expected %s", ErrDigestMismatch, what, got, want)
+	}
+	return ocispec.Descriptor{MediaType: mediaType, Digest: got, Size: int64(len(data))}, data, nil
+}
+
+// readMetadata reads a manifest body, refusing more than MaxMetadataSize
+// before reading it where the length is announced.
+func readMetadata(what string, resp *http.Response) ([]byte, error) {
+	tooLarge := func(n string) error {
+		return fmt.Errorf("%w: %s: manifest is %s bytes, over the %d MiB limit", ErrTooLarge, what, n, MaxMetadataSize>>20)
+	}
+	if resp.ContentLength > MaxMetadataSize {
+		return nil, tooLarge(fmt.Sprint(resp.ContentLength))
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxMetadataSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read manifest %s: %w", what, err)
+	}
+	if len(data) > MaxMetadataSize {
+		return nil, tooLarge("over " + fmt.Sprint(MaxMetadataSize))
+	}
+	return data, nil
+}
+
+// manifestMediaType decides what a manifest is from its own mediaType field,
+// falling back to the Content-Type header, and refuses what imgfs cannot
+// walk.
+func manifestMediaType(what, contentType string, data []byte) (string, error) {
+	var probe struct {
+		SchemaVersion int    `json:"schemaVersion"`
+		MediaType     string `json:"mediaType"`
+	}
+	if err := json.NewDecoder(bytes.NewReader(data)).Decode(&probe); err != nil {
+		return "", fmt.Errorf("%w: %s: manifest is not JSON: %v", ErrUnsupported, what, err)
+	}
+	header, _, _ := mime.ParseMediaType(contentType)
+	mediaType := probe.MediaType
+	if mediaType == "" {
+		mediaType = header
+	}
+	if probe.SchemaVersion == 1 || IsSchema1(mediaType) || IsSchema1(header) {
+		return "", fmt.Errorf("%w: %s: schema1 manifests are not supported (there is no conversion); push the image again with a current client", ErrUnsupported, what)
+	}
+	if !IsIndex(mediaType) && !IsManifest(mediaType) {
+		return "", fmt.Errorf("%w: %s: media type %q is not an image index or manifest", ErrUnsupported, what, mediaType)
+	}
+	return mediaType, nil
+}

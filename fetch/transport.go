@@ -1,0 +1,143 @@
+package fetch
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"sync"
+	"time"
+)
+
+// TransportOptions say how to reach registries.
+type TransportOptions struct {
+	// PlainHTTP talks HTTP instead of HTTPS to every registry.
+	PlainHTTP bool
+	// SkipVerify accepts any TLS certificate.
+	SkipVerify bool
+	// TLSCACert names a PEM file of extra CAs to trust.
+	TLSCACert string
+	// HTTPTrace logs DNS, connect, TLS and first-byte timings at debug level.
+	HTTPTrace bool
+	Logger    *slog.Logger
+}
+
+// newTransport builds the HTTP transport under oras' auth and retry
+// layers. It keeps enough idle connections per host for parallel range
+// requests, and never asks for transparent compression: blob bytes must
+// arrive exactly as stored.
+func newTransport(opts TransportOptions) (http.RoundTripper, error) {
+	tlsConfig := &tls.Config{InsecureSkipVerify: opts.SkipVerify}
+	if opts.TLSCACert != "" {
+		pem, err := os.ReadFile(opts.TLSCACert)
+		if err != nil {
+			return nil, fmt.Errorf("--tlscacert: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tlscacert %s: no PEM certificates found", opts.TLSCACert)
+		}
+		tlsConfig.RootCAs = pool
+	}
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.TLSClientConfig = tlsConfig
+	base.MaxIdleConnsPerHost = 32
+	base.DisableCompression = true
+	base.ReadBufferSize = 64 << 10
+	base.ResponseHeaderTimeout = 30 * time.Second
+	var rt http.RoundTripper = &schemeTransport{base: base, plain: opts.PlainHTTP, fallback: map[string]bool{}}
+	if opts.HTTPTrace && opts.Logger != nil {
+		rt = &traceTransport{base: rt, log: opts.Logger}
+	}
+	return rt, nil
+}
+
+// schemeTransport decides between HTTPS and HTTP per host. With --plain-http
+// everything is HTTP. A loopback registry is tried over HTTPS first and,
+// when it answers in plain HTTP, remembered as plain: the rule containerd
+// and docker apply to localhost.
+type schemeTransport struct {
+	base  http.RoundTripper
+	plain bool
+
+	mu       sync.Mutex
+	fallback map[string]bool
+}
+
+func (t *schemeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	host := req.URL.Host
+	t.mu.Lock()
+	plain := t.plain || t.fallback[host]
+	t.mu.Unlock()
+	if plain && req.URL.Scheme == "https" {
+		req = withScheme(req, "http")
+	}
+	resp, err := t.base.RoundTrip(req)
+	if err == nil || req.URL.Scheme != "https" || !isLoopback(req.URL.Hostname()) || !isPlainHTTPReply(err) {
+		return resp, err
+	}
+	t.mu.Lock()
+	t.fallback[host] = true
+	t.mu.Unlock()
+	return t.base.RoundTrip(withScheme(req, "http"))
+}
+
+func withScheme(req *http.Request, scheme string) *http.Request {
+	r := req.Clone(req.Context())
+	r.URL.Scheme = scheme
+	return r
+}
+
+// isPlainHTTPReply reports whether a TLS handshake failed because the
+// server spoke plain HTTP.
+func isPlainHTTPReply(err error) bool {
+	var rhe tls.RecordHeaderError
+	return errors.As(err, &rhe) && string(rhe.RecordHeader[:]) == "HTTP/"
+}
+
+// isLoopback reports whether host is localhost or a loopback address.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// traceTransport logs where the time of each request goes.
+type traceTransport struct {
+	base http.RoundTripper
+	log  *slog.Logger
+}
+
+func (t *traceTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	since := func() time.Duration { return time.Since(start).Round(time.Microsecond) }
+	l := t.log.With("method", req.Method, "url", req.URL.String())
+	trace := &httptrace.ClientTrace{
+		DNSDone: func(i httptrace.DNSDoneInfo) { l.Debug("http trace: dns done", "after", since(), "error", i.Err) },
+		ConnectDone: func(network, addr string, err error) {
+			l.Debug("http trace: connected", "addr", addr, "after", since(), "error", err)
+		},
+		GotConn: func(i httptrace.GotConnInfo) { l.Debug("http trace: got conn", "reused", i.Reused, "after", since()) },
+		TLSHandshakeDone: func(s tls.ConnectionState, err error) {
+			l.Debug("http trace: tls done", "proto", s.NegotiatedProtocol, "after", since(), "error", err)
+		},
+		GotFirstResponseByte: func() { l.Debug("http trace: first byte", "after", since()) },
+	}
+	resp, err := t.base.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+	if err != nil {
+		l.Debug("http trace: failed", "after", since(), "error", err)
+	} else {
+		l.Debug("http trace: response", "status", resp.StatusCode, "range", req.Header.Get("Range"), "after", since())
+	}
+	return resp, err
+}
