@@ -122,6 +122,9 @@ func (b *Blob) fetchRun(c0, c1 int64, flights []*flight, f Fetcher) {
 				s.stats.fetchedBytes.Add(cr.Len())
 				_, err = b.file.WriteAt(*bp, cr.Start)
 			}
+			if err == nil {
+				startWriteback(b.file, cr)
+			}
 			chunkPool.Put(bp)
 			if err != nil {
 				return causeOr(ctx, err)

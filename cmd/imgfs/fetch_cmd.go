@@ -12,6 +12,7 @@ import (
 
 type fetchFlags struct {
 	registryFlags
+	cacheOptions
 	allMetadata   bool
 	metadataOnly  bool
 	maxConcurrent int
@@ -30,7 +31,8 @@ Blobs already in the cache are not fetched again and show as "exists".`,
 		Args: exactArgs("ref"),
 		RunE: func(cmd *cobra.Command, args []string) error { return runFetch(cmd, g, f, args[0]) },
 	}
-	f.register(cmd.Flags())
+	f.registryFlags.register(cmd.Flags())
+	f.cacheOptions.register(cmd.Flags())
 	cmd.Flags().BoolVar(&f.allMetadata, "all-metadata", false, "fetch manifests and configs of every platform, layers of the selected ones only")
 	cmd.Flags().BoolVar(&f.metadataOnly, "metadata-only", false, "fetch no layers")
 	cmd.Flags().IntVar(&f.maxConcurrent, "max-concurrent-downloads", 3, "blobs fetched at once")
@@ -55,7 +57,7 @@ func runFetch(cmd *cobra.Command, g *globalFlags, f *fetchFlags, refArg string) 
 	if err != nil {
 		return err
 	}
-	store, err := g.openCache(cacheOptions{}.options())
+	store, err := g.openCache(f.cacheOptions.options())
 	if err != nil {
 		return err
 	}
