@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -29,6 +30,13 @@ func newFetchCommand(g *globalFlags) *cobra.Command {
 selected platforms' layers in the cache, each verified against its digest.
 Blobs already in the cache are not fetched again and show as "exists".`,
 		Args: exactArgs("ref"),
+		PreRun: func(*cobra.Command, []string) {
+			// Every failure is returned as the one-line error; logs would
+			// only repeat it.
+			if !g.debug {
+				g.logger = slog.New(slog.DiscardHandler)
+			}
+		},
 		RunE: func(cmd *cobra.Command, args []string) error { return runFetch(cmd, g, f, args[0]) },
 	}
 	f.registryFlags.register(cmd.Flags())

@@ -15,6 +15,9 @@ type globalFlags struct {
 	cacheDir string
 	debug    bool
 	logger   *slog.Logger
+	// logLevel is where logging starts without --debug. Commands whose
+	// errors are all returned to the user log nothing below it.
+	logLevel slog.Level
 }
 
 func newRootCommand() *cobra.Command {
@@ -25,7 +28,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
-			level := slog.LevelInfo
+			level := g.logLevel
 			if g.debug {
 				level = slog.LevelDebug
 			}
