@@ -123,11 +123,9 @@ func (s *Store) loadBlob(desc ocispec.Descriptor, f Fetcher) (*Blob, error) {
 	switch {
 	case desc.Size == 0:
 		b.commit()
-	case b.present.PrefixEnd() > b.hashOff:
+	default:
 		// Saved ranges may already hold the rest of the blob.
-		b.hashing = true
-		s.bg.Add(1)
-		go b.hashLoop()
+		b.startHashingLocked()
 	}
 	return b, nil
 }

@@ -14,6 +14,7 @@ import (
 // disk. Only one hashLoop runs per blob (b.hashing).
 func (b *Blob) hashLoop() {
 	defer b.store.bg.Done()
+	defer b.Close()
 	buf := getChunkBuf(b.store.opts.ChunkSize)
 	defer chunkPool.Put(buf)
 	for {

@@ -50,11 +50,18 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	ahead := r.readahead(off, end)
 
 	b.mu.Lock()
-	waits, err := b.scheduleLocked(Range{off, end}, demandRunChunks)
-	if err == nil && ahead.Len() > 0 {
-		// Readahead is best effort; it never fails the read.
-		b.scheduleLocked(ahead, demandRunChunks)
+	var err error
+	if ahead.Len() > 0 && ahead.Start <= end {
+		// One pass over the read and what follows it makes the longest
+		// runs, so the read's chunk leads a multi-chunk request.
+		err = b.scheduleLocked(Range{off, ahead.End}, demandRunChunks)
+	} else {
+		err = b.scheduleLocked(Range{off, end}, demandRunChunks)
+		if ahead.Len() > 0 {
+			b.scheduleLocked(ahead, demandRunChunks) // best effort
+		}
 	}
+	waits := b.flightsLocked(Range{off, end})
 	b.mu.Unlock()
 	if err == nil {
 		err = b.wait(ctx, waits)
@@ -85,7 +92,9 @@ func (r *Reader) readahead(off, end int64) Range {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	opts := r.blob.store.opts
-	slack := max(r.window, 2*opts.ChunkSize)
+	// The kernel's own readahead sends several READs at once, up to
+	// read_ahead_kb apart, and they arrive in any order.
+	slack := max(r.window, opts.Readahead/4, 2*opts.ChunkSize)
 	switch {
 	case r.next > 0 && off >= r.next-slack && end <= r.next:
 		return Range{} // a straggler behind the frontier: no news
@@ -94,6 +103,11 @@ func (r *Reader) readahead(off, end int64) Range {
 		r.window = min(max(2*r.window, 4*opts.ChunkSize), opts.Readahead)
 	default:
 		r.next, r.window, r.aheadTo = end, 0, 0
+		return Range{}
+	}
+	if r.aheadTo-r.next > r.window/2 {
+		// Enough is on its way. Topping up in large steps keeps requests
+		// large instead of one chunk per read.
 		return Range{}
 	}
 	from := max(r.next, r.aheadTo)

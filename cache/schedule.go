@@ -31,13 +31,12 @@ func getChunkBuf(n int64) *[]byte {
 
 // scheduleLocked makes sure every chunk overlapping r is present or being
 // fetched, starting fetches of at most runChunks chunks each for the
-// missing ones, and returns the flights to wait for. b.mu must be held.
-func (b *Blob) scheduleLocked(r Range, runChunks int64) ([]*flight, error) {
+// missing ones. Only ErrOffline can fail it. b.mu must be held.
+func (b *Blob) scheduleLocked(r Range, runChunks int64) error {
 	if b.complete || r.Len() <= 0 {
-		return nil, nil
+		return nil
 	}
 	cs := b.store.opts.ChunkSize
-	var waits []*flight
 	var run []int64
 	flush := func() error {
 		if len(run) == 0 {
@@ -51,7 +50,6 @@ func (b *Blob) scheduleLocked(r Range, runChunks int64) ([]*flight, error) {
 			flights[i] = &flight{done: make(chan struct{}), n: b.chunkRange(c).Len()}
 			b.flights[c] = flights[i]
 		}
-		waits = append(waits, flights...)
 		b.users++ // released by the fetch
 		b.store.bg.Add(1)
 		go b.fetchRun(run[0], run[0]+int64(len(run)), flights, b.fetcher)
@@ -59,27 +57,34 @@ func (b *Blob) scheduleLocked(r Range, runChunks int64) ([]*flight, error) {
 		return nil
 	}
 	for c := r.Start / cs; c*cs < r.End; c++ {
-		if fl, ok := b.flights[c]; ok {
+		_, inFlight := b.flights[c]
+		if inFlight || b.present.Contains(b.chunkRange(c)) {
 			if err := flush(); err != nil {
-				return nil, err
-			}
-			waits = append(waits, fl)
-			continue
-		}
-		if b.present.Contains(b.chunkRange(c)) {
-			if err := flush(); err != nil {
-				return nil, err
+				return err
 			}
 			continue
 		}
 		run = append(run, c)
 		if int64(len(run)) == runChunks {
 			if err := flush(); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
-	return waits, flush()
+	return flush()
+}
+
+// flightsLocked returns the fetches in progress for chunks overlapping r,
+// in order. b.mu must be held.
+func (b *Blob) flightsLocked(r Range) []*flight {
+	var out []*flight
+	cs := b.store.opts.ChunkSize
+	for c := r.Start / cs; c*cs < r.End; c++ {
+		if fl, ok := b.flights[c]; ok {
+			out = append(out, fl)
+		}
+	}
+	return out
 }
 
 // fetchRun fetches chunks [c0, c1) in one range request and lands them one
@@ -168,11 +173,7 @@ func (b *Blob) land(c int64, fl *flight, err error) {
 		return
 	}
 	b.present.Add(b.chunkRange(c))
-	if !b.hashing && !b.complete && b.present.PrefixEnd() > b.hashOff {
-		b.hashing = true
-		b.store.bg.Add(1)
-		go b.hashLoop()
-	}
+	b.startHashingLocked()
 }
 
 // wait blocks until every flight has landed, ctx is done, or the fetch
@@ -208,4 +209,17 @@ func (r *idleReader) Read(p []byte) (int, error) {
 		r.idle.Reset(r.timeout)
 	}
 	return n, err
+}
+
+// startHashingLocked starts a hashLoop if the present prefix has grown past
+// what was hashed and none is running. The loop holds the blob open, so it
+// can finish and commit after the last reader has gone. b.mu must be held.
+func (b *Blob) startHashingLocked() {
+	if b.hashing || b.complete || b.present.PrefixEnd() <= b.hashOff {
+		return
+	}
+	b.hashing = true
+	b.users++
+	b.store.bg.Add(1)
+	go b.hashLoop()
 }
