@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what imgfs's demo, tests and benchmarks need from Debian, when
+# it is missing. Safe to run again: it only installs what is absent.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have fusermount3 || need+=(fuse3)
+have docker-registry || need+=(docker-registry)
+have skopeo || need+=(skopeo)
+have umoci || need+=(umoci)
+have jq || need+=(jq)
+have zstd || need+=(zstd)
+have curl || need+=(curl)
+if [ "${IMGFS_BENCH:-}" = 1 ]; then
+  have containerd || need+=(containerd)
+fi
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing ${need[*]}; run as root (or: sudo apt-get install ${need[*]})" >&2
+    exit 1
+  fi
+  echo "setup: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! have go; then
+  echo "setup: Go is not installed (need Go 1.26 or later on PATH)" >&2
+  exit 1
+fi
+if [ ! -e /dev/fuse ]; then
+  modprobe fuse 2>/dev/null || true
+fi
+if [ ! -e /dev/fuse ]; then
+  echo "setup: /dev/fuse is missing: load the fuse module (modprobe fuse) or run the container with --device /dev/fuse" >&2
+  exit 1
+fi
