@@ -341,3 +341,22 @@ func TestSequentialReadsReadAhead(t *testing.T) {
 		t.Fatalf("pulled %d bytes after reading 1 MiB sequentially", pulled)
 	}
 }
+
+func TestPrefetchCompletesWhatReadsLeft(t *testing.T) {
+	s := testStore(t, Options{})
+	desc, f := testBlob(t, 1<<20+100)
+	r, _ := s.NewReader(desc, f)
+	if _, err := r.ReadAt(context.Background(), make([]byte, 10), 500_000); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if err := s.Prefetch(context.Background(), desc, f); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Exists(desc) {
+		t.Fatal("prefetched blob not committed")
+	}
+	if got := f.bytes.Load(); got != desc.Size {
+		t.Fatalf("pulled %d bytes, want each byte once: %d", got, desc.Size)
+	}
+}

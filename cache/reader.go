@@ -92,13 +92,16 @@ func (r *Reader) readahead(off, end int64) Range {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	opts := r.blob.store.opts
-	// The kernel's own readahead sends several READs at once, up to
-	// read_ahead_kb apart, and they arrive in any order.
-	slack := max(r.window, opts.Readahead/4, 2*opts.ChunkSize)
+	// A read continues the stream if it starts at or just past the
+	// frontier, or anywhere in what was already fetched ahead: the
+	// kernel's readahead sends several READs at once and they arrive in
+	// any order. Stragglers behind the frontier change nothing.
+	back := max(r.window, 2*opts.ChunkSize)
+	forward := max(r.aheadTo, r.next+(end-off))
 	switch {
-	case r.next > 0 && off >= r.next-slack && end <= r.next:
-		return Range{} // a straggler behind the frontier: no news
-	case r.next > 0 && off >= r.next-slack && off <= r.next+slack:
+	case r.next > 0 && off >= r.next-back && end <= r.next:
+		return Range{}
+	case r.next > 0 && off >= r.next-back && off <= forward:
 		r.next = end // the frontier moves on: widen the window
 		r.window = min(max(2*r.window, 4*opts.ChunkSize), opts.Readahead)
 	default:

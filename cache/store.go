@@ -48,8 +48,10 @@ type Store struct {
 	opts  Options
 	log   *slog.Logger
 	slots chan struct{} // one token per range request in flight
-	stats counters
-	bg    sync.WaitGroup // background fetches and hashing
+
+	prefetching chan struct{} // one token per blob being prefetched
+	stats       counters
+	bg          sync.WaitGroup // background fetches and hashing
 
 	mu    sync.Mutex
 	blobs map[digest.Digest]*Blob // lazily read blobs with open users
@@ -98,7 +100,9 @@ func Open(root string, opts Options) (*Store, error) {
 		opts:  opts,
 		log:   opts.Logger,
 		slots: make(chan struct{}, opts.MaxConnections),
-		blobs: make(map[digest.Digest]*Blob),
+
+		prefetching: make(chan struct{}, prefetchParallel),
+		blobs:       make(map[digest.Digest]*Blob),
 	}
 	if err := s.initLayout(); err != nil {
 		return nil, fmt.Errorf("cache directory %s is not usable (set --cache-dir or IMGFS_CACHE_DIR): %w", abs, unwrapPathError(err))

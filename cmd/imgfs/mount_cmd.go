@@ -1,10 +1,201 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/fetch"
+	"github.com/imgfs/imgfs/fusefs"
+)
+
+type mountFlags struct {
+	registryFlags
+	cacheOptions
+	background    bool
+	offline       bool
+	noPassthrough bool
+	debugFUSE     bool
+	logFile       string
+	prefetch      bool
+}
 
 func newMountCommand(g *globalFlags) *cobra.Command {
-	return &cobra.Command{Use: "mount", Hidden: true}
+	f := &mountFlags{}
+	cmd := &cobra.Command{
+		Use:   "mount [flags] <ref> <mountpoint>",
+		Short: "Mount an image read-only as an OCI image layout, fetching layers lazily",
+		Long: `Mount resolves <ref>, fetches its index, manifests and configs, and mounts
+a read-only OCI image layout at <mountpoint>. Layer bytes are fetched from the
+registry with range requests when first read, kept in the cache, and
+committed there once the whole layer is verified.
+
+It runs in the foreground until SIGINT or SIGTERM, then unmounts. With
+--background it returns once the mount is ready; stop it with imgfs unmount.`,
+		Args: exactArgs("ref", "mountpoint"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runMount(cmd.Context(), g, f, args[0], args[1])
+		},
+	}
+	f.registryFlags.register(cmd.Flags())
+	f.cacheOptions.register(cmd.Flags())
+	cmd.Flags().BoolVarP(&f.background, "background", "d", false, "return once the mount is ready, leaving the server running")
+	cmd.Flags().BoolVar(&f.offline, "offline", false, "mount from the cache alone; reads of bytes not cached fail with EIO")
+	cmd.Flags().BoolVar(&f.noPassthrough, "no-passthrough", false, "never hand complete blobs to the kernel (FUSE passthrough)")
+	cmd.Flags().BoolVar(&f.prefetch, "prefetch", false, "fetch whole layers in the background after mounting; reads take priority")
+	cmd.Flags().BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request")
+	cmd.Flags().StringVar(&f.logFile, "log-file", "", "write logs to `file` (default with --background: <cache-dir>/logs/mount-<pid>.log)")
+	return cmd
 }
-func newUnmountCommand(g *globalFlags) *cobra.Command {
-	return &cobra.Command{Use: "unmount", Hidden: true}
+
+func runMount(ctx context.Context, g *globalFlags, f *mountFlags, refArg, mountpoint string) (err error) {
+	defer func() {
+		if err != nil {
+			signalReady(err) // a waiting parent prints it
+		}
+	}()
+	ref, err := fetch.ParseReference(refArg)
+	if err != nil {
+		return usageError{err}
+	}
+	ps, err := f.parsePlatforms()
+	if err != nil {
+		return err
+	}
+	if err := fusefs.CheckFuseDevice(); err != nil {
+		return err
+	}
+	if err := fusefs.CheckMountpoint(mountpoint); err != nil {
+		return err
+	}
+	if f.background && !isBackgroundChild() {
+		return startBackground(g, f)
+	}
+	if err := g.redirectLogs(f.logFile); err != nil {
+		return err
+	}
+	store, err := g.openCache(f.cacheOptions.options())
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	img, fetcher, err := resolveForMount(ctx, g, f, store, ref, ps)
+	if err != nil {
+		return err
+	}
+	server, err := fusefs.Mount(mountpoint, img, blobSource{store: store, fetcher: fetcher}, fusefs.Options{
+		FsName:      ref.String(),
+		Logger:      g.logger,
+		Debug:       f.debugFUSE,
+		Passthrough: !f.noPassthrough,
+		ExtraStats:  func() any { return store.Stats() },
+	})
+	if err != nil {
+		return err
+	}
+	g.logger.Info("mounted", "ref", ref.String(), "mountpoint", mountpoint, "platforms", describePlatforms(img), "offline", f.offline)
+	signalReady(nil)
+	if f.prefetch && fetcher != nil {
+		go prefetchLayers(ctx, g, store, fetcher, img)
+	}
+
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { server.Wait(); close(done) }()
+	select {
+	case sig := <-stop:
+		g.logger.Info("unmounting", "signal", sig.String(), "mountpoint", mountpoint)
+		if err := server.Unmount(); err != nil {
+			return fmt.Errorf("unmount %s: %w", mountpoint, err)
+		}
+		<-done
+	case <-done: // unmounted from outside (imgfs unmount, umount)
+	}
+	return nil
+}
+
+// resolveForMount walks the image's metadata into the cache through the
+// same handler chain as fetch, leaving layers lazy. Offline, everything
+// must already be in the cache.
+func resolveForMount(ctx context.Context, g *globalFlags, f *mountFlags, store *cache.Store, ref fetch.Reference, ps []ocispec.Platform) (fusefs.Image, cache.Fetcher, error) {
+	opts := fetch.WalkOptions{
+		Platforms:     ps,
+		AllPlatforms:  f.allPlatforms,
+		LazyLayers:    true,
+		Limit:         max(len(ps), 1),
+		MaxConcurrent: 8,
+	}
+	var (
+		root    ocispec.Descriptor
+		data    []byte
+		src     cache.Fetcher
+		fetcher cache.Fetcher
+	)
+	if f.offline {
+		var err error
+		if root, err = store.LookupRef(ref.String()); err != nil {
+			if errors.Is(err, cache.ErrRefNotFound) {
+				return fusefs.Image{}, nil, fmt.Errorf("--offline: %s is not in the cache %s: mount it once online, or imgfs fetch --metadata-only it", ref, store.Root())
+			}
+			return fusefs.Image{}, nil, err
+		}
+		if data, err = store.ReadMetadata(ctx, root); err != nil {
+			return fusefs.Image{}, nil, fmt.Errorf("--offline: %w", err)
+		}
+		src = offlineFetcher{}
+	} else {
+		_, remote, err := f.remote(g, ref.String())
+		if err != nil {
+			return fusefs.Image{}, nil, err
+		}
+		if root, data, err = remote.Resolve(ctx); err != nil {
+			return fusefs.Image{}, nil, err
+		}
+		src, fetcher = remote, remote
+	}
+	tree, err := fetch.Walk(ctx, store, src, ref.Name(), root, data, opts)
+	if err != nil {
+		if f.offline {
+			return fusefs.Image{}, nil, fmt.Errorf("--offline: metadata of %s is not all cached: %w", ref, err)
+		}
+		return fusefs.Image{}, nil, err
+	}
+	if !f.offline {
+		if err := store.SetRef(ref.String(), root, nil); err != nil {
+			return fusefs.Image{}, nil, err
+		}
+	}
+	img, err := buildImage(ctx, store, ref, tree, ps)
+	return img, fetcher, err
+}
+
+// prefetchLayers fills every layer of the mount in the background. The
+// cache bounds it to a few connections, so reads keep priority.
+func prefetchLayers(ctx context.Context, g *globalFlags, store *cache.Store, fetcher cache.Fetcher, img fusefs.Image) {
+	var wg sync.WaitGroup
+	for _, desc := range img.Blobs {
+		if fetch.IsMetadata(desc) || store.Exists(desc) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := store.Prefetch(ctx, desc, fetcher); err != nil {
+				g.logger.Warn("prefetch failed; the layer stays lazy", "digest", desc.Digest, "error", err)
+				return
+			}
+			g.logger.Info("prefetched", "digest", desc.Digest, "size", desc.Size)
+		}()
+	}
+	wg.Wait()
 }

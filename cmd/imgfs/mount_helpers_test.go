@@ -1,7 +1,17 @@
 package main
 
 import (
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
 	"golang.org/x/sys/unix"
+
+	"github.com/imgfs/imgfs/internal/testregistry"
 )
 
 func mountReadOnlyTmpfs(dir string) error {
@@ -9,3 +19,50 @@ func mountReadOnlyTmpfs(dir string) error {
 }
 
 func unmountQuietly(dir string) { unix.Unmount(dir, unix.MNT_DETACH) }
+
+func isMounted(path string) bool {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[4] == path {
+			return true
+		}
+	}
+	return false
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// backgroundPID reads the server's pid from mount --background's output.
+func backgroundPID(t *testing.T, out string) int {
+	t.Helper()
+	_, rest, ok := strings.Cut(out, "(pid ")
+	if !ok {
+		t.Fatalf("no pid in %q", out)
+	}
+	num, _, _ := strings.Cut(rest, ",")
+	pid, err := strconv.Atoi(num)
+	if err != nil {
+		t.Fatalf("pid in %q: %v", out, err)
+	}
+	return pid
+}
+
+func readAllFrom(r io.Reader) ([]byte, error) { return io.ReadAll(r) }
+
+var (
+	bigOnce   sync.Once
+	bigPushed testregistry.Pushed
+	bigErr    error
+)

@@ -49,7 +49,7 @@ func (g *globalFlags) openCache(opts cache.Options) (*cache.Store, error) {
 	dir := g.cacheDir
 	if dir == "" {
 		var err error
-		if dir, err = cache.DefaultRoot(); err != nil {
+		if dir, err = defaultCacheDir(); err != nil {
 			return nil, err
 		}
 	}
@@ -67,3 +67,5 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 		return nil
 	}
 }
+
+func defaultCacheDir() (string, error) { return cache.DefaultRoot() }

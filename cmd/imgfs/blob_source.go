@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/fusefs"
+)
+
+// blobSource serves the filesystem's blobs from the cache, fetching what is
+// missing through fetcher (nil when offline). It is the only place where the
+// filesystem and the cache meet.
+type blobSource struct {
+	store   *cache.Store
+	fetcher cache.Fetcher
+}
+
+var _ fusefs.Blobs = blobSource{}
+
+func (b blobSource) Open(desc ocispec.Descriptor) (fusefs.BlobReader, error) {
+	return b.store.NewReader(desc, b.fetcher)
+}
+
+func (b blobSource) CompletePath(desc ocispec.Descriptor) (string, bool) {
+	return b.store.CompletePath(desc)
+}
+
+// offlineFetcher stands in for the registry with --offline: everything not
+// cached fails at once with a message naming the blob.
+type offlineFetcher struct{}
+
+func (offlineFetcher) Fetch(_ context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+	return nil, fmt.Errorf("%w: %s", cache.ErrOffline, desc.Digest)
+}
+
+func (offlineFetcher) FetchRange(_ context.Context, desc ocispec.Descriptor, _, _ int64) (io.ReadCloser, error) {
+	return nil, fmt.Errorf("%w: %s", cache.ErrOffline, desc.Digest)
+}

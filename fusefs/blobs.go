@@ -1,0 +1,29 @@
+package fusefs
+
+import (
+	"context"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Blobs opens blob content for reading. The cache implements it, so the
+// filesystem never learns where the bytes come from.
+type Blobs interface {
+	// Open returns a reader for one open file handle. Each handle gets its
+	// own reader so that access patterns (sequential or random) are tracked
+	// per handle.
+	Open(desc ocispec.Descriptor) (BlobReader, error)
+
+	// CompletePath returns the path of the verified, complete blob file, if
+	// the cache holds one. Such blobs can be served by FUSE passthrough.
+	CompletePath(desc ocispec.Descriptor) (string, bool)
+}
+
+// BlobReader reads one blob on behalf of one open file handle.
+type BlobReader interface {
+	// ReadAt fills p from offset off. It returns len(p) bytes, or fewer only
+	// at the end of the blob; any other shortfall is an error, because a
+	// short read mid-file truncates the file in the kernel.
+	ReadAt(ctx context.Context, p []byte, off int64) (int, error)
+	Close() error
+}

@@ -1,0 +1,15 @@
+// Package fusefs serves one image as a read-only FUSE filesystem laid out as
+// an OCI image layout, plus friendly views for people:
+//
+//	oci-layout, index.json      the layout (see LayoutIndex for the names)
+//	blobs/sha256/<hex>          every blob, read lazily through Blobs
+//	manifest.json, config.json  links into blobs/ for the default platform
+//	layers/<n>-<hex12>.<ext>    its layers, in order
+//	index-manifest.json         the root index, when the image has one
+//	platforms/<os>-<arch>/...   the same views per platform, when there are several
+//	.imgfs/stats.json           counters, made on each open
+//
+// It owns the tree, the attributes, the FUSE options and the mount point
+// checks. It knows nothing of HTTP or registries: blob bytes come through
+// the Blobs interface, which the cache implements.
+package fusefs

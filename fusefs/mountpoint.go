@@ -1,0 +1,292 @@
+package fusefs
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Errors that callers branch on. The errors returned wrap one of these and
+// read as one line naming the path and the fix.
+var (
+	ErrMountpointMissing = errors.New("mountpoint does not exist")
+	ErrNotDirectory      = errors.New("mountpoint is not a directory")
+	ErrNotEmpty          = errors.New("mountpoint is not empty")
+	ErrMounted           = errors.New("already mounted")
+	ErrStaleMount        = errors.New("stale mount")
+	ErrNotMounted        = errors.New("not mounted")
+	ErrNotImgfs          = errors.New("not an imgfs mount")
+	ErrNoFuse            = errors.New("FUSE unavailable")
+)
+
+// fsType is the type imgfs mounts show in /proc/mounts: "fuse." plus the
+// Name mount option.
+const fsType = "fuse.imgfs"
+
+// pathError is a one-line message for a person that still matches its
+// sentinel, and the underlying cause if any, with errors.Is.
+type pathError struct {
+	kind  error
+	cause error
+	msg   string
+}
+
+func (e *pathError) Error() string   { return e.msg }
+func (e *pathError) Unwrap() []error { return []error{e.kind, e.cause} }
+
+// CheckMountpoint reports whether path can take a new mount: it must be an
+// existing, empty directory that is not already a mount point. A mount
+// whose daemon died is reported as stale (ErrStaleMount), with the command
+// that clears it.
+func CheckMountpoint(path string) error {
+	m, mounted, err := findMount(path)
+	if err != nil {
+		return err
+	}
+	if mounted {
+		if isStale(path) {
+			return &pathError{kind: ErrStaleMount, msg: fmt.Sprintf("mountpoint %s is a stale %s mount: run imgfs unmount %s", path, friendlyType(m.fsType), path)}
+		}
+		if m.fsType == fsType {
+			return &pathError{kind: ErrMounted, msg: fmt.Sprintf("mountpoint %s is already mounted (imgfs %s): run imgfs unmount %s first", path, m.source, path)}
+		}
+		return &pathError{kind: ErrMounted, msg: fmt.Sprintf("mountpoint %s is already mounted (%s %s): choose another directory", path, m.fsType, m.source)}
+	}
+
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return &pathError{kind: ErrMountpointMissing, cause: err, msg: fmt.Sprintf("mountpoint %s does not exist: create it with mkdir -p %s", path, path)}
+	case errors.Is(err, unix.ENOTCONN), errors.Is(err, unix.ECONNABORTED):
+		return &pathError{kind: ErrStaleMount, cause: err, msg: fmt.Sprintf("mountpoint %s is inside a stale FUSE mount: unmount that first", path)}
+	case err != nil:
+		return fmt.Errorf("mountpoint %s: %w", path, err)
+	case !fi.IsDir():
+		return &pathError{kind: ErrNotDirectory, msg: fmt.Sprintf("mountpoint %s is not a directory", path)}
+	}
+
+	d, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("mountpoint %s: %w", path, err)
+	}
+	defer d.Close()
+	if _, err := d.Readdirnames(1); err == nil {
+		return &pathError{kind: ErrNotEmpty, msg: fmt.Sprintf("mountpoint %s is not empty: use an empty directory", path)}
+	} else if err != io.EOF {
+		return fmt.Errorf("mountpoint %s: %w", path, err)
+	}
+	return nil
+}
+
+func friendlyType(t string) string {
+	if t == fsType {
+		return "imgfs"
+	}
+	return t
+}
+
+// CheckFuseDevice reports whether this process can mount FUSE filesystems,
+// with the fix in one line if not.
+func CheckFuseDevice() error {
+	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return &pathError{kind: ErrNoFuse, cause: err, msg: "/dev/fuse does not exist: load the module with modprobe fuse (in a container, pass --device /dev/fuse)"}
+	case errors.Is(err, fs.ErrPermission):
+		return &pathError{kind: ErrNoFuse, cause: err, msg: "/dev/fuse is not accessible to this user: run as root, or apt-get install fuse3 and make /dev/fuse mode 0666"}
+	case err != nil:
+		return &pathError{kind: ErrNoFuse, cause: err, msg: fmt.Sprintf("/dev/fuse: %v", err)}
+	}
+	f.Close()
+	if os.Geteuid() != 0 {
+		if _, err := fusermount(); err != nil {
+			return &pathError{kind: ErrNoFuse, cause: err, msg: "mounting as a non-root user needs fusermount3: apt-get install fuse3, or run as root"}
+		}
+	}
+	return nil
+}
+
+// UnmountResult says what Unmount found and did.
+type UnmountResult int
+
+const (
+	// Unmounted: a live mount was unmounted.
+	Unmounted UnmountResult = iota + 1
+	// DetachedBusy: a live mount had open files and was detached lazily;
+	// it goes away when the last one is closed.
+	DetachedBusy
+	// DetachedStale: the mount's daemon was gone and the mount was
+	// detached.
+	DetachedStale
+)
+
+func (r UnmountResult) String() string {
+	switch r {
+	case Unmounted:
+		return "unmounted"
+	case DetachedBusy:
+		return "busy, detached lazily"
+	case DetachedStale:
+		return "stale, detached"
+	}
+	return "UnmountResult(" + strconv.Itoa(int(r)) + ")"
+}
+
+// Unmount unmounts the imgfs mount at path, live or stale. A live mount
+// with open files is detached lazily. It refuses paths that are not mount
+// points (ErrNotMounted) and mounts of other filesystems (ErrNotImgfs).
+func Unmount(path string) (UnmountResult, error) {
+	m, mounted, err := findMount(path)
+	if err != nil {
+		return 0, err
+	}
+	if !mounted {
+		return 0, &pathError{kind: ErrNotMounted, msg: "not mounted: " + path}
+	}
+	if m.fsType != fsType {
+		return 0, &pathError{kind: ErrNotImgfs, msg: fmt.Sprintf("%s is a %s mount, not imgfs: refusing to unmount it", path, m.fsType)}
+	}
+	if isStale(path) {
+		if err := umount(m.mountPoint, unix.MNT_DETACH); err != nil {
+			return 0, fmt.Errorf("unmount stale mount %s: %w", path, err)
+		}
+		return DetachedStale, nil
+	}
+	err = umount(m.mountPoint, 0)
+	if errors.Is(err, unix.EBUSY) {
+		if err := umount(m.mountPoint, unix.MNT_DETACH); err != nil {
+			return 0, fmt.Errorf("unmount %s lazily: %w", path, err)
+		}
+		return DetachedBusy, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("unmount %s: %w", path, err)
+	}
+	return Unmounted, nil
+}
+
+// isStale probes a mount point with statfs, which fails with ENOTCONN once
+// the daemon is gone (ECONNABORTED after an abort); stat may still answer
+// from the attribute cache.
+func isStale(path string) bool {
+	var st unix.Statfs_t
+	err := unix.Statfs(path, &st)
+	return errors.Is(err, unix.ENOTCONN) || errors.Is(err, unix.ECONNABORTED)
+}
+
+// umount calls umount2, or as a non-root user fusermount3 -u (-z for
+// MNT_DETACH).
+func umount(path string, flags int) error {
+	err := unix.Unmount(path, flags)
+	if !errors.Is(err, unix.EPERM) || os.Geteuid() == 0 {
+		return err
+	}
+	bin, ferr := fusermount()
+	if ferr != nil {
+		return err
+	}
+	args := []string{"-u", path}
+	if flags&unix.MNT_DETACH != 0 {
+		args = []string{"-u", "-z", path}
+	}
+	out, ferr := exec.Command(bin, args...).CombinedOutput()
+	if ferr == nil {
+		return nil
+	}
+	msg := strings.TrimSpace(string(out))
+	if strings.Contains(msg, "busy") {
+		return fmt.Errorf("%s: %w", msg, unix.EBUSY)
+	}
+	return fmt.Errorf("%s: %s", bin, msg)
+}
+
+func fusermount() (string, error) {
+	if p, err := exec.LookPath("fusermount3"); err == nil {
+		return p, nil
+	}
+	return exec.LookPath("fusermount")
+}
+
+// mountInfo is one line of /proc/self/mountinfo.
+type mountInfo struct {
+	mountPoint, fsType, source string
+}
+
+// findMount looks path up in /proc/self/mountinfo. It compares the cleaned
+// absolute path, with symlinks resolved as far as possible without touching
+// the mount itself, which may be stale. The last match is the visible one.
+func findMount(path string) (mountInfo, bool, error) {
+	target := canonical(path)
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return mountInfo{}, false, fmt.Errorf("read mount table: %w", err)
+	}
+	var found mountInfo
+	ok := false
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		m, good := parseMountInfo(sc.Text())
+		if good && m.mountPoint == target {
+			found, ok = m, true
+		}
+	}
+	return found, ok, sc.Err()
+}
+
+// parseMountInfo parses "id parent maj:min root mountpoint opts [optional...] - type source superopts".
+func parseMountInfo(line string) (mountInfo, bool) {
+	pre, post, ok := strings.Cut(line, " - ")
+	f, g := strings.Fields(pre), strings.Fields(post)
+	if !ok || len(f) < 5 || len(g) < 2 {
+		return mountInfo{}, false
+	}
+	return mountInfo{mountPoint: unescapeOctal(f[4]), fsType: g[0], source: unescapeOctal(g[1])}, true
+}
+
+// unescapeOctal undoes the kernel's \ooo escapes of space, tab, newline and
+// backslash in mountinfo.
+func unescapeOctal(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// canonical returns path absolute and cleaned, with symlinks resolved. If
+// the path itself cannot be resolved (it may be a stale mount, or missing),
+// only its parent is.
+func canonical(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return filepath.Clean(path)
+	}
+	if r, err := filepath.EvalSymlinks(abs); err == nil {
+		return r
+	}
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+		return filepath.Join(dir, filepath.Base(abs))
+	}
+	return abs
+}
