@@ -37,7 +37,8 @@ type Blob struct {
 	hashing    bool  // a hashLoop is running
 	hashOff    int64 // bytes fed to hasher, always a prefix of present
 	hasher     hash.Hash
-	hashState  []byte // hasher's marshalled state at hashStateOff, for persist
+	unhashed   map[int64]*[]byte // landed chunks' bytes by offset, kept for the hasher
+	hashState  []byte            // hasher's marshalled state at hashStOff, for persist
 	hashStOff  int64
 	mismatches int           // digest failures so far
 	changed    chan struct{} // closed and replaced on commit or mismatch
@@ -87,6 +88,7 @@ func (s *Store) loadBlob(desc ocispec.Descriptor, f Fetcher) (*Blob, error) {
 		users:    1,
 		fetcher:  f,
 		flights:  make(map[int64]*flight),
+		unhashed: make(map[int64]*[]byte),
 		hasher:   desc.Digest.Algorithm().Hash(),
 		changed:  make(chan struct{}),
 	}
@@ -140,6 +142,12 @@ func (b *Blob) Close() error {
 	last := b.users == 0
 	if last && s.blobs[b.desc.Digest] == b {
 		delete(s.blobs, b.desc.Digest)
+	}
+	if last {
+		for off, buf := range b.unhashed {
+			chunkPool.Put(buf)
+			delete(b.unhashed, off)
+		}
 	}
 	b.mu.Unlock()
 	s.mu.Unlock()

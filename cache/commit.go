@@ -31,7 +31,18 @@ func (b *Blob) hashLoop() {
 		}
 		b.mu.Unlock()
 		for off := from; off < to; {
-			n := min(int64(len(*buf)), to-off)
+			chunk := b.chunkRange(off / b.store.opts.ChunkSize)
+			b.mu.Lock()
+			kept, ok := b.unhashed[chunk.Start]
+			delete(b.unhashed, chunk.Start)
+			b.mu.Unlock()
+			if ok {
+				b.hasher.Write(*kept)
+				chunkPool.Put(kept)
+				off = chunk.End
+				continue
+			}
+			n := min(chunk.End, to) - off
 			if _, err := b.file.ReadAt((*buf)[:n], off); err != nil {
 				b.store.log.Error("hash read failed", "digest", b.desc.Digest, "error", err)
 				b.mu.Lock()

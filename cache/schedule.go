@@ -17,6 +17,10 @@ const (
 	fillRunChunks   = 8
 )
 
+// maxUnhashed bounds the landed chunks a blob keeps in memory for the
+// hasher, which must take chunks in order while they land in any order.
+const maxUnhashed = 8
+
 var chunkPool = sync.Pool{New: func() any { return new([]byte) }}
 
 // getChunkBuf returns a pooled buffer of at least n bytes.
@@ -127,14 +131,12 @@ func (b *Blob) fetchRun(c0, c1 int64, flights []*flight, f Fetcher) {
 				s.stats.fetchedBytes.Add(cr.Len())
 				_, err = b.file.WriteAt(*bp, cr.Start)
 			}
-			if err == nil {
-				startWriteback(b.file, cr)
-			}
-			chunkPool.Put(bp)
 			if err != nil {
+				chunkPool.Put(bp)
 				return causeOr(ctx, err)
 			}
-			b.land(c, flights[c-c0], nil)
+			startWriteback(b.file, cr)
+			b.land(c, flights[c-c0], bp)
 			landed++
 		}
 		return nil
@@ -144,7 +146,7 @@ func (b *Blob) fetchRun(c0, c1 int64, flights []*flight, f Fetcher) {
 		err = fmt.Errorf("fetch %s bytes %d-%d: %w", b.desc.Digest, b.chunkRange(c0).Start, b.chunkRange(c1-1).End-1, err)
 		s.log.Warn("fetch failed", "digest", b.desc.Digest, "error", err)
 		for i := landed; i < len(flights); i++ {
-			b.land(c0+int64(i), flights[i], err)
+			b.fail(c0+int64(i), flights[i], err)
 		}
 	}
 	b.saveState()
@@ -159,9 +161,29 @@ func causeOr(ctx context.Context, err error) error {
 	return err
 }
 
-// land records the outcome of chunk c and wakes its waiters. A landed chunk
-// may extend the hashed prefix, so hashing is started if it is idle.
-func (b *Blob) land(c int64, fl *flight, err error) {
+// land records that chunk c is present and wakes its waiters. Its bytes,
+// still in buf, are kept for the hasher when it will soon need them, which
+// saves reading them back; otherwise buf goes back to the pool.
+func (b *Blob) land(c int64, fl *flight, buf *[]byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.flights[c] == fl {
+		delete(b.flights, c)
+	}
+	close(fl.done)
+	cr := b.chunkRange(c)
+	b.present.Add(cr)
+	near := cr.Start >= b.hashOff && cr.Start < b.hashOff+maxUnhashed*b.store.opts.ChunkSize
+	if !b.complete && near && len(b.unhashed) < maxUnhashed {
+		b.unhashed[cr.Start] = buf
+	} else {
+		chunkPool.Put(buf)
+	}
+	b.startHashingLocked()
+}
+
+// fail records that fetching chunk c failed and wakes its waiters with err.
+func (b *Blob) fail(c int64, fl *flight, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.flights[c] == fl {
@@ -169,11 +191,6 @@ func (b *Blob) land(c int64, fl *flight, err error) {
 	}
 	fl.err = err
 	close(fl.done)
-	if err != nil {
-		return
-	}
-	b.present.Add(b.chunkRange(c))
-	b.startHashingLocked()
 }
 
 // wait blocks until every flight has landed, ctx is done, or the fetch
