@@ -25,7 +25,11 @@ func TestFetchStoresVerifiedLayoutThatSkopeoReads(t *testing.T) {
 		repo := map[bool]string{false: "three/oci", true: "three/docker"}[docker]
 		ref := fx.reg.Reference(repo, "v1")
 		cacheDir := t.TempDir()
-		r := mustImgfs(t, "fetch", "--cache-dir", cacheDir, ref)
+		r := mustImgfs(t, "fetch", "--cache-dir", cacheDir, "--label", "org.example.team=infra", ref)
+		index := readIndex(t, cacheDir)
+		if entry := refNames(index)[ref]; entry.Digest != pushed.Manifest.Digest || entry.Annotations["org.example.team"] != "infra" {
+			t.Errorf("docker=%v: cache index.json entry for %s = %+v, want the manifest with the --label annotation", docker, ref, entry)
+		}
 		for _, want := range []string{"manifest-sha256:", "config-sha256:", "layer-sha256:", "done", "elapsed:"} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("docker=%v: progress lacks %q:\n%s", docker, want, r.stdout)
