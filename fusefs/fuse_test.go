@@ -784,8 +784,12 @@ func TestStaleMount(t *testing.T) {
 	mnt := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperMount$")
 	cmd.Env = append(os.Environ(), "IMGFS_HELPER_MOUNT="+mnt)
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -794,11 +798,18 @@ func TestStaleMount(t *testing.T) {
 		cmd.Wait()
 		unix.Unmount(mnt, unix.MNT_DETACH)
 	})
-	waitFor(t, "helper mount", func() bool { _, ok, _ := findMount(mnt); return ok })
+	// Kill only once Mount has returned: a daemon killed while it sends
+	// requests to its own mount cannot exit.
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() && sc.Text() != "mounted" {
+	}
+	if _, ok, _ := findMount(mnt); !ok {
+		t.Fatalf("helper did not mount: %s", stderr.String())
+	}
 	cmd.Process.Kill()
 	cmd.Wait()
 
-	err := CheckMountpoint(mnt)
+	err = CheckMountpoint(mnt)
 	if !errors.Is(err, ErrStaleMount) || err.Error() != "mountpoint "+mnt+" is a stale imgfs mount: run imgfs unmount "+mnt {
 		t.Errorf("CheckMountpoint on a stale mount: %v", err)
 	}
@@ -823,5 +834,6 @@ func TestHelperMount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	fmt.Println("mounted")
 	srv.Wait()
 }

@@ -200,7 +200,7 @@ func TestLayerNames(t *testing.T) {
 func TestParseMountInfo(t *testing.T) {
 	line := `36 35 0:52 / /tmp/my\040mnt ro,nosuid,nodev,relatime shared:1 - fuse.imgfs docker.io/library/alpine:3 ro,user_id=0,group_id=0`
 	m, ok := parseMountInfo(line)
-	want := mountInfo{mountPoint: "/tmp/my mnt", fsType: "fuse.imgfs", source: "docker.io/library/alpine:3"}
+	want := mountInfo{dev: "0:52", mountPoint: "/tmp/my mnt", fsType: "fuse.imgfs", source: "docker.io/library/alpine:3"}
 	if !ok || m != want {
 		t.Errorf("got %+v %v, want %+v", m, ok, want)
 	}

@@ -68,8 +68,9 @@ type Server struct {
 	fsys       *imageFS
 }
 
-// Mount checks the mountpoint and /dev/fuse, mounts img read-only at
-// mountpoint and serves it until unmounted. Blob content comes from blobs.
+// Mount checks img, /dev/fuse and the mountpoint, mounts img read-only at
+// mountpoint and serves it in the background until unmounted. Blob content
+// comes from blobs.
 //
 // As root the mount is made directly, without fusermount3, which need not
 // be installed; FUSE passthrough needs root anyway. Other users mount
@@ -79,14 +80,17 @@ func Mount(mountpoint string, img Image, blobs Blobs, opts Options) (*Server, er
 	if err != nil {
 		return nil, fmt.Errorf("mountpoint %s: %w", mountpoint, err)
 	}
+	index, err := LayoutIndex(img)
+	if err != nil {
+		return nil, err
+	}
+	if blobs == nil {
+		return nil, fmt.Errorf("mount %s: no Blobs", mountpoint)
+	}
 	if err := CheckFuseDevice(); err != nil {
 		return nil, err
 	}
 	if err := CheckMountpoint(mountpoint); err != nil {
-		return nil, err
-	}
-	index, err := LayoutIndex(img)
-	if err != nil {
 		return nil, err
 	}
 
@@ -197,14 +201,19 @@ func allowOtherPermitted() bool {
 }
 
 // setReadAhead sets the read-ahead of the mount's backing device. The
-// kernel resets it on every mount, and without it buffered READs stay at
-// 128 KiB whatever MaxWrite allows.
+// kernel resets it on every mount, and without it buffered READs stay
+// small whatever MaxWrite allows. The device number comes from the mount
+// table rather than from stat, so this process sends no request to its own
+// mount.
 func setReadAhead(mountpoint string, kb int) error {
-	var st unix.Stat_t
-	if err := unix.Stat(mountpoint, &st); err != nil {
-		return fmt.Errorf("stat %s: %w", mountpoint, err)
+	m, ok, err := findMount(mountpoint)
+	if err != nil {
+		return err
 	}
-	knob := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	if !ok {
+		return fmt.Errorf("%s is not in the mount table", mountpoint)
+	}
+	knob := "/sys/class/bdi/" + m.dev + "/read_ahead_kb"
 	if err := os.WriteFile(knob, []byte(strconv.Itoa(kb)), 0); err != nil {
 		return fmt.Errorf("set read-ahead: %w", err)
 	}

@@ -1,8 +1,6 @@
 package fusefs
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -219,29 +217,50 @@ func fusermount() (string, error) {
 
 // mountInfo is one line of /proc/self/mountinfo.
 type mountInfo struct {
-	mountPoint, fsType, source string
+	dev, mountPoint, fsType, source string
 }
 
-// findMount looks path up in /proc/self/mountinfo. It compares the cleaned
-// absolute path, with symlinks resolved as far as possible without touching
-// the mount itself, which may be stale. The last match is the visible one.
+// findMount looks path up in /proc/self/mountinfo; the last match is the
+// visible mount. It first tries the path with only its parent's symlinks
+// resolved, which does not touch the path itself: that may be a stale
+// mount, or this process's own mount, and a request from a FUSE server to
+// itself can hang if the server is killed meanwhile. Only if that finds
+// nothing is the whole path resolved, for a mountpoint given as a symlink.
 func findMount(path string) (mountInfo, bool, error) {
-	target := canonical(path)
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return mountInfo{}, false, fmt.Errorf("read mount table: %w", err)
 	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return mountInfo{}, false, fmt.Errorf("mountpoint %s: %w", path, err)
+	}
+	near := abs
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+		near = filepath.Join(dir, filepath.Base(abs))
+	}
+	if m, ok := lookupMount(data, near); ok {
+		return m, true, nil
+	}
+	if full, err := filepath.EvalSymlinks(abs); err == nil && full != near {
+		if m, ok := lookupMount(data, full); ok {
+			return m, true, nil
+		}
+	}
+	return mountInfo{}, false, nil
+}
+
+// lookupMount returns the last mountinfo entry mounted at target.
+func lookupMount(mountinfo []byte, target string) (mountInfo, bool) {
 	var found mountInfo
 	ok := false
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		m, good := parseMountInfo(sc.Text())
+	for line := range strings.Lines(string(mountinfo)) {
+		m, good := parseMountInfo(strings.TrimSuffix(line, "\n"))
 		if good && m.mountPoint == target {
 			found, ok = m, true
 		}
 	}
-	return found, ok, sc.Err()
+	return found, ok
 }
 
 // parseMountInfo parses "id parent maj:min root mountpoint opts [optional...] - type source superopts".
@@ -251,7 +270,7 @@ func parseMountInfo(line string) (mountInfo, bool) {
 	if !ok || len(f) < 5 || len(g) < 2 {
 		return mountInfo{}, false
 	}
-	return mountInfo{mountPoint: unescapeOctal(f[4]), fsType: g[0], source: unescapeOctal(g[1])}, true
+	return mountInfo{dev: f[2], mountPoint: unescapeOctal(f[4]), fsType: g[0], source: unescapeOctal(g[1])}, true
 }
 
 // unescapeOctal undoes the kernel's \ooo escapes of space, tab, newline and
@@ -272,21 +291,4 @@ func unescapeOctal(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
-}
-
-// canonical returns path absolute and cleaned, with symlinks resolved. If
-// the path itself cannot be resolved (it may be a stale mount, or missing),
-// only its parent is.
-func canonical(path string) string {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return filepath.Clean(path)
-	}
-	if r, err := filepath.EvalSymlinks(abs); err == nil {
-		return r
-	}
-	if dir, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
-		return filepath.Join(dir, filepath.Base(abs))
-	}
-	return abs
 }
