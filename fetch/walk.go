@@ -34,10 +34,12 @@ type WalkOptions struct {
 
 // Walk fetches the image whose root descriptor and bytes Resolve returned,
 // through the handler chain that opts select, and returns what it reached.
-func Walk(ctx context.Context, store *cache.Store, remote *Remote, root ocispec.Descriptor, rootData []byte, opts WalkOptions) (*Tree, error) {
+// Bytes the cache lacks come from src; source names the repository they
+// come from, for the cache's provenance records.
+func Walk(ctx context.Context, store *cache.Store, src cache.Fetcher, source string, root ocispec.Descriptor, rootData []byte, opts WalkOptions) (*Tree, error) {
 	matcher := PlatformMatcher(opts.Platforms)
-	src := Preloaded{Fetcher: remote, Desc: root, Data: rootData}
-	var fetcher Handler = FetchHandler(store, src, remote.ref.Name(), opts.Progress)
+	src = Preloaded{Fetcher: src, Desc: root, Data: rootData}
+	var fetcher Handler = FetchHandler(store, src, source, opts.Progress)
 	if opts.LazyLayers {
 		fetcher = SkipLayers(fetcher)
 	}
