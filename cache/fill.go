@@ -37,19 +37,12 @@ func (s *Store) Fill(ctx context.Context, desc ocispec.Descriptor, f Fetcher, pr
 		return err
 	}
 	progress(present)
-	for _, fl := range waits {
-		select {
-		case <-fl.done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if errors.Is(fl.err, ErrRangeUnsupported) {
-			return s.fillWhole(ctx, b, f, progress)
-		}
-		if fl.err != nil {
-			return fl.err
-		}
-		progress(fl.n)
+	err = awaitLanded(ctx, waits, func(fl *flight) { progress(fl.n) })
+	if errors.Is(err, ErrRangeUnsupported) {
+		return s.fillWhole(ctx, b, f, progress)
+	}
+	if err != nil {
+		return err
 	}
 	return b.waitCommit(ctx, mismatches)
 }
@@ -83,4 +76,24 @@ func (b *Blob) waitCommit(ctx context.Context, mismatches int) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// awaitLanded waits for flights in order, calling landed (if not nil) for
+// each that lands, until one fails or ctx is done. Fetches bound their own
+// time with the idle timeout, so this does not hang.
+func awaitLanded(ctx context.Context, flights []*flight, landed func(*flight)) error {
+	for _, fl := range flights {
+		select {
+		case <-fl.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if fl.err != nil {
+			return fl.err
+		}
+		if landed != nil {
+			landed(fl)
+		}
+	}
+	return nil
 }

@@ -37,18 +37,11 @@ func (s *Store) Prefetch(ctx context.Context, desc ocispec.Descriptor, f Fetcher
 		err := b.scheduleLocked(r, fillRunChunks)
 		waits := b.flightsLocked(r)
 		b.mu.Unlock()
+		if err == nil {
+			err = awaitLanded(ctx, waits, nil)
+		}
 		if err != nil {
 			return err
-		}
-		for _, fl := range waits {
-			select {
-			case <-fl.done:
-				if fl.err != nil {
-					return fl.err
-				}
-			case <-ctx.Done():
-				return ctx.Err()
-			}
 		}
 	}
 	return b.waitCommit(ctx, mismatches)

@@ -16,14 +16,21 @@ func FilterPlatforms(f Handler, matcher platforms.Matcher) HandlerFunc {
 		if err != nil {
 			return children, err
 		}
-		kept := children[:0:0]
-		for _, c := range children {
-			if c.Platform == nil || matcher.Match(*c.Platform) {
-				kept = append(kept, c)
-			}
-		}
-		return kept, nil
+		return keep(children, func(c ocispec.Descriptor) bool {
+			return c.Platform == nil || matcher.Match(*c.Platform)
+		}), nil
 	}
+}
+
+// keep returns the descriptors for which pred holds, in a new slice.
+func keep(descs []ocispec.Descriptor, pred func(ocispec.Descriptor) bool) []ocispec.Descriptor {
+	var kept []ocispec.Descriptor
+	for _, d := range descs {
+		if pred(d) {
+			kept = append(kept, d)
+		}
+	}
+	return kept
 }
 
 // LimitManifests wraps f so that an index yields at most n manifests, the
@@ -60,13 +67,7 @@ func FilterManifestByPlatform(f Handler, matcher platforms.Matcher) HandlerFunc 
 		if err != nil || !IsManifest(desc.MediaType) || desc.Platform == nil || matcher.Match(*desc.Platform) {
 			return children, err
 		}
-		var configs []ocispec.Descriptor
-		for _, c := range children {
-			if KindOf(c) == KindConfig {
-				configs = append(configs, c)
-			}
-		}
-		return configs, nil
+		return keep(children, func(c ocispec.Descriptor) bool { return KindOf(c) == KindConfig }), nil
 	}
 }
 
@@ -85,15 +86,9 @@ func SkipLayers(f Handler) HandlerFunc {
 func DropLayers(f Handler) HandlerFunc {
 	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 		children, err := f.Handle(ctx, desc)
-		if err != nil {
+		if err != nil || !IsManifest(desc.MediaType) {
 			return children, err
 		}
-		kept := children[:0:0]
-		for _, c := range children {
-			if KindOf(c) != KindLayer || !IsManifest(desc.MediaType) {
-				kept = append(kept, c)
-			}
-		}
-		return kept, nil
+		return keep(children, func(c ocispec.Descriptor) bool { return KindOf(c) != KindLayer }), nil
 	}
 }

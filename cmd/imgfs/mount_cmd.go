@@ -88,7 +88,27 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, refArg, mountp
 	}
 	defer store.Close()
 
-	img, fetcher, err := resolveForMount(ctx, g, f, store, ref, ps)
+	// Catch SIGINT and SIGTERM before mounting: dying of one halfway through
+	// Mount, while go-fuse is probing the new mount from this very process,
+	// would leave a process stuck on its own dead mount.
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(stop)
+	setupCtx, cancelSetup := context.WithCancel(ctx)
+	defer cancelSetup()
+	go func() {
+		// A signal during set-up cancels the metadata fetch; the select
+		// below sees it again and exits once nothing is left mounted.
+		if sig, ok := <-stop; ok {
+			cancelSetup()
+			stop <- sig
+		}
+	}()
+
+	img, fetcher, err := resolveForMount(setupCtx, g, f, store, ref, ps)
+	if err != nil && setupCtx.Err() != nil && ctx.Err() == nil {
+		return errors.New("interrupted while fetching metadata; nothing was mounted")
+	}
 	if err != nil {
 		return err
 	}
@@ -108,8 +128,6 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, refArg, mountp
 		go prefetchLayers(ctx, g, store, fetcher, img)
 	}
 
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() { server.Wait(); close(done) }()
 	select {

@@ -334,6 +334,7 @@ func TestMountLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitFor(t, "the mount", func() bool { return isMounted(mnt) })
+		// A signal while mounting must be handled too: send it at once.
 		cmd.Process.Signal(syscall.SIGINT)
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
