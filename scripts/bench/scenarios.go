@@ -1,0 +1,504 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"slices"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// scenario is one numbered benchmark. Scenario 7 (peak RSS) is measured
+// during scenario 3's reads and reported with them.
+type scenario struct {
+	id    string
+	title string
+	run   func(*bench) error
+}
+
+// scenarios run in this order: later ones use earlier ones' results as
+// anchors (2 uses 1's skopeo time, 4 uses 3's cache, 6 uses 3's time).
+var scenarios = []scenario{
+	{"1", "fetch, cold cache (vs curl -o; skopeo, ctr)", (*bench).fetchScenario},
+	{"2", "mount readiness, 512 MiB image (vs skopeo copy)", (*bench).readyScenario},
+	{"3", "cold sequential read through the mount (vs curl -o), with peak RSS (7)", (*bench).coldReadScenario},
+	{"4", "warm sequential read through the mount (vs the cache file)", (*bench).warmReadScenario},
+	{"5", "100 random 4 KiB reads of a cold layer", (*bench).randomReadScenario},
+	{"6", "8 concurrent cold readers (vs 1 reader)", (*bench).concurrentScenario},
+	{"8", "mount readiness of many manifests and many layers (vs 1 layer)", (*bench).manyReadyScenario},
+}
+
+// Targets, as ratios to the anchor unless they say otherwise.
+const (
+	fetchTarget       = 1.25    // 1: imgfs fetch ÷ curl -o
+	readyTarget       = 0.05    // 2: mount ready ÷ skopeo copy
+	coldReadTarget    = 1.25    // 3: cold cat through the mount ÷ curl -o
+	warmReadTarget    = 0.9     // 4: throughput through the mount ÷ reading the cache file
+	randomReadTarget  = 2 << 20 // 5: bytes pulled per 4 KiB read (a value)
+	sharedBytesTarget = 1.05    // 6: bytes pulled by 8 readers ÷ blob size
+	sharedWallTarget  = 1.5     // 6: wall time of 8 readers ÷ one reader
+	rssTarget         = 100 << 20
+	manyReadyTarget   = 2 // 8: readiness ÷ readiness of a 1-layer image
+)
+
+// fetchScenario is scenario 1: imgfs fetch of the big image into a fresh
+// cache against curl -o of its layer, with curl -o + sync, skopeo copy and
+// ctr content fetch of the same image for context; then the same for the
+// realistic image (1r), which has no target.
+func (b *bench) fetchScenario() error {
+	big := b.ref(repoBig+":"+tag, false)
+	layer := b.img.bigLayer()
+	curl := &contender{name: "curl -o", runs: b.cfg.runs, run: func() (time.Duration, error) {
+		return b.curl(b.reg.Host(), repoBig, false, layer)
+	}}
+	fetch := &contender{name: "imgfs fetch", runs: b.cfg.runs, run: func() (time.Duration, error) { return b.fetch(big) }}
+	curlSync := &contender{name: "curl -o + sync", runs: b.cfg.runs, run: func() (time.Duration, error) {
+		return b.curl(b.reg.Host(), repoBig, true, layer)
+	}}
+	skopeo := &contender{name: "skopeo copy", runs: b.cfg.slowRuns, run: func() (time.Duration, error) { return b.skopeo(big) }}
+	ctr := &contender{name: "ctr content fetch", runs: b.cfg.slowRuns, run: func() (time.Duration, error) { return b.ctrFetch(big) }}
+	inTurns(curl, fetch, curlSync, skopeo, ctr)
+
+	b.skopeoBig = skopeo.s
+	b.rep.add(Row{ID: "1", Name: "fetch 512 MiB, cold", Unit: unitSeconds, Value: stat(fetch.s),
+		AnchorName: curl.name, Anchor: stat(curl.s), Target: atMost(fetchTarget, ofRatio),
+		Notes: []string{"imgfs fsyncs the blob before committing it; curl -o does not (see curl -o + sync below)"}})
+	b.rep.add(toolRow("1", "curl -o + sync of the file, 512 MiB", "curl", curlSync, curl))
+	b.rep.add(toolRow("1", "skopeo copy 512 MiB", "skopeo", skopeo, curl))
+	b.rep.add(toolRow("1", "ctr content fetch 512 MiB", "ctr", ctr, curl))
+	return errors.Join(curl.err, fetch.err, curlSync.err, skopeo.err, ctr.err, b.realisticFetch())
+}
+
+// toolRow is the row of another tool than imgfs, measured against anchor:
+// n/a with the reason when the tool is not installed.
+func toolRow(id, name, tool string, c, anchor *contender) Row {
+	row := Row{ID: id, Name: name, Tool: tool, Unit: unitSeconds, Value: stat(c.s), AnchorName: anchor.name, Anchor: stat(anchor.s)}
+	if c.na != nil {
+		row.NA = c.na.Error()
+	}
+	return row
+}
+
+// realisticFetch is scenario 1r: imgfs fetch of the six-layer gzip image
+// against curl -o of its config and layers in one curl process, plus skopeo.
+func (b *bench) realisticFetch() error {
+	ref := b.ref(repoRealistic+":"+tag, false)
+	blobs := append([]ocispec.Descriptor{b.img.realistic.Config}, b.img.realistic.Layers...)
+	curl := &contender{name: "curl -o", runs: b.cfg.runs, run: func() (time.Duration, error) {
+		return b.curl(b.reg.Host(), repoRealistic, false, blobs...)
+	}}
+	fetch := &contender{name: "imgfs fetch", runs: b.cfg.runs, run: func() (time.Duration, error) { return b.fetch(ref) }}
+	skopeo := &contender{name: "skopeo copy", runs: b.cfg.slowRuns, run: func() (time.Duration, error) { return b.skopeo(ref) }}
+	inTurns(curl, fetch, skopeo)
+
+	var size int64
+	for _, l := range b.img.realistic.Layers {
+		size += l.Size
+	}
+	name := fmt.Sprintf("fetch %d-layer gzip image (%.0f MiB), cold", len(b.img.realistic.Layers), float64(size)/(1<<20))
+	b.rep.add(Row{ID: "1r", Name: name, Unit: unitSeconds, Value: stat(fetch.s), AnchorName: curl.name, Anchor: stat(curl.s),
+		Notes: []string{"no target; curl fetches the config and layers one after another on one connection"}})
+	b.rep.add(toolRow("1r", "skopeo copy of the same image", "skopeo", skopeo, curl))
+	return errors.Join(curl.err, fetch.err, skopeo.err)
+}
+
+// readyScenario is scenario 2: from running imgfs mount (cold cache, big
+// image) until index.json is read, against skopeo copy of the image, the
+// wait before an image is usable without imgfs.
+func (b *bench) readyScenario() error {
+	var ready samples
+	for range b.cfg.runs {
+		d, err := b.readiness(b.ref(repoBig+":"+tag, false))
+		if err != nil {
+			return err
+		}
+		ready = append(ready, d.Seconds())
+	}
+	b.rep.add(Row{ID: "2", Name: "mount ready, 512 MiB image, cold", Unit: unitSeconds, Value: stat(ready),
+		AnchorName: "skopeo copy", Anchor: stat(b.skopeoBig), Target: atMost(readyTarget, ofRatio),
+		Notes: []string{"from running imgfs mount --background until index.json has been read; the anchor is scenario 1's"}})
+	return nil
+}
+
+// readiness mounts ref on a fresh cache, unmounts it, and returns how long
+// the mount took to become ready.
+func (b *bench) readiness(ref string, extra ...string) (time.Duration, error) {
+	cache, err := b.dir("cache")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(cache)
+	m, err := b.mount(ref, cache, extra...)
+	if err != nil {
+		return 0, err
+	}
+	return m.ready, m.close()
+}
+
+// coldRead is what one cold read of the big layer through a mount measured.
+type coldRead struct {
+	wall     time.Duration
+	pulled   int64 // blob bytes through the proxy (proxied only)
+	settled  bool  // whether the proxy's count stopped growing (proxied only)
+	requests int64 // range requests, from stats.json
+	rss      int64 // the server's peak RSS
+}
+
+// coldReadScenario is scenario 3 (and 7): `cat` of the big layer through a
+// fresh mount on a fresh cache, against curl -o of the same blob. Both run
+// through the counting proxy, which gives the bytes pulled, and again
+// without it, since the proxy shares the CPUs with everything else and
+// imgfs makes many parallel requests through it. It keeps the last direct
+// run's cache, which then holds the committed layer, for scenario 4.
+func (b *bench) coldReadScenario() error {
+	layer := b.img.bigLayer()
+	var curl, wall, curlDirect, wallDirect, pulled, requests, rss samples
+	unsettled := 0
+	for i := range b.cfg.runs {
+		for _, proxied := range []bool{true, false} {
+			host := b.reg.Host()
+			if proxied {
+				host = b.proxy.Host()
+			}
+			d, err := b.curl(host, repoBig, false, layer)
+			if err != nil {
+				return err
+			}
+			r, err := b.coldReadOnce(proxied, !proxied && i == b.cfg.runs-1)
+			if err != nil {
+				return err
+			}
+			if !proxied {
+				curlDirect = append(curlDirect, d.Seconds())
+				wallDirect = append(wallDirect, r.wall.Seconds())
+				continue
+			}
+			curl = append(curl, d.Seconds())
+			wall = append(wall, r.wall.Seconds())
+			pulled = append(pulled, float64(r.pulled))
+			requests = append(requests, float64(r.requests))
+			rss = append(rss, float64(r.rss))
+			if !r.settled {
+				unsettled++
+			}
+		}
+	}
+	b.coldCat = wall
+	notes := []string{fmt.Sprintf("pulled %.3fx the blob (median) in a median of %.0f range requests", pulled.median()/float64(layer.Size), requests.median())}
+	if unsettled > 0 {
+		notes = append(notes, fmt.Sprintf("in %d runs the server was still fetching 10 s after the read", unsettled))
+	}
+	b.rep.add(Row{ID: "3", Name: "cold cat of 512 MiB via the mount, through the proxy", Unit: unitSeconds, Value: stat(wall),
+		AnchorName: "curl -o, through the proxy", Anchor: stat(curl), Target: atMost(coldReadTarget, ofRatio), Notes: notes})
+	b.rep.add(Row{ID: "3", Name: "cold cat of 512 MiB via the mount, no proxy", Unit: unitSeconds, Value: stat(wallDirect),
+		AnchorName: "curl -o, no proxy", Anchor: stat(curlDirect), Target: atMost(coldReadTarget, ofRatio)})
+	b.rep.add(Row{ID: "7", Name: "peak RSS of the server in scenario 3", Unit: unitBytes, Value: stat(rss),
+		Target: atMost(rssTarget, ofValue), Notes: []string{fmt.Sprintf("largest of %d runs: %s", len(rss), format(unitBytes, rss.percentile(100)))}})
+	return nil
+}
+
+// coldReadOnce runs one cold read for scenario 3, through the proxy or not.
+// With keep set the cache survives, in b.warmCache.
+func (b *bench) coldReadOnce(proxied, keep bool) (r coldRead, err error) {
+	layer := b.img.bigLayer()
+	cache, err := b.dir("cache")
+	if err != nil {
+		return r, err
+	}
+	defer func() {
+		if keep && err == nil {
+			b.warmCache = cache
+		} else {
+			os.RemoveAll(cache)
+		}
+	}()
+	m, err := b.mount(b.ref(repoBig+":"+tag, proxied), cache)
+	if err != nil {
+		return r, err
+	}
+	defer m.close()
+	b.proxy.ResetCounters()
+	if r.wall, err = timeCat(b.ctx, m.blob(layer.Digest)); err != nil {
+		return r, m.fail(err)
+	}
+	if err := b.waitCommitted(cache, layer.Digest); err != nil {
+		return r, err
+	}
+	if proxied {
+		r.pulled, r.settled = quietBytes(b.ctx, b.proxy, 300*time.Millisecond, 10*time.Second)
+	}
+	st, err := m.stats()
+	if err != nil {
+		return r, err
+	}
+	r.requests = st.Cache.RangeRequests
+	if r.rss, err = m.peakRSS(); err != nil {
+		return r, err
+	}
+	return r, m.close()
+}
+
+// warmReadScenario is scenario 4: once the layer is committed to the cache
+// (by scenario 3), a fresh mount of that cache should hand reads to the
+// kernel (FUSE passthrough) and read as fast as the cache file itself. It
+// measures page-cached reads, and cold-disk reads with the page cache of
+// those two files (only) dropped before each read.
+func (b *bench) warmReadScenario() error {
+	if b.warmCache == "" {
+		return errors.New("needs the cache scenario 3 leaves behind: run scenario 3 too")
+	}
+	layer := b.img.bigLayer()
+	file := cachedBlob(b.warmCache, layer.Digest)
+	m, err := b.mount(b.ref(repoBig+":"+tag, false), b.warmCache)
+	if err != nil {
+		return err
+	}
+	defer m.close()
+	via := m.blob(layer.Digest)
+	size := float64(layer.Size)
+
+	// read times one cat of path; with drop set, both files leave the page
+	// cache first.
+	read := func(path string, drop bool) (time.Duration, error) {
+		if drop {
+			if err := errors.Join(dropPageCache(file), dropPageCache(via)); err != nil {
+				return 0, err
+			}
+		}
+		return timeCat(b.ctx, path)
+	}
+	// measure reads the mount's file and the cache file in turns, swapping
+	// which goes first every round, and returns their throughputs.
+	measure := func(drop bool) (mnt, direct samples, err error) {
+		// Untimed reads first, so that every timed read finds the same
+		// state: pages cached or, with drop, the virtual disk's own cache
+		// as warm as it gets (the first read after a drop is always slow).
+		for _, p := range []string{via, file} {
+			if _, err := read(p, drop); err != nil {
+				return nil, nil, err
+			}
+		}
+		for i := range b.cfg.runs {
+			order := []struct {
+				path string
+				s    *samples
+			}{{via, &mnt}, {file, &direct}}
+			if i%2 == 1 {
+				slices.Reverse(order)
+			}
+			for _, p := range order {
+				d, err := read(p.path, drop)
+				if err != nil {
+					return nil, nil, err
+				}
+				*p.s = append(*p.s, size/d.Seconds())
+			}
+		}
+		return mnt, direct, nil
+	}
+	cachedMnt, cachedDirect, err := measure(false)
+	if err != nil {
+		return err
+	}
+	coldMnt, coldDirect, err := measure(true)
+	if err != nil {
+		return err
+	}
+	st, err := m.stats()
+	if err != nil {
+		return err
+	}
+	passthrough := fmt.Sprintf("passthrough opens: %d of %d opens", st.Fusefs.PassthroughOpens, st.Fusefs.Opens)
+	b.rep.add(Row{ID: "4", Name: "warm read 512 MiB via the mount, page-cached", Unit: unitThroughput, Value: stat(cachedMnt),
+		AnchorName: "cat of the cache file", Anchor: stat(cachedDirect), Target: atLeast(warmReadTarget, ofRatio),
+		Notes: []string{passthrough}})
+	b.rep.add(Row{ID: "4", Name: "warm read 512 MiB via the mount, cold disk", Unit: unitThroughput, Value: stat(coldMnt),
+		AnchorName: "cat of the cache file", Anchor: stat(coldDirect), Target: atLeast(warmReadTarget, ofRatio),
+		Notes: []string{"the page cache of the blob file and of the mount's file (only) is dropped with fadvise DONTNEED before each read; the virtual disk's host may still cache it"}})
+	return m.close()
+}
+
+// randomReads is how many 4 KiB reads scenario 5 makes, and randomSeed
+// fixes their offsets.
+const (
+	randomReads = 100
+	randomSeed  = 5
+)
+
+// randomReadScenario is scenario 5: 100 preads of 4 KiB at fixed random
+// offsets in the cold big layer, through the proxy: how many bytes each
+// read costs the registry, and how long each takes.
+func (b *bench) randomReadScenario() error {
+	size := b.img.bigLayer().Size
+	rng := rand.New(rand.NewPCG(randomSeed, randomSeed))
+	offsets := make([]int64, randomReads)
+	for i := range offsets {
+		offsets[i] = rng.Int64N(size/4096) * 4096
+	}
+	var perRead, p50, p99, requests samples
+	unsettled := 0
+	for range b.cfg.runs {
+		lat, pulled, reqs, settled, err := b.randomReadOnce(offsets)
+		if err != nil {
+			return err
+		}
+		perRead = append(perRead, float64(pulled)/randomReads)
+		p50 = append(p50, lat.percentile(50))
+		p99 = append(p99, lat.percentile(99))
+		requests = append(requests, float64(reqs))
+		if !settled {
+			unsettled++
+		}
+	}
+	notes := []string{fmt.Sprintf("median of %.0f blob requests for the %d reads; bytes counted at the proxy until it was quiet for 0.5 s", requests.median(), randomReads)}
+	if unsettled > 0 {
+		notes = append(notes, fmt.Sprintf("in %d runs the server was still fetching 10 s after the reads", unsettled))
+	}
+	b.rep.add(Row{ID: "5", Name: "random 4 KiB read, bytes pulled per read", Unit: unitBytes, Value: stat(perRead),
+		Target: atMost(randomReadTarget, ofValue), Notes: notes})
+	b.rep.add(Row{ID: "5", Name: "random 4 KiB read, p50 latency", Unit: unitSeconds, Value: stat(p50)})
+	b.rep.add(Row{ID: "5", Name: "random 4 KiB read, p99 latency", Unit: unitSeconds, Value: stat(p99)})
+	return nil
+}
+
+// randomReadOnce makes the reads of scenario 5 on a fresh mount and cache
+// and returns their latencies and what they pulled from the registry.
+func (b *bench) randomReadOnce(offsets []int64) (lat samples, pulled, requests int64, settled bool, err error) {
+	cache, err := b.dir("cache")
+	if err != nil {
+		return nil, 0, 0, false, err
+	}
+	defer os.RemoveAll(cache)
+	m, err := b.mount(b.ref(repoBig+":"+tag, true), cache)
+	if err != nil {
+		return nil, 0, 0, false, err
+	}
+	defer m.close()
+	b.proxy.ResetCounters()
+	f, err := os.Open(m.blob(b.img.bigLayer().Digest))
+	if err != nil {
+		return nil, 0, 0, false, err
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	for _, off := range offsets {
+		start := time.Now()
+		if _, err := f.ReadAt(buf, off); err != nil {
+			return nil, 0, 0, false, m.fail(fmt.Errorf("pread at %d: %w", off, err))
+		}
+		lat = append(lat, time.Since(start).Seconds())
+	}
+	pulled, settled = quietBytes(b.ctx, b.proxy, 500*time.Millisecond, 10*time.Second)
+	return lat, pulled, b.proxy.BlobRequests(), settled, errors.Join(f.Close(), m.close())
+}
+
+// readers is how many concurrent readers scenario 6 starts.
+const readers = 8
+
+// concurrentScenario is scenario 6: 8 cat processes started together on the
+// big layer of a fresh mount, through the proxy. They should share one
+// download (bytes pulled about the blob size) and finish in about the time
+// one reader takes (scenario 3).
+func (b *bench) concurrentScenario() error {
+	layer := b.img.bigLayer()
+	var wall, pulled, rss samples
+	for range b.cfg.runs {
+		r, err := b.concurrentOnce()
+		if err != nil {
+			return err
+		}
+		wall = append(wall, r.wall.Seconds())
+		pulled = append(pulled, float64(r.pulled))
+		rss = append(rss, float64(r.rss))
+	}
+	blob := samples{float64(layer.Size)}
+	b.rep.add(Row{ID: "6", Name: fmt.Sprintf("%d cold readers, bytes pulled", readers), Unit: unitBytes, Value: stat(pulled),
+		AnchorName: "blob size", Anchor: stat(blob), Target: atMost(sharedBytesTarget, ofRatio)})
+	b.rep.add(Row{ID: "6", Name: fmt.Sprintf("%d cold readers, wall", readers), Unit: unitSeconds, Value: stat(wall),
+		AnchorName: "1 reader, scenario 3", Anchor: stat(b.coldCat), Target: atMost(sharedWallTarget, ofRatio),
+		Notes: []string{fmt.Sprintf("peak RSS of the server with %d readers: %s (median)", readers, format(unitBytes, rss.median()))}})
+	return nil
+}
+
+// concurrentOnce runs the readers of scenario 6 once.
+func (b *bench) concurrentOnce() (r coldRead, err error) {
+	layer := b.img.bigLayer()
+	cache, err := b.dir("cache")
+	if err != nil {
+		return r, err
+	}
+	defer os.RemoveAll(cache)
+	m, err := b.mount(b.ref(repoBig+":"+tag, true), cache)
+	if err != nil {
+		return r, err
+	}
+	defer m.close()
+	b.proxy.ResetCounters()
+	cmds := make([]*exec.Cmd, readers)
+	for i := range cmds {
+		var cancel func()
+		cmds[i], cancel = catCmd(b.ctx, m.blob(layer.Digest))
+		defer cancel()
+	}
+	start := time.Now()
+	var errs []error
+	started := cmds[:0]
+	for _, c := range cmds {
+		if err := c.Start(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		started = append(started, c)
+	}
+	for _, c := range started {
+		if err := c.Wait(); err != nil {
+			errs = append(errs, fmt.Errorf("cat: %w", err))
+		}
+	}
+	r.wall = time.Since(start)
+	if err := errors.Join(errs...); err != nil {
+		return r, m.fail(err)
+	}
+	if err := b.waitCommitted(cache, layer.Digest); err != nil {
+		return r, err
+	}
+	r.pulled, r.settled = quietBytes(b.ctx, b.proxy, 300*time.Millisecond, 10*time.Second)
+	if r.rss, err = m.peakRSS(); err != nil {
+		return r, err
+	}
+	return r, m.close()
+}
+
+// manyReadyScenario is scenario 8: readiness of a 20-platform index mounted
+// with --all-platforms and of a 100-layer image, each against readiness of
+// a 1-layer image, measured in turns.
+func (b *bench) manyReadyScenario() error {
+	kinds := []struct {
+		ref   string
+		extra []string
+		s     samples
+	}{
+		{ref: b.ref(repoSmall+":"+tag, false)},
+		{ref: b.ref(repoMulti+":"+tag, false), extra: []string{"--all-platforms"}},
+		{ref: b.ref(repoLayers100+":"+tag, false)},
+	}
+	for range b.cfg.runs {
+		for i := range kinds {
+			d, err := b.readiness(kinds[i].ref, kinds[i].extra...)
+			if err != nil {
+				return err
+			}
+			kinds[i].s = append(kinds[i].s, d.Seconds())
+		}
+	}
+	one := stat(kinds[0].s)
+	b.rep.add(Row{ID: "8", Name: fmt.Sprintf("mount ready, %d-platform index, --all-platforms", len(platforms20)), Unit: unitSeconds,
+		Value: stat(kinds[1].s), AnchorName: "1-layer image", Anchor: one, Target: atMost(manyReadyTarget, ofRatio)})
+	b.rep.add(Row{ID: "8", Name: "mount ready, 100-layer image", Unit: unitSeconds,
+		Value: stat(kinds[2].s), AnchorName: "1-layer image", Anchor: one, Target: atMost(manyReadyTarget, ofRatio)})
+	return nil
+}
