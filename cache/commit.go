@@ -15,6 +15,7 @@ import (
 func (b *Blob) hashLoop() {
 	defer b.store.bg.Done()
 	defer b.Close()
+	lowerPriority()
 	buf := getChunkBuf(b.store.opts.ChunkSize)
 	defer chunkPool.Put(buf)
 	for {

@@ -13,7 +13,7 @@ import (
 // chunks: small enough that several run in parallel, large enough that
 // per-request latency does not dominate.
 const (
-	demandRunChunks = 8
+	demandRunChunks = 16
 	fillRunChunks   = 8
 )
 

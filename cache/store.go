@@ -19,7 +19,7 @@ const (
 	DefaultChunkSize      = 1 << 20
 	DefaultFetchTimeout   = 30 * time.Second
 	DefaultMaxConnections = 8
-	DefaultReadahead      = 32 << 20
+	DefaultReadahead      = 64 << 20
 )
 
 // Options tune how a Store fetches missing bytes.
