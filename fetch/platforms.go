@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"context"
+	"slices"
 	"sort"
 
 	"github.com/containerd/platforms"
@@ -71,11 +72,12 @@ func FilterManifestByPlatform(f Handler, matcher platforms.Matcher) HandlerFunc 
 	}
 }
 
-// SkipLayers wraps f so that it is not called for layers. The mount walks
-// layers (to learn their descriptors) but fetches them lazily later.
-func SkipLayers(f Handler) HandlerFunc {
+// SkipKinds wraps f so that it is not called for descriptors of the given
+// kinds. The mount walks layers (to learn their descriptors) but reads them
+// lazily later; it defers configs too, all but the one it shows first.
+func SkipKinds(f Handler, kinds ...Kind) HandlerFunc {
 	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
-		if KindOf(desc) == KindLayer {
+		if slices.Contains(kinds, KindOf(desc)) {
 			return nil, nil
 		}
 		return f.Handle(ctx, desc)

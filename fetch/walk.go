@@ -23,8 +23,9 @@ type WalkOptions struct {
 	AllMetadata bool
 	// MetadataOnly leaves layers out entirely.
 	MetadataOnly bool
-	// LazyLayers records layers without fetching them: the mount.
-	LazyLayers bool
+	// Lazy lists kinds of descriptor recorded but not fetched: the mount
+	// leaves layers and configs to be read on demand.
+	Lazy []Kind
 	// Limit keeps at most this many manifests per index (0: all matches).
 	Limit int
 	// MaxConcurrent bounds handlers running at once.
@@ -40,8 +41,8 @@ func Walk(ctx context.Context, store *cache.Store, src cache.Fetcher, source str
 	matcher := PlatformMatcher(opts.Platforms)
 	src = Preloaded{Fetcher: src, Desc: root, Data: rootData}
 	var fetcher Handler = FetchHandler(store, src, source, opts.Progress)
-	if opts.LazyLayers {
-		fetcher = SkipLayers(fetcher)
+	if len(opts.Lazy) > 0 {
+		fetcher = SkipKinds(fetcher, opts.Lazy...)
 	}
 	var h Handler = Handlers(fetcher, ChildrenHandler(store))
 	switch {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/containerd/platforms"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -27,8 +26,11 @@ func layoutName(ref fetch.Reference) string {
 
 // buildImage turns what the handler chain reached into what the filesystem
 // shows. The preferred platform (the first requested, else the host's)
-// comes first: it is the one the plain name points at.
-func buildImage(ctx context.Context, store *cache.Store, ref fetch.Reference, tree *fetch.Tree, want []ocispec.Platform) (fusefs.Image, error) {
+// comes first: it is the one the plain name points at. Configs were left
+// lazy by the walk; fetchConfig brings in the ones needed now: the
+// preferred platform's (for the image's created time) and any whose
+// platform only the config can tell.
+func buildImage(ctx context.Context, store *cache.Store, ref fetch.Reference, tree *fetch.Tree, want []ocispec.Platform, fetchConfig func(context.Context, ocispec.Descriptor) error) (fusefs.Image, error) {
 	img := fusefs.Image{Name: layoutName(ref), Root: tree.Root, Blobs: tree.Descriptors()}
 	manifests := []ocispec.Descriptor{tree.Root}
 	if fetch.IsIndex(tree.Root.MediaType) {
@@ -49,14 +51,22 @@ func buildImage(ctx context.Context, store *cache.Store, ref fetch.Reference, tr
 		img.IndexComplete = len(manifests) == len(all)
 	}
 	for _, m := range manifests {
-		p, created, err := platformImage(ctx, store, m, tree.Children(m.Digest))
-		if err != nil {
+		p := fusefs.PlatformImage{Manifest: m, Platform: ocispec.Platform{OS: "unknown", Architecture: "unknown"}}
+		for _, c := range tree.Children(m.Digest) {
+			if fetch.KindOf(c) == fetch.KindConfig {
+				p.Config = c
+			} else {
+				p.Layers = append(p.Layers, c)
+			}
+		}
+		if m.Platform != nil {
+			p.Platform = *m.Platform
+		} else if config, err := readConfig(ctx, store, p.Config, fetchConfig); err != nil {
 			return img, err
+		} else if config.OS != "" {
+			p.Platform = platforms.Normalize(ocispec.Platform{OS: config.OS, Architecture: config.Architecture, Variant: config.Variant})
 		}
 		img.Platforms = append(img.Platforms, p)
-		if img.Created.IsZero() || created.After(img.Created) {
-			img.Created = created
-		}
 	}
 	if len(img.Platforms) == 0 {
 		return img, fmt.Errorf("%s: no image manifest to mount", ref)
@@ -70,39 +80,30 @@ func buildImage(ctx context.Context, store *cache.Store, ref fetch.Reference, tr
 		}
 		return preferred.Less(a, b)
 	})
+	config, err := readConfig(ctx, store, img.Platforms[0].Config, fetchConfig)
+	if err != nil {
+		return img, err
+	}
+	if config.Created != nil {
+		img.Created = *config.Created
+	}
 	return img, nil
 }
 
-// platformImage reads a manifest's config for the platform (when the index
-// did not say) and the creation time.
-func platformImage(ctx context.Context, store *cache.Store, manifest ocispec.Descriptor, children []ocispec.Descriptor) (fusefs.PlatformImage, time.Time, error) {
-	p := fusefs.PlatformImage{Manifest: manifest}
-	for _, c := range children {
-		if fetch.KindOf(c) == fetch.KindConfig {
-			p.Config = c
-		} else {
-			p.Layers = append(p.Layers, c)
-		}
-	}
+// readConfig fetches a config if need be and decodes it. Configs of
+// artifacts such as attestations are not image configs and decode to
+// nothing, which is fine: their platform comes from the index.
+func readConfig(ctx context.Context, store *cache.Store, desc ocispec.Descriptor, fetchConfig func(context.Context, ocispec.Descriptor) error) (ocispec.Image, error) {
 	var config ocispec.Image
-	if data, err := store.ReadMetadata(ctx, p.Config); err == nil {
-		// Configs of artifacts such as attestations are not image configs;
-		// their platform then comes from the index alone.
-		_ = json.Unmarshal(data, &config)
+	if err := fetchConfig(ctx, desc); err != nil {
+		return config, err
 	}
-	switch {
-	case manifest.Platform != nil:
-		p.Platform = *manifest.Platform
-	case config.OS != "":
-		p.Platform = platforms.Normalize(ocispec.Platform{OS: config.OS, Architecture: config.Architecture, Variant: config.Variant})
-	default:
-		p.Platform = ocispec.Platform{OS: "unknown", Architecture: "unknown"}
+	data, err := store.ReadMetadata(ctx, desc)
+	if err != nil {
+		return config, err
 	}
-	var created time.Time
-	if config.Created != nil {
-		created = *config.Created
-	}
-	return p, created, nil
+	_ = json.Unmarshal(data, &config)
+	return config, nil
 }
 
 // describePlatforms lists the mounted platforms for the user.

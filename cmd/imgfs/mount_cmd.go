@@ -124,6 +124,11 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, refArg, mountp
 	}
 	g.logger.Info("mounted", "ref", ref.String(), "mountpoint", mountpoint, "platforms", describePlatforms(img), "offline", f.offline)
 	signalReady(nil)
+	var background sync.WaitGroup
+	defer background.Wait() // so an unmount right away still leaves every config cached
+	if fetcher != nil {
+		background.Go(func() { fetchConfigs(ctx, g, store, fetcher, ref.Name(), img) })
+	}
 	if f.prefetch && fetcher != nil {
 		go prefetchLayers(ctx, g, store, fetcher, img)
 	}
@@ -149,9 +154,9 @@ func resolveForMount(ctx context.Context, g *globalFlags, f *mountFlags, store *
 	opts := fetch.WalkOptions{
 		Platforms:     ps,
 		AllPlatforms:  f.allPlatforms,
-		LazyLayers:    true,
+		Lazy:          []fetch.Kind{fetch.KindLayer, fetch.KindConfig},
 		Limit:         max(len(ps), 1),
-		MaxConcurrent: 8,
+		MaxConcurrent: 32,
 	}
 	var (
 		root    ocispec.Descriptor
@@ -193,8 +198,36 @@ func resolveForMount(ctx context.Context, g *globalFlags, f *mountFlags, store *
 			return fusefs.Image{}, nil, err
 		}
 	}
-	img, err := buildImage(ctx, store, ref, tree, ps)
+	fetchConfig := fetch.FetchHandler(store, src, ref.Name(), nil)
+	img, err := buildImage(ctx, store, ref, tree, ps, func(ctx context.Context, desc ocispec.Descriptor) error {
+		_, err := fetchConfig(ctx, desc)
+		return err
+	})
+	if err != nil && f.offline {
+		err = fmt.Errorf("--offline: metadata of %s is not all cached: %w", ref, err)
+	}
 	return img, fetcher, err
+}
+
+// fetchConfigs fetches, after the mount is up, the configs the walk left
+// lazy: metadata is eager, but only one config is needed to be ready.
+// Until it lands, a read of a config is served lazily like a layer.
+func fetchConfigs(ctx context.Context, g *globalFlags, store *cache.Store, src cache.Fetcher, source string, img fusefs.Image) {
+	handler := fetch.FetchHandler(store, src, source, nil)
+	var wg sync.WaitGroup
+	for _, p := range img.Platforms {
+		if store.Exists(p.Config) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := handler(ctx, p.Config); err != nil {
+				g.logger.Warn("fetching a config failed; it stays lazy", "digest", p.Config.Digest, "error", err)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // prefetchLayers fills every layer of the mount in the background. The

@@ -318,6 +318,14 @@ func TestMountPlatformSelection(t *testing.T) {
 		}
 	}
 	run(t, "skopeo", "copy", "--all", "oci:"+mnt+":v1-index", "dir:"+filepath.Join(t.TempDir(), "all"))
+
+	// Configs are fetched after the mount is ready, but all of them are.
+	for _, d := range []string{amd.Config.Digest.Encoded(), arm.Config.Digest.Encoded(), fx.multi.Attestation.Manifest.Digest.Encoded()} {
+		waitFor(t, "config "+d+" in the cache", func() bool {
+			_, err := os.Stat(filepath.Join(cacheDir, "blobs", "sha256", d))
+			return err == nil
+		})
+	}
 }
 
 func TestMountLifecycle(t *testing.T) {
