@@ -30,7 +30,7 @@ func (s *Store) Fill(ctx context.Context, desc ocispec.Descriptor, f Fetcher, pr
 	}
 	mismatches := b.mismatches
 	present := b.present.Size()
-	err = b.scheduleLocked(Range{0, desc.Size}, fillRunChunks)
+	err = b.scheduleLocked(Range{0, desc.Size}, fillPlan)
 	waits := b.flightsLocked(Range{0, desc.Size})
 	b.mu.Unlock()
 	if err != nil {

@@ -30,11 +30,11 @@ func (s *Store) Prefetch(ctx context.Context, desc ocispec.Descriptor, f Fetcher
 	b.mu.Lock()
 	mismatches := b.mismatches
 	b.mu.Unlock()
-	step := fillRunChunks * s.opts.ChunkSize
+	step := prefetchPlan.runChunks * s.opts.ChunkSize
 	for off := int64(0); off < desc.Size; off += step {
 		r := Range{off, min(off+step, desc.Size)}
 		b.mu.Lock()
-		err := b.scheduleLocked(r, fillRunChunks)
+		err := b.scheduleLocked(r, prefetchPlan)
 		waits := b.flightsLocked(r)
 		b.mu.Unlock()
 		if err == nil {

@@ -54,11 +54,11 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if ahead.Len() > 0 && ahead.Start <= end {
 		// One pass over the read and what follows it makes the longest
 		// runs, so the read's chunk leads a multi-chunk request.
-		err = b.scheduleLocked(Range{off, ahead.End}, demandRunChunks)
+		err = b.scheduleLocked(Range{off, ahead.End}, readPlan)
 	} else {
-		err = b.scheduleLocked(Range{off, end}, demandRunChunks)
+		err = b.scheduleLocked(Range{off, end}, readPlan)
 		if ahead.Len() > 0 {
-			b.scheduleLocked(ahead, demandRunChunks) // best effort
+			b.scheduleLocked(ahead, readPlan) // best effort
 		}
 	}
 	waits := b.flightsLocked(Range{off, end})

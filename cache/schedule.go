@@ -9,12 +9,24 @@ import (
 	"time"
 )
 
-// Requests cover runs of consecutive missing chunks, up to these many
-// chunks: small enough that several run in parallel, large enough that
-// per-request latency does not dominate.
-const (
-	demandRunChunks = 16
-	fillRunChunks   = 8
+// fetchPlan says how scheduleLocked cuts missing chunks into requests and
+// what happens as they land.
+type fetchPlan struct {
+	// runChunks is the most chunks one range request covers: small enough
+	// that several run in parallel, large enough that per-request latency
+	// does not dominate.
+	runChunks int64
+	// writeback starts writing landed chunks to disk at once. It suits
+	// callers that wait for the commit, whose fsync then has little left;
+	// for readers it would only take CPU from the reads, and the commit's
+	// fsync does the writing later, on the low-priority hashing thread.
+	writeback bool
+}
+
+var (
+	readPlan     = fetchPlan{runChunks: 16}
+	fillPlan     = fetchPlan{runChunks: 8, writeback: true}
+	prefetchPlan = fetchPlan{runChunks: 8}
 )
 
 // maxUnhashed bounds the landed chunks a blob keeps in memory for the
@@ -36,7 +48,7 @@ func getChunkBuf(n int64) *[]byte {
 // scheduleLocked makes sure every chunk overlapping r is present or being
 // fetched, starting fetches of at most runChunks chunks each for the
 // missing ones. Only ErrOffline can fail it. b.mu must be held.
-func (b *Blob) scheduleLocked(r Range, runChunks int64) error {
+func (b *Blob) scheduleLocked(r Range, plan fetchPlan) error {
 	if b.complete || r.Len() <= 0 {
 		return nil
 	}
@@ -56,7 +68,7 @@ func (b *Blob) scheduleLocked(r Range, runChunks int64) error {
 		}
 		b.users++ // released by the fetch
 		b.store.bg.Add(1)
-		go b.fetchRun(run[0], run[0]+int64(len(run)), flights, b.fetcher)
+		go b.fetchRun(run[0], run[0]+int64(len(run)), flights, b.fetcher, plan.writeback)
 		run = nil
 		return nil
 	}
@@ -69,7 +81,7 @@ func (b *Blob) scheduleLocked(r Range, runChunks int64) error {
 			continue
 		}
 		run = append(run, c)
-		if int64(len(run)) == runChunks {
+		if int64(len(run)) == plan.runChunks {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -95,7 +107,7 @@ func (b *Blob) flightsLocked(r Range) []*flight {
 // by one, so that readers of the first chunk need not wait for the last.
 // It runs detached from any reader: a reader that gives up does not cancel
 // a fetch others may be waiting on. A stall is ended by the idle timeout.
-func (b *Blob) fetchRun(c0, c1 int64, flights []*flight, f Fetcher) {
+func (b *Blob) fetchRun(c0, c1 int64, flights []*flight, f Fetcher, writeback bool) {
 	defer b.store.bg.Done()
 	defer b.Close()
 	s := b.store
@@ -135,7 +147,9 @@ func (b *Blob) fetchRun(c0, c1 int64, flights []*flight, f Fetcher) {
 				chunkPool.Put(bp)
 				return causeOr(ctx, err)
 			}
-			startWriteback(b.file, cr)
+			if writeback {
+				startWriteback(b.file, cr)
+			}
 			b.land(c, flights[c-c0], bp)
 			landed++
 		}

@@ -40,6 +40,11 @@ func TestFetchStoresVerifiedLayoutThatSkopeoReads(t *testing.T) {
 			if !blobs[d.Digest.String()] {
 				t.Errorf("docker=%v: blob %s missing from cache", docker, d.Digest)
 			}
+			// Provenance: a later lazy reader must know where to fetch it.
+			source, err := os.ReadFile(filepath.Join(cacheDir, "sources", "sha256", d.Digest.Encoded()))
+			if err != nil || strings.TrimSpace(string(source)) != fx.reg.Host()+"/"+repo {
+				t.Errorf("docker=%v: source of %s = %q, %v; want %s/%s", docker, d.Digest, source, err, fx.reg.Host(), repo)
+			}
 		}
 		if docker {
 			continue
