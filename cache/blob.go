@@ -35,6 +35,7 @@ type Blob struct {
 	flights    map[int64]*flight // chunk index → fetch in progress
 	complete   bool
 	hashing    bool  // a hashLoop is running
+	syncing    bool  // an early fsync was started for the fully present blob
 	hashOff    int64 // bytes fed to hasher, always a prefix of present
 	hasher     hash.Hash
 	unhashed   map[int64]*[]byte // landed chunks' bytes by offset, kept for the hasher

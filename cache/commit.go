@@ -85,6 +85,7 @@ func (b *Blob) commit() {
 		b.present = RangeSet{}
 		b.hashOff, b.hashState, b.hashStOff = 0, nil, 0
 		b.hasher.Reset()
+		b.syncing = false
 		b.mismatches++
 		b.notifyLocked()
 		b.mu.Unlock()

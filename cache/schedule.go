@@ -194,6 +194,26 @@ func (b *Blob) land(c int64, fl *flight, buf *[]byte) {
 		chunkPool.Put(buf)
 	}
 	b.startHashingLocked()
+	b.startSyncLocked()
+}
+
+// startSyncLocked starts flushing the blob to disk as soon as its last
+// chunk has landed, while the hasher may still be catching up, so that the
+// fsync commit needs overlaps the hashing instead of following it. b.mu
+// must be held.
+func (b *Blob) startSyncLocked() {
+	if b.syncing || b.complete || b.present.Size() != b.desc.Size {
+		return
+	}
+	b.syncing = true
+	b.users++
+	b.store.bg.Add(1)
+	go func() {
+		defer b.store.bg.Done()
+		defer b.Close()
+		// Best effort: commit syncs again and reports any error.
+		_ = b.file.Sync()
+	}()
 }
 
 // fail records that fetching chunk c failed and wakes its waiters with err.
