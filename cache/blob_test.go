@@ -24,6 +24,7 @@ type memFetcher struct {
 	corrupt  bool
 	stall    chan struct{} // if not nil, bodies block until it is closed
 	noRange  bool
+	failures atomic.Int64 // fail this many requests first
 	requests atomic.Int64
 	bytes    atomic.Int64
 }
@@ -37,6 +38,9 @@ func (m *memFetcher) FetchRange(ctx context.Context, _ ocispec.Descriptor, off, 
 		return nil, ErrRangeUnsupported
 	}
 	m.requests.Add(1)
+	if m.failures.Add(-1) >= 0 {
+		return nil, errors.New("injected outage")
+	}
 	m.bytes.Add(n)
 	body := bytes.Clone(m.data[off : off+n])
 	if m.corrupt && len(body) > 0 {
@@ -391,5 +395,23 @@ func BenchmarkReadAtPresent(b *testing.B) {
 		if _, err := rr.ReadAt(context.Background(), buf, off); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestReadRetriesAFailedFetchWithinItsTimeout(t *testing.T) {
+	s := testStore(t, Options{FetchTimeout: 5 * time.Second})
+	desc, f := testBlob(t, 200_000)
+	f.failures.Store(2)
+	r, _ := s.NewReader(desc, f)
+	defer r.Close()
+	buf := make([]byte, 1000)
+	if _, err := r.ReadAt(context.Background(), buf, 70_000); err != nil {
+		t.Fatalf("read across a short outage: %v", err)
+	}
+	if !bytes.Equal(buf, f.data[70_000:71_000]) {
+		t.Fatal("wrong bytes")
+	}
+	if got := f.requests.Load(); got != 3 {
+		t.Fatalf("%d requests, want 2 failed and 1 good", got)
 	}
 }

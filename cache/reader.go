@@ -2,9 +2,11 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -49,23 +51,7 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	end := min(off+int64(len(p)), size)
 	ahead := r.readahead(off, end)
 
-	b.mu.Lock()
-	var err error
-	if ahead.Len() > 0 && ahead.Start <= end {
-		// One pass over the read and what follows it makes the longest
-		// runs, so the read's chunk leads a multi-chunk request.
-		err = b.scheduleLocked(Range{off, ahead.End}, readPlan)
-	} else {
-		err = b.scheduleLocked(Range{off, end}, readPlan)
-		if ahead.Len() > 0 {
-			b.scheduleLocked(ahead, readPlan) // best effort
-		}
-	}
-	waits := b.flightsLocked(Range{off, end})
-	b.mu.Unlock()
-	if err == nil {
-		err = b.wait(ctx, waits)
-	}
+	err := r.fetch(ctx, Range{off, end}, ahead)
 	var n int
 	if err == nil {
 		n, err = b.file.ReadAt(p[:end-off], off)
@@ -82,6 +68,50 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// retryPause spaces a read's fresh attempts after a failed fetch.
+const retryPause = 100 * time.Millisecond
+
+// fetch makes sure want is present, scheduling what is missing (and ahead,
+// best effort), and waits for it. A fetch that fails while the read still
+// has time left is tried afresh, so a read that joined a fetch doomed by an
+// outage succeeds once the registry is back, within the one fetch timeout.
+func (r *Reader) fetch(ctx context.Context, want, ahead Range) error {
+	b := r.blob
+	timer := time.NewTimer(b.store.opts.FetchTimeout)
+	defer timer.Stop()
+	for {
+		b.mu.Lock()
+		var err error
+		if ahead.Len() > 0 && ahead.Start <= want.End {
+			// One pass over the read and what follows it makes the
+			// longest runs, so the read's chunk leads a multi-chunk request.
+			err = b.scheduleLocked(Range{want.Start, ahead.End}, readPlan)
+		} else {
+			err = b.scheduleLocked(want, readPlan)
+			if ahead.Len() > 0 {
+				b.scheduleLocked(ahead, readPlan) // best effort
+			}
+		}
+		waits := b.flightsLocked(want)
+		b.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		err = b.wait(ctx, waits, timer.C)
+		if !errors.Is(err, errFetchFailed) {
+			return err
+		}
+		ahead = Range{} // retries are for this read alone
+		select {
+		case <-time.After(retryPause):
+		case <-timer.C:
+			return err
+		case <-ctx.Done():
+			return fmt.Errorf("read %s: %w", b.desc.Digest, ctx.Err())
+		}
+	}
 }
 
 // readahead updates the access pattern with a read of [off, end) and

@@ -227,20 +227,22 @@ func (b *Blob) fail(c int64, fl *flight, err error) {
 	close(fl.done)
 }
 
-// wait blocks until every flight has landed, ctx is done, or the fetch
-// timeout passes, so that no read hangs forever.
-func (b *Blob) wait(ctx context.Context, flights []*flight) error {
-	timer := time.NewTimer(b.store.opts.FetchTimeout)
-	defer timer.Stop()
+// errFetchFailed marks a wait that ended because a fetch failed, which a
+// reader with time left may try again.
+var errFetchFailed = errors.New("fetch failed")
+
+// wait blocks until every flight has landed, ctx is done, or deadline
+// fires, so that no read hangs forever.
+func (b *Blob) wait(ctx context.Context, flights []*flight, deadline <-chan time.Time) error {
 	for _, fl := range flights {
 		select {
 		case <-fl.done:
 			if fl.err != nil {
-				return fl.err
+				return fmt.Errorf("%w: %w", errFetchFailed, fl.err)
 			}
 		case <-ctx.Done():
 			return fmt.Errorf("read %s: %w", b.desc.Digest, ctx.Err())
-		case <-timer.C:
+		case <-deadline:
 			return fmt.Errorf("read %s: %w after %s", b.desc.Digest, ErrFetchTimeout, b.store.opts.FetchTimeout)
 		}
 	}
