@@ -47,12 +47,13 @@ func (p *barProgress) newBar(name string, total int64) *statusBar {
 	sb := &statusBar{}
 	sb.status.Store(fetch.StatusWaiting)
 	style := mpb.BarStyle().Lbound("|").Filler("+").Tip("+").Padding(" ").Rbound("|")
-	sb.bar = p.p.New(max(total, 1), style,
+	// One more than the size, so the bytes alone never complete the bar:
+	// it completes when the status is final, and is drawn with it.
+	sb.bar = p.p.New(total+1, style,
 		mpb.PrependDecorators(
 			decor.Name(name+":", decor.WC{W: nameWidth + 2, C: decor.DindentRight}),
 			decor.Any(func(decor.Statistics) string { return fmt.Sprint(sb.status.Load()) }, decor.WC{W: 14, C: decor.DindentRight}),
 		),
-		mpb.BarFillerClearOnComplete(),
 	)
 	return sb
 }
@@ -60,7 +61,7 @@ func (p *barProgress) newBar(name string, total int64) *statusBar {
 func (p *barProgress) Resolving(ref string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.ref = p.newBar(ref, 1)
+	p.ref = p.newBar(ref, 0)
 	p.ref.status.Store(fetch.StatusResolving)
 }
 
@@ -69,7 +70,7 @@ func (p *barProgress) Resolved(ref string, root ocispec.Descriptor) {
 	defer p.mu.Unlock()
 	if p.ref != nil {
 		p.ref.status.Store(fetch.StatusResolved)
-		p.ref.bar.SetCurrent(1)
+		p.ref.bar.SetCurrent(1) // the bar's total is 0+1
 	}
 }
 
@@ -89,7 +90,7 @@ func (p *barProgress) Status(desc ocispec.Descriptor, status fetch.Status) {
 	sb.status.Store(status)
 	switch status {
 	case fetch.StatusDone, fetch.StatusExists:
-		sb.bar.SetCurrent(max(desc.Size, 1))
+		sb.bar.SetCurrent(desc.Size + 1)
 	case fetch.StatusFailed:
 		sb.bar.Abort(false)
 	}
