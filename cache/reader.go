@@ -79,8 +79,7 @@ const retryPause = 100 * time.Millisecond
 // outage succeeds once the registry is back, within the one fetch timeout.
 func (r *Reader) fetch(ctx context.Context, want, ahead Range) error {
 	b := r.blob
-	timer := time.NewTimer(b.store.opts.FetchTimeout)
-	defer timer.Stop()
+	var deadline <-chan time.Time // started on the first wait: most reads never wait
 	for {
 		b.mu.Lock()
 		var err error
@@ -96,17 +95,22 @@ func (r *Reader) fetch(ctx context.Context, want, ahead Range) error {
 		}
 		waits := b.flightsLocked(want)
 		b.mu.Unlock()
-		if err != nil {
+		if err != nil || len(waits) == 0 {
 			return err
 		}
-		err = b.wait(ctx, waits, timer.C)
+		if deadline == nil {
+			timer := time.NewTimer(b.store.opts.FetchTimeout)
+			defer timer.Stop()
+			deadline = timer.C
+		}
+		err = b.wait(ctx, waits, deadline)
 		if !errors.Is(err, errFetchFailed) {
 			return err
 		}
 		ahead = Range{} // retries are for this read alone
 		select {
 		case <-time.After(retryPause):
-		case <-timer.C:
+		case <-deadline:
 			return err
 		case <-ctx.Done():
 			return fmt.Errorf("read %s: %w", b.desc.Digest, ctx.Err())
