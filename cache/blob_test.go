@@ -415,3 +415,29 @@ func TestReadRetriesAFailedFetchWithinItsTimeout(t *testing.T) {
 		t.Fatalf("%d requests, want 2 failed and 1 good", got)
 	}
 }
+
+func TestCloseCancelsStalledFetches(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{FetchTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, f := testBlob(t, 100_000)
+	f.stall = make(chan struct{})
+	defer close(f.stall)
+	r, _ := s.NewReader(desc, f)
+	read := make(chan error, 1)
+	go func() {
+		_, err := r.ReadAt(context.Background(), make([]byte, 10), 0)
+		read <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // let the fetch start and stall
+	start := time.Now()
+	s.Close()
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("Close took %s with a stalled fetch", d)
+	}
+	if err := <-read; err == nil {
+		t.Fatal("read of a cancelled fetch succeeded")
+	}
+	r.Close()
+}

@@ -104,8 +104,8 @@ func (r *Reader) fetch(ctx context.Context, want, ahead Range) error {
 			deadline = timer.C
 		}
 		err = b.wait(ctx, waits, deadline)
-		if !errors.Is(err, errFetchFailed) {
-			return err
+		if !errors.Is(err, errFetchFailed) || b.store.life.Err() != nil {
+			return err // done, or the store is closing: no retry
 		}
 		ahead = Range{} // retries are for this read alone
 		select {

@@ -120,7 +120,7 @@ func (b *Blob) fetchRun(c0, c1 int64, flights []*flight, f Fetcher, writeback bo
 		case <-time.After(timeout):
 			return fmt.Errorf("%w: no connection free after %s", ErrFetchTimeout, timeout)
 		}
-		ctx, cancel := context.WithCancelCause(context.Background())
+		ctx, cancel := context.WithCancelCause(s.life)
 		defer cancel(nil)
 		idle := time.AfterFunc(timeout, func() {
 			cancel(fmt.Errorf("%w: no bytes for %s", ErrFetchTimeout, timeout))

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	_ "crypto/sha256" // registers sha256 for go-digest
 	"errors"
 	"fmt"
@@ -53,6 +54,11 @@ type Store struct {
 	stats       counters
 	bg          sync.WaitGroup // background fetches and hashing
 
+	// life ends when the store is closed; fetches derive from it so that
+	// Close does not wait out a stalled registry.
+	life     context.Context
+	shutdown context.CancelFunc
+
 	mu    sync.Mutex
 	blobs map[digest.Digest]*Blob // lazily read blobs with open users
 }
@@ -95,11 +101,14 @@ func Open(root string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache directory %s: %w", root, err)
 	}
+	life, shutdown := context.WithCancel(context.Background())
 	s := &Store{
-		root:  abs,
-		opts:  opts,
-		log:   opts.Logger,
-		slots: make(chan struct{}, opts.MaxConnections),
+		life:     life,
+		shutdown: shutdown,
+		root:     abs,
+		opts:     opts,
+		log:      opts.Logger,
+		slots:    make(chan struct{}, opts.MaxConnections),
 
 		prefetching: make(chan struct{}, prefetchParallel),
 		blobs:       make(map[digest.Digest]*Blob),
@@ -149,9 +158,10 @@ func (s *Store) CompletePath(desc ocispec.Descriptor) (string, bool) {
 	return s.blobPath(desc.Digest), true
 }
 
-// Close waits for background fetches and hashing to finish. Each is bounded
-// by the fetch timeout, so Close does not hang.
+// Close cancels fetches in flight and waits for them and for hashing to
+// finish, so that partial blobs are saved in a consistent state.
 func (s *Store) Close() error {
+	s.shutdown()
 	s.bg.Wait()
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
@@ -124,13 +125,14 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, refArg, mountp
 	}
 	g.logger.Info("mounted", "ref", ref.String(), "mountpoint", mountpoint, "platforms", describePlatforms(img), "offline", f.offline)
 	signalReady(nil)
+	bgCtx, cancelBackground := context.WithCancel(ctx)
 	var background sync.WaitGroup
-	defer background.Wait() // so an unmount right away still leaves every config cached
+	defer finishBackground(&background, cancelBackground)
 	if fetcher != nil {
-		background.Go(func() { fetchConfigs(ctx, g, store, fetcher, ref.Name(), img) })
+		background.Go(func() { fetchConfigs(bgCtx, g, store, fetcher, ref.Name(), img) })
 	}
 	if f.prefetch && fetcher != nil {
-		go prefetchLayers(ctx, g, store, fetcher, img)
+		go prefetchLayers(bgCtx, g, store, fetcher, img)
 	}
 
 	done := make(chan struct{})
@@ -249,4 +251,21 @@ func prefetchLayers(ctx context.Context, g *globalFlags, store *cache.Store, fet
 		}()
 	}
 	wg.Wait()
+}
+
+// backgroundGrace is how long an exiting mount lets the background config
+// fetch finish, so that an unmount right after mounting still leaves every
+// config cached, without waiting out a stalled registry.
+const backgroundGrace = 5 * time.Second
+
+func finishBackground(wg *sync.WaitGroup, cancel context.CancelFunc) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(backgroundGrace):
+		cancel()
+		<-done
+	}
+	cancel()
 }
