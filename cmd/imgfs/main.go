@@ -3,9 +3,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
 // Exit codes, as ctr uses them.
@@ -15,7 +18,15 @@ const (
 )
 
 func main() {
-	if err := newRootCommand().Execute(); err != nil {
+	// SIGINT and SIGTERM cancel the command's context, so a fetch stops
+	// cleanly and removes what it had half written.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCommand().ExecuteContext(ctx)
+	stop()
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("interrupted: %w", err)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "imgfs: %v\n", err)
 		var usage usageError
 		if errors.As(err, &usage) {

@@ -107,7 +107,7 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, refArg, mountp
 	}()
 
 	img, fetcher, err := resolveForMount(setupCtx, g, f, store, ref, ps)
-	if err != nil && setupCtx.Err() != nil && ctx.Err() == nil {
+	if err != nil && setupCtx.Err() != nil {
 		return errors.New("interrupted while fetching metadata; nothing was mounted")
 	}
 	if err != nil {
