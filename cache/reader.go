@@ -42,16 +42,17 @@ func (r *Reader) Close() error { return r.blob.Close() }
 // mid-blob.
 func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	b := r.blob
-	s := b.store
-	s.stats.reads.Add(1)
 	size := b.desc.Size
 	if off >= size {
 		return 0, io.EOF
 	}
 	end := min(off+int64(len(p)), size)
-	ahead := r.readahead(off, end)
-
-	err := r.fetch(ctx, Range{off, end}, ahead)
+	var err error
+	if !b.Complete() {
+		// Only a partial blob needs the access pattern and the fetch
+		// bookkeeping; a complete one is read straight from its file.
+		err = r.fetch(ctx, Range{off, end}, r.readahead(off, end))
+	}
 	var n int
 	if err == nil {
 		n, err = b.file.ReadAt(p[:end-off], off)
@@ -60,10 +61,8 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		}
 	}
 	if err != nil {
-		s.stats.readErrors.Add(1)
 		return 0, fmt.Errorf("read %s at %d: %w", b.desc.Digest, off, err)
 	}
-	s.stats.readBytes.Add(int64(n))
 	if end < off+int64(len(p)) {
 		return n, io.EOF
 	}

@@ -2,17 +2,15 @@ package cache
 
 import "sync/atomic"
 
-// counters are the store's running totals, shown in each mount's stats
-// file and used by tests that count what crossed the network.
+// counters are the store's running totals of fetching and verifying,
+// shown in each mount's stats file. Reads are counted once, by the
+// filesystem that serves them.
 type counters struct {
 	fetchedBytes     atomic.Int64
 	rangeRequests    atomic.Int64
 	fetchErrors      atomic.Int64
 	digestMismatches atomic.Int64
 	commits          atomic.Int64
-	readBytes        atomic.Int64
-	reads            atomic.Int64
-	readErrors       atomic.Int64
 }
 
 // Stats is a snapshot of a Store's counters.
@@ -22,9 +20,6 @@ type Stats struct {
 	FetchErrors      int64 `json:"fetch_errors"`
 	DigestMismatches int64 `json:"digest_mismatches"`
 	Commits          int64 `json:"commits"`
-	Reads            int64 `json:"reads"`
-	ReadBytes        int64 `json:"read_bytes"`
-	ReadErrors       int64 `json:"read_errors"`
 	OpenBlobs        int   `json:"open_blobs"`
 }
 
@@ -39,9 +34,6 @@ func (s *Store) Stats() Stats {
 		FetchErrors:      s.stats.fetchErrors.Load(),
 		DigestMismatches: s.stats.digestMismatches.Load(),
 		Commits:          s.stats.commits.Load(),
-		Reads:            s.stats.reads.Load(),
-		ReadBytes:        s.stats.readBytes.Load(),
-		ReadErrors:       s.stats.readErrors.Load(),
 		OpenBlobs:        open,
 	}
 }
