@@ -60,13 +60,16 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
+// MaxMetadataSize bounds indexes, manifests and configs. They are read
+// whole into memory, so a hostile registry must not be able to make them
+// huge.
+const MaxMetadataSize = 4 << 20
+
 // ReadMetadata returns the bytes of a small complete blob, such as a
-// manifest or config, refusing anything larger than the fetch package's
-// limit would allow.
+// manifest or config, refusing anything over MaxMetadataSize.
 func (s *Store) ReadMetadata(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
-	const limit = 4 << 20
-	if desc.Size > limit {
-		return nil, fmt.Errorf("read %s: %w: %d bytes (limit %d)", desc.Digest, ErrTooLarge, desc.Size, limit)
+	if desc.Size > MaxMetadataSize {
+		return nil, fmt.Errorf("read %s: %w: %d bytes (limit %d)", desc.Digest, ErrTooLarge, desc.Size, MaxMetadataSize)
 	}
 	data, err := os.ReadFile(s.blobPath(desc.Digest))
 	if err != nil {

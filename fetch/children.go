@@ -6,12 +6,13 @@ import (
 	"fmt"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/imgfs/imgfs/cache"
 )
 
-// MaxMetadataSize bounds indexes, manifests and configs. They are read
-// whole into memory, so a hostile registry must not be able to make them
-// huge.
-const MaxMetadataSize = 4 << 20
+// MaxMetadataSize bounds indexes, manifests and configs; the cache, which
+// reads them back, sets it.
+const MaxMetadataSize = cache.MaxMetadataSize
 
 // Provider reads the bytes of a small metadata blob that an earlier handler
 // stored. The cache implements it.
