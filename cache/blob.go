@@ -39,10 +39,9 @@ type Blob struct {
 	hashOff    int64 // bytes fed to hasher, always a prefix of present
 	hasher     hash.Hash
 	unhashed   map[int64]*[]byte // landed chunks' bytes by offset, kept for the hasher
-	hashState  []byte            // hasher's marshalled state at hashStOff, for persist
-	hashStOff  int64
-	mismatches int           // digest failures so far
-	changed    chan struct{} // closed and replaced on commit or mismatch
+	hashState  []byte            // hasher's marshalled state at hashOff, for persist
+	mismatches int               // digest failures so far
+	changed    chan struct{}     // closed and replaced on commit or mismatch
 }
 
 // flight is one chunk being fetched. done is closed when it lands or fails.
@@ -167,24 +166,11 @@ func (b *Blob) hold() {
 	b.mu.Unlock()
 }
 
-// Descriptor returns the blob's descriptor.
-func (b *Blob) Descriptor() ocispec.Descriptor { return b.desc }
-
 // Complete reports whether the blob is verified and committed.
 func (b *Blob) Complete() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.complete
-}
-
-// Present returns how many of the blob's bytes are cached.
-func (b *Blob) Present() int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.complete {
-		return b.desc.Size
-	}
-	return b.present.Size()
 }
 
 // chunkRange returns the bytes of chunk c, the last one cut at the size.
@@ -206,7 +192,7 @@ func (b *Blob) restoreHash(state []byte, off int64) {
 		b.hasher.Reset()
 		return
 	}
-	b.hashOff, b.hashState, b.hashStOff = off, state, off
+	b.hashOff, b.hashState = off, state
 }
 
 func digestOf(alg digest.Algorithm, h hash.Hash) digest.Digest { return digest.NewDigest(alg, h) }

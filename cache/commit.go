@@ -59,8 +59,7 @@ func (b *Blob) hashLoop() {
 			state, _ = m.MarshalBinary()
 		}
 		b.mu.Lock()
-		b.hashOff = to
-		b.hashState, b.hashStOff = state, to
+		b.hashOff, b.hashState = to, state
 		b.mu.Unlock()
 	}
 }
@@ -83,7 +82,7 @@ func (b *Blob) commit() {
 		os.Remove(s.ingestPath(b.desc.Digest, ".state"))
 		b.mu.Lock()
 		b.present = RangeSet{}
-		b.hashOff, b.hashState, b.hashStOff = 0, nil, 0
+		b.hashOff, b.hashState = 0, nil
 		b.hasher.Reset()
 		b.syncing = false
 		b.mismatches++

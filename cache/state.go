@@ -24,7 +24,7 @@ func (b *Blob) saveState() {
 		b.mu.Unlock()
 		return
 	}
-	st := blobState{Size: b.desc.Size, HashedTo: b.hashStOff, HashState: b.hashState}
+	st := blobState{Size: b.desc.Size, HashedTo: b.hashOff, HashState: b.hashState}
 	for _, r := range b.present.Ranges() {
 		st.Ranges = append(st.Ranges, [2]int64{r.Start, r.End})
 	}

@@ -49,7 +49,7 @@ func layoutRefs(img Image) ([]ocispec.Descriptor, error) {
 	}
 	def := img.Platforms[0]
 	refs := []ocispec.Descriptor{named(def.Manifest, platformOf(def), img.Name)}
-	if !IsIndex(img.Root.MediaType) {
+	if !isIndex(img.Root.MediaType) {
 		return refs, nil
 	}
 	for i, dir := range platformDirs(img.Platforms) {
@@ -116,9 +116,9 @@ func platformOf(p PlatformImage) *ocispec.Platform {
 	return &pl
 }
 
-// IsIndex reports whether mediaType is a multi-platform index (OCI image
+// isIndex reports whether mediaType is a multi-platform index (OCI image
 // index or Docker manifest list).
-func IsIndex(mediaType string) bool {
+func isIndex(mediaType string) bool {
 	return mediaType == ocispec.MediaTypeImageIndex || mediaType == dockerManifestList
 }
 

@@ -227,9 +227,6 @@ func orID(id uint32, dflt int) uint32 {
 	return uint32(dflt)
 }
 
-// Mountpoint returns the absolute path of the mount.
-func (s *Server) Mountpoint() string { return s.mountpoint }
-
 // Wait blocks until the filesystem is unmounted and no longer served. After
 // a lazy unmount that is when the last open file is closed.
 func (s *Server) Wait() { s.srv.Wait() }

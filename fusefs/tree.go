@@ -79,7 +79,7 @@ func (r *root) OnAdd(ctx context.Context) {
 	}
 
 	b.views(".", img.Platforms[0])
-	if IsIndex(img.Root.MediaType) {
+	if isIndex(img.Root.MediaType) {
 		b.link(rootIndexName, img.Root)
 	}
 	if len(img.Platforms) > 1 {
