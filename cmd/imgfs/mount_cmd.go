@@ -211,48 +211,6 @@ func resolveForMount(ctx context.Context, g *globalFlags, f *mountFlags, store *
 	return img, fetcher, err
 }
 
-// fetchConfigs fetches, after the mount is up, the configs the walk left
-// lazy: metadata is eager, but only one config is needed to be ready.
-// Until it lands, a read of a config is served lazily like a layer.
-func fetchConfigs(ctx context.Context, g *globalFlags, store *cache.Store, src cache.Fetcher, source string, img fusefs.Image) {
-	handler := fetch.FetchHandler(store, src, source, nil)
-	var wg sync.WaitGroup
-	for _, p := range img.Platforms {
-		if store.Exists(p.Config) {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := handler(ctx, p.Config); err != nil {
-				g.logger.Warn("fetching a config failed; it stays lazy", "digest", p.Config.Digest, "error", err)
-			}
-		}()
-	}
-	wg.Wait()
-}
-
-// prefetchLayers fills every layer of the mount in the background. The
-// cache bounds it to a few connections, so reads keep priority.
-func prefetchLayers(ctx context.Context, g *globalFlags, store *cache.Store, fetcher cache.Fetcher, img fusefs.Image) {
-	var wg sync.WaitGroup
-	for _, desc := range img.Blobs {
-		if fetch.IsMetadata(desc) || store.Exists(desc) {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := store.Prefetch(ctx, desc, fetcher); err != nil {
-				g.logger.Warn("prefetch failed; the layer stays lazy", "digest", desc.Digest, "error", err)
-				return
-			}
-			g.logger.Info("prefetched", "digest", desc.Digest, "size", desc.Size)
-		}()
-	}
-	wg.Wait()
-}
-
 // backgroundGrace is how long an exiting mount lets the background config
 // fetch finish, so that an unmount right after mounting still leaves every
 // config cached, without waiting out a stalled registry.
@@ -268,4 +226,52 @@ func finishBackground(wg *sync.WaitGroup, cancel context.CancelFunc) {
 		<-done
 	}
 	cancel()
+}
+
+// fetchConfigs fetches, after the mount is up, the configs the walk left
+// lazy: metadata is eager, but only one config is needed to be ready.
+// Until one lands, a read of it is served lazily like a layer.
+func fetchConfigs(ctx context.Context, g *globalFlags, store *cache.Store, src cache.Fetcher, source string, img fusefs.Image) {
+	handler := fetch.FetchHandler(store, src, source, nil)
+	var configs []ocispec.Descriptor
+	for _, p := range img.Platforms {
+		configs = append(configs, p.Config)
+	}
+	fillInBackground(ctx, g, store, "config", configs, func(ctx context.Context, desc ocispec.Descriptor) error {
+		_, err := handler(ctx, desc)
+		return err
+	})
+}
+
+// prefetchLayers fills every layer of the mount in the background. The
+// cache bounds it to a few connections, so reads keep priority.
+func prefetchLayers(ctx context.Context, g *globalFlags, store *cache.Store, fetcher cache.Fetcher, img fusefs.Image) {
+	var layers []ocispec.Descriptor
+	for _, desc := range img.Blobs {
+		if !fetch.IsMetadata(desc) {
+			layers = append(layers, desc)
+		}
+	}
+	fillInBackground(ctx, g, store, "layer", layers, func(ctx context.Context, desc ocispec.Descriptor) error {
+		return store.Prefetch(ctx, desc, fetcher)
+	})
+}
+
+// fillInBackground runs fill on every blob the cache lacks, in parallel,
+// and logs the outcome; a failure leaves the blob lazy, nothing worse.
+func fillInBackground(ctx context.Context, g *globalFlags, store *cache.Store, kind string, descs []ocispec.Descriptor, fill func(context.Context, ocispec.Descriptor) error) {
+	var wg sync.WaitGroup
+	for _, desc := range descs {
+		if store.Exists(desc) {
+			continue
+		}
+		wg.Go(func() {
+			if err := fill(ctx, desc); err != nil {
+				g.logger.Warn("background fetch failed; the "+kind+" stays lazy", "digest", desc.Digest, "error", err)
+				return
+			}
+			g.logger.Debug("fetched in the background", "kind", kind, "digest", desc.Digest, "size", desc.Size)
+		})
+	}
+	wg.Wait()
 }
