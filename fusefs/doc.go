@@ -1,7 +1,7 @@
 // Package fusefs serves one image as a read-only FUSE filesystem laid out as
 // an OCI image layout, plus friendly views for people:
 //
-//	oci-layout, index.json      the layout (see LayoutIndex for the names)
+//	oci-layout, index.json      the layout (see layoutIndex for the names)
 //	blobs/sha256/<hex>          every blob, read lazily through Blobs
 //	manifest.json, config.json  links into blobs/ for the default platform
 //	layers/<n>-<hex12>.<ext>    its layers, in order

@@ -37,7 +37,7 @@ type fakeBlobs struct {
 	data map[digest.Digest][]byte
 	fail map[digest.Digest]error
 
-	mu       sync.Mutex
+	mu       sync.Mutex // guards complete, and data once mounted
 	complete map[digest.Digest]string
 
 	opens, closes, completeCalls atomic.Int64
@@ -45,7 +45,9 @@ type fakeBlobs struct {
 }
 
 func (f *fakeBlobs) Open(d ocispec.Descriptor) (BlobReader, error) {
+	f.mu.Lock()
 	b, ok := f.data[d.Digest]
+	f.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("blob %s: not found", d.Digest)
 	}
@@ -59,6 +61,14 @@ func (f *fakeBlobs) CompletePath(d ocispec.Descriptor) (string, bool) {
 	defer f.mu.Unlock()
 	p, ok := f.complete[d.Digest]
 	return p, ok
+}
+
+// replace swaps the bytes that later opens of d read, as a refetch after a
+// digest mismatch would.
+func (f *fakeBlobs) replace(d digest.Digest, b []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.data[d] = b
 }
 
 func (f *fakeBlobs) setComplete(d digest.Digest, path string) {
@@ -300,10 +310,10 @@ func sha256Of(t *testing.T, path string) (string, error) {
 	return "sha256:" + sum, nil
 }
 
-func readStats(t *testing.T, mnt string) (Stats, map[string]any) {
+func readStats(t *testing.T, mnt string) (fsStats, map[string]any) {
 	t.Helper()
 	var doc struct {
-		Fusefs Stats          `json:"fusefs"`
+		Fusefs fsStats        `json:"fusefs"`
 		Cache  map[string]any `json:"cache"`
 	}
 	out := mustRun(t, "cat", filepath.Join(mnt, statsPath))
@@ -445,7 +455,7 @@ func TestMountedImage(t *testing.T) {
 		for _, d := range ti.img.Blobs {
 			check(blob(d), fmt.Sprintf("%d 444 %d %d %d", d.Size, uid, gid, mtime))
 		}
-		check(filepath.Join(mnt, "oci-layout"), fmt.Sprintf("%d 444 %d %d %d", len(OCILayout), uid, gid, mtime))
+		check(filepath.Join(mnt, "oci-layout"), fmt.Sprintf("%d 444 %d %d %d", len(ociLayout), uid, gid, mtime))
 		for _, d := range []string{"", "blobs", "platforms/linux-amd64/layers"} {
 			got := strings.Fields(mustRun(t, "stat", "-c", "%a %u %Y", filepath.Join(mnt, d)))
 			if want := []string{"555", strconv.Itoa(uid), strconv.FormatInt(mtime, 10)}; !slices.Equal(got, want) {
@@ -498,11 +508,11 @@ func TestMountedImage(t *testing.T) {
 			}
 		}
 		// A second read is served from the page cache (FOPEN_KEEP_CACHE).
-		before := srv.Stats().Reads
+		before := srv.stats().Reads
 		if _, err := sha256Of(t, blob(ti.lazy)); err != nil {
 			t.Fatal(err)
 		}
-		if after := srv.Stats().Reads; after != before {
+		if after := srv.stats().Reads; after != before {
 			t.Errorf("re-read sent %d READs, want 0 (page cache)", after-before)
 		}
 		// A partial read at an offset gets exactly the bytes asked for.
@@ -614,11 +624,11 @@ func TestMountedImage(t *testing.T) {
 		// must stay plain, or the kernel fails them with EIO.
 		release := holdOpen(t, late)
 		ti.blobs.setComplete(ti.late.Digest, filepath.Join(ti.dir, hexOf(ti.late)))
-		before := srv.Stats().PassthroughOpens
+		before := srv.stats().PassthroughOpens
 		if got, err := sha256Of(t, late); err != nil || got != ti.late.Digest.String() {
 			t.Fatalf("open beside a plain handle: %s %v", got, err)
 		}
-		if n := srv.Stats().PassthroughOpens - before; n != 0 {
+		if n := srv.stats().PassthroughOpens - before; n != 0 {
 			t.Errorf("%d passthrough opens beside a plain handle", n)
 		}
 		release()
@@ -628,11 +638,11 @@ func TestMountedImage(t *testing.T) {
 		// new opens must stay passthrough.
 		release = holdOpen(t, late)
 		ti.blobs.setComplete(ti.late.Digest, "")
-		before = srv.Stats().PassthroughOpens
+		before = srv.stats().PassthroughOpens
 		if got, err := sha256Of(t, late); err != nil || got != ti.late.Digest.String() {
 			t.Fatalf("open beside a passthrough handle: %s %v", got, err)
 		}
-		if n := srv.Stats().PassthroughOpens - before; n != 1 {
+		if n := srv.stats().PassthroughOpens - before; n != 1 {
 			t.Errorf("%d passthrough opens beside a passthrough handle, want 1", n)
 		}
 		release()
@@ -640,7 +650,7 @@ func TestMountedImage(t *testing.T) {
 
 	t.Run("mountpoint in use", func(t *testing.T) {
 		err := CheckMountpoint(mnt)
-		if !errors.Is(err, ErrMounted) || !strings.Contains(err.Error(), "run imgfs unmount "+mnt) {
+		if !errors.Is(err, errMounted) || !strings.Contains(err.Error(), "run imgfs unmount "+mnt) {
 			t.Errorf("CheckMountpoint on a live mount: %v", err)
 		}
 	})
@@ -664,7 +674,7 @@ func TestMountedImage(t *testing.T) {
 	if err := CheckMountpoint(mnt); err != nil {
 		t.Errorf("after unmount: %v", err)
 	}
-	if _, err := Unmount(mnt); !errors.Is(err, ErrNotMounted) || err.Error() != "not mounted: "+mnt {
+	if _, err := Unmount(mnt); !errors.Is(err, errNotMounted) || err.Error() != "not mounted: "+mnt {
 		t.Errorf("Unmount of a plain directory: %v", err)
 	}
 }
@@ -729,7 +739,7 @@ func TestPassthroughDeclined(t *testing.T) {
 			t.Fatalf("read: %s %v", got, err)
 		}
 	}
-	st := srv.Stats()
+	st := srv.stats()
 	if st.PassthroughOpens != 0 || st.PassthroughFallbacks == 0 || st.Reads == 0 {
 		t.Errorf("stats: %+v", st)
 	}
@@ -759,9 +769,9 @@ func TestCheckMountpoint(t *testing.T) {
 		want error
 		msg  string
 	}{
-		{missing, ErrMountpointMissing, "mountpoint " + missing + " does not exist: create it with mkdir -p " + missing},
-		{file, ErrNotDirectory, "mountpoint " + file + " is not a directory"},
-		{full, ErrNotEmpty, "mountpoint " + full + " is not empty: use an empty directory"},
+		{missing, errMountpointMissing, "mountpoint " + missing + " does not exist: create it with mkdir -p " + missing},
+		{file, errNotDirectory, "mountpoint " + file + " is not a directory"},
+		{full, errNotEmpty, "mountpoint " + full + " is not empty: use an empty directory"},
 		{empty, nil, ""},
 	} {
 		err := CheckMountpoint(tt.path)
@@ -769,11 +779,11 @@ func TestCheckMountpoint(t *testing.T) {
 			t.Errorf("CheckMountpoint(%s) = %v, want %v %q", tt.path, err, tt.want, tt.msg)
 		}
 	}
-	if _, err := Unmount(empty); !errors.Is(err, ErrNotMounted) {
+	if _, err := Unmount(empty); !errors.Is(err, errNotMounted) {
 		t.Errorf("Unmount of a directory: %v", err)
 	}
-	if _, err := Unmount("/"); !errors.Is(err, ErrNotImgfs) {
-		t.Errorf("Unmount(/) = %v, want ErrNotImgfs", err)
+	if _, err := Unmount("/"); !errors.Is(err, errNotImgfs) {
+		t.Errorf("Unmount(/) = %v, want errNotImgfs", err)
 	}
 }
 
@@ -810,7 +820,7 @@ func TestStaleMount(t *testing.T) {
 	cmd.Wait()
 
 	err = CheckMountpoint(mnt)
-	if !errors.Is(err, ErrStaleMount) || err.Error() != "mountpoint "+mnt+" is a stale imgfs mount: run imgfs unmount "+mnt {
+	if !errors.Is(err, errStaleMount) || err.Error() != "mountpoint "+mnt+" is a stale imgfs mount: run imgfs unmount "+mnt {
 		t.Errorf("CheckMountpoint on a stale mount: %v", err)
 	}
 	res, err := Unmount(mnt)

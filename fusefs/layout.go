@@ -11,24 +11,24 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// OCILayout is the content of the layout's oci-layout file. umoci refuses a
+// ociLayout is the content of the layout's oci-layout file. umoci refuses a
 // layout whose version is missing or different.
-const OCILayout = `{"imageLayoutVersion":"1.0.0"}`
+const ociLayout = `{"imageLayoutVersion":"1.0.0"}`
 
 // dockerManifestList is the Docker media type for a multi-platform index.
 const dockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
 
-// ErrInvalidImage reports an Image that cannot be laid out, such as one
+// errInvalidImage reports an Image that cannot be laid out, such as one
 // without a name or without platforms.
-var ErrInvalidImage = errors.New("invalid image")
+var errInvalidImage = errors.New("invalid image")
 
-// LayoutIndex returns the index.json of the mount's OCI image layout. It
+// layoutIndex returns the index.json of the mount's OCI image layout. It
 // names the default platform's manifest <Name>, because umoci rejects a name
 // that points at an index. When the root is an index it also names every
 // platform <Name>-<os>-<arch>[-<variant>], and, if the whole index was
 // reached, the index itself <Name>-index, for skopeo copy --all. Names are
 // deterministic and unique.
-func LayoutIndex(img Image) ([]byte, error) {
+func layoutIndex(img Image) ([]byte, error) {
 	refs, err := layoutRefs(img)
 	if err != nil {
 		return nil, err
@@ -66,11 +66,11 @@ func layoutRefs(img Image) ([]ocispec.Descriptor, error) {
 func validate(img Image) error {
 	switch {
 	case img.Name == "":
-		return fmt.Errorf("%w: empty name", ErrInvalidImage)
+		return fmt.Errorf("%w: empty name", errInvalidImage)
 	case len(img.Platforms) == 0:
-		return fmt.Errorf("%w %s: no platforms", ErrInvalidImage, img.Name)
+		return fmt.Errorf("%w %s: no platforms", errInvalidImage, img.Name)
 	case img.Root.Digest == "":
-		return fmt.Errorf("%w %s: no root descriptor", ErrInvalidImage, img.Name)
+		return fmt.Errorf("%w %s: no root descriptor", errInvalidImage, img.Name)
 	}
 	descs := append([]ocispec.Descriptor{img.Root}, img.Blobs...)
 	for _, p := range img.Platforms {
@@ -78,7 +78,7 @@ func validate(img Image) error {
 	}
 	for _, d := range descs {
 		if !validDigest(d.Digest) || d.Size < 0 {
-			return fmt.Errorf("%w %s: bad descriptor %q (size %d)", ErrInvalidImage, img.Name, d.Digest, d.Size)
+			return fmt.Errorf("%w %s: bad descriptor %q (size %d)", errInvalidImage, img.Name, d.Digest, d.Size)
 		}
 	}
 	return nil
@@ -122,11 +122,11 @@ func isIndex(mediaType string) bool {
 	return mediaType == ocispec.MediaTypeImageIndex || mediaType == dockerManifestList
 }
 
-// PlatformDir returns the directory name of a platform,
+// platformDir returns the directory name of a platform,
 // <os>-<arch>[-<variant>], e.g. linux-arm64-v8. Unknown parts read
 // "unknown", and characters that do not belong in a file or reference name
 // become "_".
-func PlatformDir(p ocispec.Platform) string {
+func platformDir(p ocispec.Platform) string {
 	parts := []string{orUnknown(p.OS), orUnknown(p.Architecture)}
 	if p.Variant != "" {
 		parts = append(parts, p.Variant)
@@ -144,7 +144,7 @@ func platformDirs(ps []PlatformImage) []string {
 	taken := make(map[string]bool, len(ps))
 	dirs := make([]string, len(ps))
 	for i, p := range ps {
-		base := PlatformDir(p.Platform)
+		base := platformDir(p.Platform)
 		name := base
 		for n := 2; taken[name]; n++ {
 			name = base + "-" + strconv.Itoa(n)

@@ -31,7 +31,7 @@ func TestLayoutIndex(t *testing.T) {
 		name     string
 		digest   digest.Digest
 		size     int64
-		platform string // PlatformDir, or "" for none
+		platform string // platformDir, or "" for none
 	}
 	tests := []struct {
 		name string
@@ -77,7 +77,7 @@ func TestLayoutIndex(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, err := LayoutIndex(tt.img)
+			b, err := layoutIndex(tt.img)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -101,14 +101,14 @@ func TestLayoutIndex(t *testing.T) {
 				}
 				p := ""
 				if d.Platform != nil {
-					p = PlatformDir(*d.Platform)
+					p = platformDir(*d.Platform)
 				}
 				refs = append(refs, ref{name, d.Digest, d.Size, p})
 			}
 			if !reflect.DeepEqual(refs, tt.want) {
 				t.Errorf("refs:\n got %v\nwant %v", refs, tt.want)
 			}
-			again, _ := LayoutIndex(tt.img)
+			again, _ := layoutIndex(tt.img)
 			if string(again) != string(b) {
 				t.Errorf("not deterministic:\n%s\n%s", b, again)
 			}
@@ -128,8 +128,8 @@ func TestLayoutIndexInvalid(t *testing.T) {
 		"no config":     {Name: "x", Root: m, Platforms: []PlatformImage{{Manifest: m}}},
 		"path in blobs": {Name: "x", Root: m, Platforms: []PlatformImage{{Manifest: m, Config: cfg}}, Blobs: []ocispec.Descriptor{bad}},
 	} {
-		if _, err := LayoutIndex(img); !errors.Is(err, ErrInvalidImage) {
-			t.Errorf("%s: got %v, want ErrInvalidImage", name, err)
+		if _, err := layoutIndex(img); !errors.Is(err, errInvalidImage) {
+			t.Errorf("%s: got %v, want errInvalidImage", name, err)
 		}
 	}
 }
@@ -146,8 +146,8 @@ func TestPlatformDir(t *testing.T) {
 		{ocispec.Platform{}, "unknown-unknown"},
 		{ocispec.Platform{OS: "linux", Architecture: "x/y-z"}, "linux-x_y_z"},
 	} {
-		if got := PlatformDir(tt.p); got != tt.want {
-			t.Errorf("PlatformDir(%+v) = %q, want %q", tt.p, got, tt.want)
+		if got := platformDir(tt.p); got != tt.want {
+			t.Errorf("platformDir(%+v) = %q, want %q", tt.p, got, tt.want)
 		}
 	}
 }

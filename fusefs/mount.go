@@ -1,13 +1,12 @@
 package fusefs
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -16,7 +15,8 @@ import (
 )
 
 // Options configure a mount. The zero value is usable: no passthrough,
-// 4 MiB read-ahead, owned by the mounting user, logging to slog.Default.
+// 4 MiB read-ahead, owned by the mounting user and readable by no one else,
+// logging to slog.Default.
 type Options struct {
 	// FsName is the source shown in /proc/mounts and df, such as the image
 	// reference. It defaults to "imgfs".
@@ -47,10 +47,10 @@ type Options struct {
 	// 4096; a negative value leaves the kernel default (128).
 	ReadAheadKB int
 
-	// Private keeps other users out of the mount. By default other users
-	// may read it (allow_other) when that is permitted: as root, or with
-	// user_allow_other in /etc/fuse.conf.
-	Private bool
+	// AllowOther lets every local user read the mount (allow_other). The
+	// kernel otherwise lets only the mounting user in. Mounting with it
+	// fails for a non-root user unless /etc/fuse.conf has user_allow_other.
+	AllowOther bool
 
 	// ExtraStats, if set, is called on every open of .imgfs/stats.json and
 	// its result is shown under "cache".
@@ -80,7 +80,7 @@ func Mount(mountpoint string, img Image, blobs Blobs, opts Options) (*Server, er
 	if err != nil {
 		return nil, fmt.Errorf("mountpoint %s: %w", mountpoint, err)
 	}
-	index, err := LayoutIndex(img)
+	index, err := layoutIndex(img)
 	if err != nil {
 		return nil, err
 	}
@@ -92,6 +92,9 @@ func Mount(mountpoint string, img Image, blobs Blobs, opts Options) (*Server, er
 	}
 	if err := CheckMountpoint(mountpoint); err != nil {
 		return nil, err
+	}
+	if opts.AllowOther && !allowOtherPermitted() {
+		return nil, fmt.Errorf("mount %s: allow_other needs root, or user_allow_other in /etc/fuse.conf", mountpoint)
 	}
 
 	log := opts.Logger
@@ -167,7 +170,7 @@ func fsOptions(opts Options, log *slog.Logger) *fs.Options {
 			Options:                  []string{"ro", "default_permissions"},
 			DirectMountFlags:         unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV,
 			DirectMountStrict:        asRoot,
-			AllowOther:               !opts.Private && allowOtherPermitted(),
+			AllowOther:               opts.AllowOther,
 			DisableXAttrs:            true,
 			ExplicitDataCacheControl: true,
 			MaxBackground:            64,
@@ -191,9 +194,8 @@ func allowOtherPermitted() bool {
 	if err != nil {
 		return false
 	}
-	sc := bufio.NewScanner(bytes.NewReader(conf))
-	for sc.Scan() {
-		if string(bytes.TrimSpace(sc.Bytes())) == "user_allow_other" {
+	for line := range strings.Lines(string(conf)) {
+		if strings.TrimSpace(line) == "user_allow_other" {
 			return true
 		}
 	}
@@ -231,8 +233,8 @@ func orID(id uint32, dflt int) uint32 {
 // a lazy unmount that is when the last open file is closed.
 func (s *Server) Wait() { s.srv.Wait() }
 
-// Stats returns the filesystem's counters, as in .imgfs/stats.json.
-func (s *Server) Stats() Stats { return s.fsys.stats.snapshot() }
+// stats returns the filesystem's counters, as in .imgfs/stats.json.
+func (s *Server) stats() fsStats { return s.fsys.stats.snapshot() }
 
 // Unmount unmounts the filesystem. If files are still open it detaches the
 // mount lazily instead (MNT_DETACH): the path is free at once, and the

@@ -14,17 +14,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Errors that callers branch on. The errors returned wrap one of these and
-// read as one line naming the path and the fix.
+// Kinds of mount point error. The errors returned wrap one of these, so
+// tests can tell them apart, and read as one line naming the path and the
+// fix.
 var (
-	ErrMountpointMissing = errors.New("mountpoint does not exist")
-	ErrNotDirectory      = errors.New("mountpoint is not a directory")
-	ErrNotEmpty          = errors.New("mountpoint is not empty")
-	ErrMounted           = errors.New("already mounted")
-	ErrStaleMount        = errors.New("stale mount")
-	ErrNotMounted        = errors.New("not mounted")
-	ErrNotImgfs          = errors.New("not an imgfs mount")
-	ErrNoFuse            = errors.New("FUSE unavailable")
+	errMountpointMissing = errors.New("mountpoint does not exist")
+	errNotDirectory      = errors.New("mountpoint is not a directory")
+	errNotEmpty          = errors.New("mountpoint is not empty")
+	errMounted           = errors.New("already mounted")
+	errStaleMount        = errors.New("stale mount")
+	errNotMounted        = errors.New("not mounted")
+	errNotImgfs          = errors.New("not an imgfs mount")
+	errNoFuse            = errors.New("FUSE unavailable")
 )
 
 // fsType is the type imgfs mounts show in /proc/mounts: "fuse." plus the
@@ -44,7 +45,7 @@ func (e *pathError) Unwrap() []error { return []error{e.kind, e.cause} }
 
 // CheckMountpoint reports whether path can take a new mount: it must be an
 // existing, empty directory that is not already a mount point. A mount
-// whose daemon died is reported as stale (ErrStaleMount), with the command
+// whose daemon died is reported as stale (errStaleMount), with the command
 // that clears it.
 func CheckMountpoint(path string) error {
 	m, mounted, err := findMount(path)
@@ -53,24 +54,24 @@ func CheckMountpoint(path string) error {
 	}
 	if mounted {
 		if isStale(path) {
-			return &pathError{kind: ErrStaleMount, msg: fmt.Sprintf("mountpoint %s is a stale %s mount: run imgfs unmount %s", path, friendlyType(m.fsType), path)}
+			return &pathError{kind: errStaleMount, msg: fmt.Sprintf("mountpoint %s is a stale %s mount: run imgfs unmount %s", path, friendlyType(m.fsType), path)}
 		}
 		if m.fsType == fsType {
-			return &pathError{kind: ErrMounted, msg: fmt.Sprintf("mountpoint %s is already mounted (imgfs %s): run imgfs unmount %s first", path, m.source, path)}
+			return &pathError{kind: errMounted, msg: fmt.Sprintf("mountpoint %s is already mounted (imgfs %s): run imgfs unmount %s first", path, m.source, path)}
 		}
-		return &pathError{kind: ErrMounted, msg: fmt.Sprintf("mountpoint %s is already mounted (%s %s): choose another directory", path, m.fsType, m.source)}
+		return &pathError{kind: errMounted, msg: fmt.Sprintf("mountpoint %s is already mounted (%s %s): choose another directory", path, m.fsType, m.source)}
 	}
 
 	fi, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return &pathError{kind: ErrMountpointMissing, cause: err, msg: fmt.Sprintf("mountpoint %s does not exist: create it with mkdir -p %s", path, path)}
+		return &pathError{kind: errMountpointMissing, cause: err, msg: fmt.Sprintf("mountpoint %s does not exist: create it with mkdir -p %s", path, path)}
 	case errors.Is(err, unix.ENOTCONN), errors.Is(err, unix.ECONNABORTED):
-		return &pathError{kind: ErrStaleMount, cause: err, msg: fmt.Sprintf("mountpoint %s is inside a stale FUSE mount: unmount that first", path)}
+		return &pathError{kind: errStaleMount, cause: err, msg: fmt.Sprintf("mountpoint %s is inside a stale FUSE mount: unmount that first", path)}
 	case err != nil:
 		return fmt.Errorf("mountpoint %s: %w", path, err)
 	case !fi.IsDir():
-		return &pathError{kind: ErrNotDirectory, msg: fmt.Sprintf("mountpoint %s is not a directory", path)}
+		return &pathError{kind: errNotDirectory, msg: fmt.Sprintf("mountpoint %s is not a directory", path)}
 	}
 
 	d, err := os.Open(path)
@@ -79,7 +80,7 @@ func CheckMountpoint(path string) error {
 	}
 	defer d.Close()
 	if _, err := d.Readdirnames(1); err == nil {
-		return &pathError{kind: ErrNotEmpty, msg: fmt.Sprintf("mountpoint %s is not empty: use an empty directory", path)}
+		return &pathError{kind: errNotEmpty, msg: fmt.Sprintf("mountpoint %s is not empty: use an empty directory", path)}
 	} else if err != io.EOF {
 		return fmt.Errorf("mountpoint %s: %w", path, err)
 	}
@@ -99,16 +100,16 @@ func CheckFuseDevice() error {
 	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return &pathError{kind: ErrNoFuse, cause: err, msg: "/dev/fuse does not exist: load the module with modprobe fuse (in a container, pass --device /dev/fuse)"}
+		return &pathError{kind: errNoFuse, cause: err, msg: "/dev/fuse does not exist: load the module with modprobe fuse (in a container, pass --device /dev/fuse)"}
 	case errors.Is(err, fs.ErrPermission):
-		return &pathError{kind: ErrNoFuse, cause: err, msg: "/dev/fuse is not accessible to this user: run as root, or apt-get install fuse3 and make /dev/fuse mode 0666"}
+		return &pathError{kind: errNoFuse, cause: err, msg: "/dev/fuse is not accessible to this user: run as root, or apt-get install fuse3 and make /dev/fuse mode 0666"}
 	case err != nil:
-		return &pathError{kind: ErrNoFuse, cause: err, msg: fmt.Sprintf("/dev/fuse: %v", err)}
+		return &pathError{kind: errNoFuse, cause: err, msg: fmt.Sprintf("/dev/fuse: %v", err)}
 	}
 	f.Close()
 	if os.Geteuid() != 0 {
 		if _, err := fusermount(); err != nil {
-			return &pathError{kind: ErrNoFuse, cause: err, msg: "mounting as a non-root user needs fusermount3: apt-get install fuse3, or run as root"}
+			return &pathError{kind: errNoFuse, cause: err, msg: "mounting as a non-root user needs fusermount3: apt-get install fuse3, or run as root"}
 		}
 	}
 	return nil
@@ -142,17 +143,17 @@ func (r UnmountResult) String() string {
 
 // Unmount unmounts the imgfs mount at path, live or stale. A live mount
 // with open files is detached lazily. It refuses paths that are not mount
-// points (ErrNotMounted) and mounts of other filesystems (ErrNotImgfs).
+// points (errNotMounted) and mounts of other filesystems (errNotImgfs).
 func Unmount(path string) (UnmountResult, error) {
 	m, mounted, err := findMount(path)
 	if err != nil {
 		return 0, err
 	}
 	if !mounted {
-		return 0, &pathError{kind: ErrNotMounted, msg: "not mounted: " + path}
+		return 0, &pathError{kind: errNotMounted, msg: "not mounted: " + path}
 	}
 	if m.fsType != fsType {
-		return 0, &pathError{kind: ErrNotImgfs, msg: fmt.Sprintf("%s is a %s mount, not imgfs: refusing to unmount it", path, m.fsType)}
+		return 0, &pathError{kind: errNotImgfs, msg: fmt.Sprintf("%s is a %s mount, not imgfs: refusing to unmount it", path, m.fsType)}
 	}
 	if isStale(path) {
 		if err := umount(m.mountPoint, unix.MNT_DETACH); err != nil {

@@ -10,10 +10,10 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
-// Stats counts what the filesystem did since it was mounted. Blob opens are
+// fsStats counts what the filesystem did since it was mounted. Blob opens are
 // either passthrough opens, which the kernel serves from the cache file
 // without asking us, or plain opens, served by READs.
-type Stats struct {
+type fsStats struct {
 	Opens                uint64 `json:"opens"`
 	PassthroughOpens     uint64 `json:"passthrough_opens"`
 	PlainOpens           uint64 `json:"plain_opens"`
@@ -23,15 +23,15 @@ type Stats struct {
 	PassthroughFallbacks uint64 `json:"passthrough_fallbacks"`
 }
 
-// counters are the live form of Stats.
+// counters are the live form of fsStats.
 type counters struct {
 	opens, passthroughOpens      atomic.Uint64
 	reads, readBytes, readErrors atomic.Uint64
 	passthroughFallbacks         atomic.Uint64
 }
 
-func (c *counters) snapshot() Stats {
-	s := Stats{
+func (c *counters) snapshot() fsStats {
+	s := fsStats{
 		Opens:                c.opens.Load(),
 		PassthroughOpens:     c.passthroughOpens.Load(),
 		Reads:                c.reads.Load(),

@@ -32,6 +32,10 @@ type imageFS struct {
 	attrs       attrs
 	stats       counters
 	declined    sync.Once
+
+	// files finds a blob's node by digest. OnAdd fills it while the mount
+	// is made; it is only read after that.
+	files map[digest.Digest]*blobFile
 }
 
 // passthroughDeclined records that a passthrough handle got READs: go-fuse
@@ -60,10 +64,10 @@ func (r *root) OnAdd(ctx context.Context) {
 		dirs: map[string]*fs.Inode{".": &r.Inode},
 		inos: map[uint64]bool{},
 	}
-	seen := map[digest.Digest]bool{}
 	img := r.fsys.img
+	r.fsys.files = map[digest.Digest]*blobFile{}
 
-	b.add("oci-layout", &memFile{attrs: &r.fsys.attrs, data: []byte(OCILayout)}, 0)
+	b.add("oci-layout", &memFile{attrs: &r.fsys.attrs, data: []byte(ociLayout)}, 0)
 	b.add("index.json", &memFile{attrs: &r.fsys.attrs, data: r.fsys.index}, 0)
 
 	all := append([]ocispec.Descriptor{img.Root}, img.Blobs...)
@@ -71,11 +75,12 @@ func (r *root) OnAdd(ctx context.Context) {
 		all = append(append(all, p.Manifest, p.Config), p.Layers...)
 	}
 	for _, d := range all {
-		if seen[d.Digest] {
+		if r.fsys.files[d.Digest] != nil {
 			continue
 		}
-		seen[d.Digest] = true
-		b.add(blobPath(d.Digest), &blobFile{fsys: r.fsys, desc: d}, 0)
+		f := &blobFile{fsys: r.fsys, desc: d}
+		r.fsys.files[d.Digest] = f
+		b.add(blobPath(d.Digest), f, 0)
 	}
 
 	b.views(".", img.Platforms[0])
