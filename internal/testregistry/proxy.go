@@ -37,6 +37,7 @@ type Proxy struct {
 
 	blobBytes    atomic.Int64
 	blobRequests atomic.Int64
+	bandwidth    atomic.Pointer[tokenBucket] // nil: unlimited
 
 	mu        sync.Mutex
 	inflight  int
@@ -233,7 +234,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer p.leave()
-	rec := &recorder{ResponseWriter: w, p: p, entry: p.record(r)}
+	rec := &recorder{ResponseWriter: w, p: p, entry: p.record(r), ctx: r.Context()}
 	if r.Method == http.MethodGet && blobPath.MatchString(r.URL.Path) {
 		p.blobRequests.Add(1)
 		rec.blob = true
@@ -385,6 +386,7 @@ type recorder struct {
 	entry  *Request
 	status int
 	blob   bool // a blob GET, whose 2xx body bytes go to BlobBytes
+	ctx    context.Context
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -401,6 +403,31 @@ func (w *recorder) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
+	limit := w.p.bandwidth.Load()
+	if limit == nil {
+		return w.write(b)
+	}
+	// Under a bandwidth limit, send in chunks no larger than the burst,
+	// each when the bucket allows it, flushed so it leaves at that pace
+	// instead of piling up in a buffer.
+	written := 0
+	for written < len(b) {
+		chunk := b[written:min(len(b), written+int(limit.burst))]
+		if err := limit.wait(w.ctx, w.p.closing, int64(len(chunk))); err != nil {
+			return written, err
+		}
+		n, err := w.write(chunk)
+		written += n
+		if err != nil {
+			return written, err
+		}
+		w.Flush()
+	}
+	return written, nil
+}
+
+// write counts b and passes it on.
+func (w *recorder) write(b []byte) (int, error) {
 	w.count(int64(len(b)))
 	n, err := w.ResponseWriter.Write(b)
 	if n < len(b) {
