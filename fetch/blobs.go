@@ -5,20 +5,22 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/fetch/mediatype"
 )
 
 // Remote is the cache's source of bytes.
 var _ cache.Fetcher = (*Remote)(nil)
 
 // path returns where desc lives in the repository: manifests and indexes
-// under manifests/, everything else under blobs/.
+// under manifests/, everything else under blobs/. desc must be valid.
 func (r *Remote) path(desc ocispec.Descriptor) string {
-	if k := KindOf(desc); k == KindIndex || k == KindManifest {
+	if k := mediatype.KindOf(desc); k == mediatype.KindIndex || k == mediatype.KindManifest {
 		return "manifests/" + desc.Digest.String()
 	}
 	return "blobs/" + desc.Digest.String()
@@ -27,8 +29,11 @@ func (r *Remote) path(desc ocispec.Descriptor) string {
 // Fetch returns the whole of desc. The caller verifies the bytes; the cache
 // does so as it stores them.
 func (r *Remote) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+	if err := ValidateDescriptor(desc); err != nil {
+		return nil, permanent(fmt.Errorf("fetch: %w", err))
+	}
 	header := http.Header{}
-	if k := KindOf(desc); k == KindIndex || k == KindManifest {
+	if k := mediatype.KindOf(desc); k == mediatype.KindIndex || k == mediatype.KindManifest {
 		header.Set("Accept", desc.MediaType)
 	}
 	resp, err := r.get(ctx, r.path(desc), header)
@@ -37,11 +42,11 @@ func (r *Remote) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadClo
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
-		return nil, statusError(r.blobName(desc), resp)
+		return nil, r.blobStatusError(desc, resp)
 	}
 	if resp.ContentLength >= 0 && resp.ContentLength != desc.Size {
 		resp.Body.Close()
-		return nil, fmt.Errorf("fetch %s: registry sent %d bytes, descriptor says %d", desc.Digest, resp.ContentLength, desc.Size)
+		return nil, permanent(fmt.Errorf("fetch %s: registry sent %d bytes, descriptor says %d", desc.Digest, resp.ContentLength, desc.Size))
 	}
 	return resp.Body, nil
 }
@@ -51,7 +56,10 @@ func (r *Remote) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadClo
 // bytes asked for, so a registry that ignores Range cannot hand back the
 // wrong bytes.
 func (r *Remote) FetchRange(ctx context.Context, desc ocispec.Descriptor, off, length int64) (io.ReadCloser, error) {
-	if length <= 0 || off < 0 || off+length > desc.Size {
+	if err := ValidateDescriptor(desc); err != nil {
+		return nil, permanent(fmt.Errorf("fetch: %w", err))
+	}
+	if length <= 0 || off < 0 || off > desc.Size-length {
 		return nil, fmt.Errorf("fetch %s: range %d+%d outside the blob's %d bytes", desc.Digest, off, length, desc.Size)
 	}
 	last := off + length - 1
@@ -62,10 +70,9 @@ func (r *Remote) FetchRange(ctx context.Context, desc ocispec.Descriptor, off, l
 	}
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
-		want := fmt.Sprintf("bytes %d-%d/%d", off, last, desc.Size)
-		if got := resp.Header.Get("Content-Range"); strings.TrimSpace(got) != want {
+		if err := checkContentRange(resp.Header.Get("Content-Range"), off, last, desc.Size); err != nil {
 			resp.Body.Close()
-			return nil, fmt.Errorf("fetch %s: registry answered Content-Range %q to a request for %q", desc.Digest, got, want)
+			return nil, permanent(fmt.Errorf("fetch %s from %s: %w", desc.Digest, r.ref.Registry, err))
 		}
 		return resp.Body, nil
 	case http.StatusOK:
@@ -76,10 +83,35 @@ func (r *Remote) FetchRange(ctx context.Context, desc ocispec.Descriptor, off, l
 		return nil, fmt.Errorf("fetch %s from %s: %w", desc.Digest, r.ref.Registry, cache.ErrRangeUnsupported)
 	default:
 		defer resp.Body.Close()
-		return nil, statusError(r.blobName(desc), resp)
+		return nil, r.blobStatusError(desc, resp)
 	}
 }
 
-func (r *Remote) blobName(desc ocispec.Descriptor) string {
-	return r.ref.Name() + "@" + desc.Digest.String()
+// checkContentRange reports whether a 206's Content-Range names exactly
+// bytes first-last of a blob of size bytes.
+func checkContentRange(got string, first, last, size int64) error {
+	want := fmt.Sprintf("bytes %d-%d/%d", first, last, size)
+	got = strings.TrimSpace(got)
+	if got == want {
+		return nil
+	}
+	// Say which part disagrees: a total other than the descriptor's size
+	// means the registry has another blob under this digest.
+	if i := strings.LastIndexByte(got, '/'); i >= 0 && strings.HasPrefix(got, "bytes ") {
+		if total, err := strconv.ParseInt(got[i+1:], 10, 64); err == nil && total != size {
+			return fmt.Errorf("registry says the blob is %d bytes, descriptor says %d", total, size)
+		}
+	}
+	return fmt.Errorf("registry answered Content-Range %q to a request for %q", oneLine(got, 100), want)
+}
+
+// blobStatusError explains a failure status for desc, marking as permanent
+// the statuses that asking again soon will not change.
+func (r *Remote) blobStatusError(desc ocispec.Descriptor, resp *http.Response) error {
+	err := statusError(r.ref.Name()+"@"+desc.Digest.String(), resp)
+	switch resp.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusRequestedRangeNotSatisfiable:
+		return permanent(err)
+	}
+	return err
 }

@@ -8,6 +8,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/fetch/mediatype"
 )
 
 // MaxMetadataSize bounds indexes, manifests and configs; the cache, which
@@ -25,8 +26,8 @@ type Provider interface {
 // children.
 func ChildrenHandler(provider Provider) HandlerFunc {
 	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
-		kind := KindOf(desc)
-		if kind != KindIndex && kind != KindManifest {
+		kind := mediatype.KindOf(desc)
+		if kind != mediatype.KindIndex && kind != mediatype.KindManifest {
 			return nil, nil
 		}
 		data, err := provider.ReadMetadata(ctx, desc)
@@ -39,25 +40,45 @@ func ChildrenHandler(provider Provider) HandlerFunc {
 
 // Children decodes an index or manifest and returns the descriptors it
 // points at: for an index its manifests, for a manifest its config followed
-// by its layers.
+// by its layers. Each of them has passed ValidateDescriptor; the first that
+// does not fails the whole decode with an error naming the parent and the
+// child, such as
+//
+//	manifest sha256:…: layers[2]: invalid digest "sha256:../../x": …
 func Children(desc ocispec.Descriptor, data []byte) ([]ocispec.Descriptor, error) {
-	switch KindOf(desc) {
-	case KindIndex:
+	kind := mediatype.KindOf(desc)
+	var children []ocispec.Descriptor
+	var role func(i int) string
+	switch kind {
+	case mediatype.KindIndex:
 		var index ocispec.Index
 		if err := json.Unmarshal(data, &index); err != nil {
-			return nil, fmt.Errorf("decode index %s: %w", desc.Digest, err)
+			return nil, fmt.Errorf("decode index %s: %w", quoted(desc.Digest), err)
 		}
-		return index.Manifests, nil
-	case KindManifest:
+		children = index.Manifests
+		role = func(i int) string { return fmt.Sprintf("manifests[%d]", i) }
+	case mediatype.KindManifest:
 		var manifest ocispec.Manifest
 		if err := json.Unmarshal(data, &manifest); err != nil {
-			return nil, fmt.Errorf("decode manifest %s: %w", desc.Digest, err)
+			return nil, fmt.Errorf("decode manifest %s: %w", quoted(desc.Digest), err)
 		}
 		if manifest.Config.Digest == "" {
-			return nil, fmt.Errorf("decode manifest %s: no config", desc.Digest)
+			return nil, fmt.Errorf("decode manifest %s: no config", quoted(desc.Digest))
 		}
-		return append([]ocispec.Descriptor{manifest.Config}, manifest.Layers...), nil
+		children = append([]ocispec.Descriptor{manifest.Config}, manifest.Layers...)
+		role = func(i int) string {
+			if i == 0 {
+				return "config"
+			}
+			return fmt.Sprintf("layers[%d]", i-1)
+		}
 	default:
 		return nil, nil
 	}
+	for i, c := range children {
+		if err := ValidateDescriptor(c); err != nil {
+			return nil, fmt.Errorf("%s %s: %s: %w", kind, quoted(desc.Digest), role(i), err)
+		}
+	}
+	return children, nil
 }

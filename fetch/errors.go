@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
+	"unicode"
 
 	"oras.land/oras-go/v2/registry/remote/errcode"
+
+	"github.com/imgfs/imgfs/cache"
 )
 
 // Sentinel errors that callers and tests branch on. Each error the registry
@@ -19,10 +23,23 @@ var (
 	ErrUnreachable      = errors.New("registry unreachable")
 	ErrUntrustedTLS     = errors.New("tls: certificate signed by unknown authority")
 	ErrUnsupported      = errors.New("unsupported")
-	ErrTooLarge         = errors.New("too large")
-	ErrDigestMismatch   = errors.New("digest mismatch")
 	ErrUnexpectedStatus = errors.New("unexpected response")
 )
+
+// Sentinel errors shared with the cache, so that errors.Is gives the same
+// answer whichever package an error came from.
+var (
+	ErrTooLarge       = cache.ErrTooLarge
+	ErrDigestMismatch = cache.ErrDigestMismatch
+)
+
+// permanent marks err as an answer that asking again soon will not change
+// (401, 403, 404, 416, a Content-Range or length that contradicts the
+// descriptor), so that the cache fails reads of the blob fast for a while
+// instead of retrying.
+func permanent(err error) error {
+	return fmt.Errorf("%w: %w", cache.ErrPermanent, err)
+}
 
 // transportError turns a failed round trip into one line that names the
 // host and, where it helps, the fix.
@@ -64,7 +81,17 @@ func statusError(what string, resp *http.Response) error {
 	detail := resp.Status
 	var body struct{ Errors errcode.Errors }
 	if decodeJSON(resp.Body, &body, 64<<10) == nil && len(body.Errors) > 0 {
-		detail += ": " + body.Errors[0].Message
+		detail += ": " + oneLine(body.Errors[0].Message, 200)
 	}
 	return fmt.Errorf("%w: %s: %s", ErrUnexpectedStatus, what, detail)
+}
+
+// oneLine squeezes text a registry wrote onto one line of at most max
+// bytes, so that it cannot forge or flood log lines.
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }), " ")
+	if len(s) > max {
+		s = strings.ToValidUTF8(s[:max], "") + "…"
+	}
+	return s
 }

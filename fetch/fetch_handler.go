@@ -9,6 +9,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/fetch/mediatype"
 )
 
 // FetchHandler returns a handler that stores each descriptor's bytes in
@@ -17,12 +18,17 @@ import (
 // the cache; indexes, manifests and configs are small and streamed whole.
 // source names the repository the bytes come from, recorded as provenance.
 // It returns no children: chain it with ChildrenHandler.
-func FetchHandler(store *cache.Store, src cache.Fetcher, source string, progress Progress) HandlerFunc {
+func FetchHandler(store Store, src cache.Fetcher, source string, progress Progress) HandlerFunc {
 	if progress == nil {
 		progress = NoProgress{}
 	}
 	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
-		kind := KindOf(desc)
+		kind := mediatype.KindOf(desc)
+		// The walk has validated desc already; callers outside it may not
+		// have, and the store builds paths from the digest.
+		if err := ValidateDescriptor(desc); err != nil {
+			return nil, fmt.Errorf("fetch %s: %w", kind, err)
+		}
 		if store.Exists(desc) {
 			progress.Add(desc, desc.Size)
 			progress.Status(desc, StatusExists)
@@ -30,7 +36,7 @@ func FetchHandler(store *cache.Store, src cache.Fetcher, source string, progress
 		}
 		progress.Status(desc, StatusDownloading)
 		var err error
-		if kind == KindLayer {
+		if kind == mediatype.KindLayer {
 			err = store.Fill(ctx, desc, src, func(n int64) { progress.Add(desc, n) })
 		} else {
 			err = ingestMetadata(ctx, store, src, desc, progress)
@@ -44,9 +50,9 @@ func FetchHandler(store *cache.Store, src cache.Fetcher, source string, progress
 	}
 }
 
-func ingestMetadata(ctx context.Context, store *cache.Store, src cache.Fetcher, desc ocispec.Descriptor, progress Progress) error {
+func ingestMetadata(ctx context.Context, store Store, src cache.Fetcher, desc ocispec.Descriptor, progress Progress) error {
 	if desc.Size > MaxMetadataSize {
-		return fmt.Errorf("%w: %s is %d bytes, over the %d MiB limit for metadata", ErrTooLarge, KindOf(desc), desc.Size, MaxMetadataSize>>20)
+		return fmt.Errorf("%w: %s is %d bytes, over the %d MiB limit for metadata", ErrTooLarge, mediatype.KindOf(desc), desc.Size, MaxMetadataSize>>20)
 	}
 	rc, err := src.Fetch(ctx, desc)
 	if err != nil {

@@ -15,6 +15,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/semaphore"
+
+	"github.com/imgfs/imgfs/fetch/mediatype"
 )
 
 // memProvider is an in-memory Provider for walking synthetic trees.
@@ -44,7 +46,7 @@ func blobDesc(mediaType, name string) ocispec.Descriptor {
 func testIndex(m memProvider, docker bool) ocispec.Descriptor {
 	manifestType, indexType, configType, layerType := ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageIndex, ocispec.MediaTypeImageConfig, ocispec.MediaTypeImageLayerGzip
 	if docker {
-		manifestType, indexType, configType, layerType = MediaTypeDockerManifest, MediaTypeDockerManifestList, MediaTypeDockerConfig, MediaTypeDockerLayer
+		manifestType, indexType, configType, layerType = mediatype.DockerManifest, mediatype.DockerManifestList, mediatype.DockerConfig, mediatype.DockerLayer
 	}
 	var entries []ocispec.Descriptor
 	for _, p := range []ocispec.Platform{
@@ -76,7 +78,7 @@ func walk(t *testing.T, h Handler, root ocispec.Descriptor) []string {
 	record := HandlerFunc(func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 		children, err := h.Handle(ctx, desc)
 		mu.Lock()
-		seen = append(seen, string(KindOf(desc))+" "+platformOf(desc))
+		seen = append(seen, string(mediatype.KindOf(desc))+" "+platformOf(desc))
 		mu.Unlock()
 		return children, err
 	})
@@ -104,13 +106,13 @@ func TestPlatformFilters(t *testing.T) {
 			name string
 			h    Handler
 			want int // descriptors handled
-			kind map[Kind]int
+			kind map[mediatype.Kind]int
 		}{
-			{"all platforms", children, 10, map[Kind]int{KindManifest: 3, KindConfig: 3, KindLayer: 3}},
-			{"arm64 only", FilterPlatforms(children, arm), 4, map[Kind]int{KindManifest: 1, KindLayer: 1}},
-			{"all metadata", FilterManifestByPlatform(children, arm), 8, map[Kind]int{KindManifest: 3, KindConfig: 3, KindLayer: 1}},
-			{"limit 1 of all", LimitManifests(children, platforms.Ordered(ocispec.Platform{OS: "linux", Architecture: "amd64"}), 1), 4, map[Kind]int{KindManifest: 1}},
-			{"metadata only", DropLayers(children), 7, map[Kind]int{KindLayer: 0}},
+			{"all platforms", children, 10, map[mediatype.Kind]int{mediatype.KindManifest: 3, mediatype.KindConfig: 3, mediatype.KindLayer: 3}},
+			{"arm64 only", FilterPlatforms(children, arm), 4, map[mediatype.Kind]int{mediatype.KindManifest: 1, mediatype.KindLayer: 1}},
+			{"all metadata", FilterManifestByPlatform(children, arm), 8, map[mediatype.Kind]int{mediatype.KindManifest: 3, mediatype.KindConfig: 3, mediatype.KindLayer: 1}},
+			{"limit 1 of all", LimitManifests(children, platforms.Ordered(ocispec.Platform{OS: "linux", Architecture: "amd64"}), 1), 4, map[mediatype.Kind]int{mediatype.KindManifest: 1}},
+			{"metadata only", DropLayers(children), 7, map[mediatype.Kind]int{mediatype.KindLayer: 0}},
 		}
 		for _, tt := range tests {
 			seen := walk(t, tt.h, root)
@@ -149,7 +151,7 @@ func TestDispatchSkipStopAndErrors(t *testing.T) {
 	children := ChildrenHandler(m)
 
 	skipConfigs := HandlerFunc(func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
-		if KindOf(desc) == KindManifest {
+		if mediatype.KindOf(desc) == mediatype.KindManifest {
 			return nil, ErrSkipDesc
 		}
 		return children(ctx, desc)
@@ -171,7 +173,7 @@ func TestDispatchSkipStopAndErrors(t *testing.T) {
 
 	boom := errors.New("boom")
 	failing := HandlerFunc(func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
-		if KindOf(desc) == KindLayer {
+		if mediatype.KindOf(desc) == mediatype.KindLayer {
 			return nil, boom
 		}
 		return children(ctx, desc)
@@ -216,14 +218,14 @@ func TestChildrenOrderAndErrors(t *testing.T) {
 	}
 	data, _ := m.ReadMetadata(context.Background(), manifests[0])
 	kids, err := Children(manifests[0], data)
-	if err != nil || KindOf(kids[0]) != KindConfig || KindOf(kids[1]) != KindLayer {
+	if err != nil || mediatype.KindOf(kids[0]) != mediatype.KindConfig || mediatype.KindOf(kids[1]) != mediatype.KindLayer {
 		t.Fatalf("manifest children: %v %v", kids, err)
 	}
 	if _, err := Children(manifests[0], []byte("{")); err == nil {
 		t.Error("bad JSON accepted")
 	}
-	legacy := ocispec.Descriptor{MediaType: MediaTypeLegacyConfig}
-	if KindOf(legacy) != KindConfig {
+	legacy := ocispec.Descriptor{MediaType: mediatype.LegacyConfig}
+	if mediatype.KindOf(legacy) != mediatype.KindConfig {
 		t.Error("application/octet-stream config not recognised")
 	}
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"oras.land/oras-go/v2/registry"
+
+	"github.com/imgfs/imgfs/cache"
 )
 
 // DockerHub is the registry that short names such as "nginx" live on.
@@ -43,9 +45,9 @@ func ParseReference(s string) (Reference, error) {
 	name, dgst, hasDigest := strings.Cut(s, "@")
 	var ref Reference
 	if hasDigest {
-		d, err := digest.Parse(dgst)
-		if err != nil {
-			return invalid("bad digest: " + err.Error())
+		d := digest.Digest(dgst)
+		if err := cache.CheckDigest(d); err != nil {
+			return Reference{}, fmt.Errorf("%w %q: %w", ErrInvalidReference, s, err)
 		}
 		ref.Digest = d
 	}

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"oras.land/oras-go/v2/registry"
 	"oras.land/oras-go/v2/registry/remote/auth"
@@ -50,7 +52,7 @@ func NewRemote(ref Reference, opts RemoteOptions) (*Remote, error) {
 		return nil, err
 	}
 	client := &auth.Client{
-		Client: &http.Client{Transport: retry.NewTransport(rt)},
+		Client: &http.Client{Transport: &retry.Transport{Base: rt, Policy: func() retry.Policy { return noStallRetry{retry.DefaultPolicy} }}},
 		Cache:  auth.NewCache(),
 	}
 	client.SetUserAgent(userAgent)
@@ -72,6 +74,9 @@ func NewRemote(ref Reference, opts RemoteOptions) (*Remote, error) {
 	return &Remote{ref: ref, client: client, log: log}, nil
 }
 
+// maxPasswordLine bounds the line read from standard input as a password.
+const maxPasswordLine = 64 << 10
+
 func parseUser(user string, stdin io.Reader) (auth.Credential, error) {
 	name, pass, ok := strings.Cut(user, ":")
 	if name == "" {
@@ -81,7 +86,7 @@ func parseUser(user string, stdin io.Reader) (auth.Credential, error) {
 		if stdin == nil {
 			return auth.EmptyCredential, fmt.Errorf("--user %s: no password given and no standard input to read it from", name)
 		}
-		line, err := bufio.NewReader(stdin).ReadString('\n')
+		line, err := bufio.NewReader(io.LimitReader(stdin, maxPasswordLine)).ReadString('\n')
 		if err != nil && line == "" {
 			return auth.EmptyCredential, fmt.Errorf("--user %s: reading password from standard input: %w", name, err)
 		}
@@ -112,9 +117,23 @@ func (r *Remote) get(ctx context.Context, path string, header http.Header) (*htt
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}
-		return nil, transportError(r.ref.Registry, err)
+		return nil, redactError(transportError(r.ref.Registry, err))
 	}
 	return resp, nil
+}
+
+// noStallRetry is oras' retry policy, which backs off on 408, 429 and 5xx
+// (honouring Retry-After on 429) and on connection resets, and leaves 401,
+// 403 and 404 alone; except that a registry that stalled is not asked
+// again, since each attempt would wait out the idle timeout once more.
+type noStallRetry struct{ retry.Policy }
+
+func (p noStallRetry) Retry(attempt int, resp *http.Response, err error) (time.Duration, error) {
+	var stall *stallError
+	if errors.As(err, &stall) {
+		return -1, nil
+	}
+	return p.Policy.Retry(attempt, resp, err)
 }
 
 // decodeJSON decodes at most limit bytes of r into v.

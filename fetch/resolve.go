@@ -3,6 +3,8 @@ package fetch
 import (
 	"bytes"
 	"context"
+	_ "crypto/sha256" // digest algorithms a manifest may be named by
+	_ "crypto/sha512"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +14,9 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/fetch/mediatype"
 )
 
 // Resolve fetches the manifest or index the reference names and returns
@@ -19,7 +24,7 @@ import (
 // the reference or, for a tag, against the registry's Docker-Content-Digest.
 func (r *Remote) Resolve(ctx context.Context) (ocispec.Descriptor, []byte, error) {
 	what := r.ref.String()
-	header := http.Header{"Accept": {strings.Join(ManifestMediaTypes, ", ")}}
+	header := http.Header{"Accept": {strings.Join(mediatype.Manifests, ", ")}}
 	resp, err := r.get(ctx, "manifests/"+r.ref.Object(), header)
 	if err != nil {
 		return ocispec.Descriptor{}, nil, fmt.Errorf("resolve %s: %w", what, err)
@@ -36,18 +41,47 @@ func (r *Remote) Resolve(ctx context.Context) (ocispec.Descriptor, []byte, error
 	if err != nil {
 		return ocispec.Descriptor{}, nil, err
 	}
-	want := r.ref.Digest
-	if want == "" {
-		want = digest.Digest(resp.Header.Get("Docker-Content-Digest"))
+	want, err := r.expectedDigest(resp.Header)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("resolve %s: %w", what, err)
 	}
 	got := digest.FromBytes(data)
-	if want != "" && want.Algorithm().Available() {
+	if want != "" {
 		got = want.Algorithm().FromBytes(data)
+		if got != want {
+			return ocispec.Descriptor{}, nil, fmt.Errorf("%w: %s: registry sent a manifest hashing to %s, expected %s", ErrDigestMismatch, what, got, want)
+		}
 	}
-	if want != "" && got != want {
-		return ocispec.Descriptor{}, nil, fmt.Errorf("%w: %s: registry sent a manifest hashing to %s, expected %s", ErrDigestMismatch, what, got, want)
+	root := ocispec.Descriptor{MediaType: mediaType, Digest: got, Size: int64(len(data))}
+	if err := ValidateDescriptor(root); err != nil {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("resolve %s: %w", what, err)
 	}
-	return ocispec.Descriptor{MediaType: mediaType, Digest: got, Size: int64(len(data))}, data, nil
+	return root, data, nil
+}
+
+// expectedDigest returns the digest the manifest must hash to: the one in
+// the reference or, for a tag, the registry's Docker-Content-Digest, each
+// validated before use. It returns "" when there is neither.
+func (r *Remote) expectedDigest(header http.Header) (digest.Digest, error) {
+	if r.ref.Digest != "" {
+		if err := cache.CheckDigest(r.ref.Digest); err != nil {
+			return "", fmt.Errorf("reference: %w", err)
+		}
+		return r.ref.Digest, nil
+	}
+	values := header.Values("Docker-Content-Digest")
+	switch len(values) {
+	case 0:
+		return "", nil
+	case 1:
+	default:
+		return "", fmt.Errorf("registry sent %d Docker-Content-Digest headers", len(values))
+	}
+	d := digest.Digest(values[0])
+	if err := cache.CheckDigest(d); err != nil {
+		return "", fmt.Errorf("registry sent an invalid Docker-Content-Digest: %w", err)
+	}
+	return d, nil
 }
 
 // readMetadata reads a manifest body, refusing more than MaxMetadataSize
@@ -85,11 +119,11 @@ func manifestMediaType(what, contentType string, data []byte) (string, error) {
 	if mediaType == "" {
 		mediaType = header
 	}
-	if probe.SchemaVersion == 1 || IsSchema1(mediaType) || IsSchema1(header) {
+	if probe.SchemaVersion == 1 || mediatype.IsSchema1(mediaType) || mediatype.IsSchema1(header) {
 		return "", fmt.Errorf("%w: %s: schema1 manifests are not supported (there is no conversion); push the image again with a current client", ErrUnsupported, what)
 	}
-	if !IsIndex(mediaType) && !IsManifest(mediaType) {
-		return "", fmt.Errorf("%w: %s: media type %q is not an image index or manifest", ErrUnsupported, what, mediaType)
+	if !mediatype.IsIndex(mediaType) && !mediatype.IsManifest(mediaType) {
+		return "", fmt.Errorf("%w: %s: media type %.100q is not an image index or manifest", ErrUnsupported, what, mediaType)
 	}
 	return mediaType, nil
 }

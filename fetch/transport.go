@@ -24,8 +24,18 @@ type TransportOptions struct {
 	TLSCACert string
 	// HTTPTrace logs DNS, connect, TLS and first-byte timings at debug level.
 	HTTPTrace bool
-	Logger    *slog.Logger
+	// IdleTimeout bounds how long any request waits for the registry: for
+	// the response headers once the request is sent, and for each read of
+	// a body (manifests, blobs, tokens and error bodies alike). The clock
+	// runs only while imgfs waits on the registry, so a slow reader of the
+	// body is not taken for a stalled registry. Zero means
+	// DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	Logger      *slog.Logger
 }
+
+// DefaultIdleTimeout is the IdleTimeout when none is given.
+const DefaultIdleTimeout = 30 * time.Second
 
 // newTransport builds the HTTP transport under oras' auth and retry
 // layers. It keeps enough idle connections per host for parallel range
@@ -52,8 +62,13 @@ func newTransport(opts TransportOptions) (http.RoundTripper, error) {
 	base.MaxIdleConnsPerHost = 32
 	base.DisableCompression = true
 	base.ReadBufferSize = 64 << 10
-	base.ResponseHeaderTimeout = 30 * time.Second
-	var rt http.RoundTripper = &schemeTransport{base: base, plain: opts.PlainHTTP, fallback: map[string]bool{}}
+	idle := opts.IdleTimeout
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
+	base.ResponseHeaderTimeout = idle
+	var rt http.RoundTripper = &idleTransport{base: base, timeout: idle}
+	rt = &schemeTransport{base: rt, plain: opts.PlainHTTP, fallback: map[string]bool{}}
 	if opts.HTTPTrace && opts.Logger != nil {
 		rt = &traceTransport{base: rt, log: opts.Logger}
 	}
@@ -121,7 +136,9 @@ type traceTransport struct {
 func (t *traceTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
 	since := func() time.Duration { return time.Since(start).Round(time.Microsecond) }
-	l := t.log.With("method", req.Method, "url", req.URL.String())
+	// The URL goes without its query: a signed redirect carries its
+	// credentials there. Headers, Authorization among them, never go.
+	l := t.log.With("method", req.Method, "url", redactURL(req.URL))
 	trace := &httptrace.ClientTrace{
 		DNSDone: func(i httptrace.DNSDoneInfo) { l.Debug("http trace: dns done", "after", since(), "error", i.Err) },
 		ConnectDone: func(network, addr string, err error) {
@@ -135,7 +152,7 @@ func (t *traceTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := t.base.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
 	if err != nil {
-		l.Debug("http trace: failed", "after", since(), "error", err)
+		l.Debug("http trace: failed", "after", since(), "error", redactQueries(err.Error()))
 	} else {
 		l.Debug("http trace: response", "status", resp.StatusCode, "range", req.Header.Get("Range"), "after", since())
 	}

@@ -3,6 +3,8 @@ package fetch
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/containerd/platforms"
@@ -10,7 +12,21 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/fetch/mediatype"
 )
+
+// Origin is where a walk starts and where the bytes it lacks come from.
+type Origin struct {
+	// Root and RootData are the descriptor and bytes Resolve returned (or
+	// the cache's record of them).
+	Root     ocispec.Descriptor
+	RootData []byte
+	// Fetcher serves every other blob the store lacks.
+	Fetcher cache.Fetcher
+	// Repository names where the bytes come from, such as
+	// "docker.io/library/nginx", for the cache's provenance records.
+	Repository string
+}
 
 // WalkOptions choose what a walk fetches. They mirror ctr's flags.
 type WalkOptions struct {
@@ -25,7 +41,7 @@ type WalkOptions struct {
 	MetadataOnly bool
 	// Lazy lists kinds of descriptor recorded but not fetched: the mount
 	// leaves layers and configs to be read on demand.
-	Lazy []Kind
+	Lazy []mediatype.Kind
 	// Limit keeps at most this many manifests per index (0: all matches).
 	Limit int
 	// MaxConcurrent bounds handlers running at once.
@@ -33,14 +49,19 @@ type WalkOptions struct {
 	Progress      Progress
 }
 
-// Walk fetches the image whose root descriptor and bytes Resolve returned,
-// through the handler chain that opts select, and returns what it reached.
-// Bytes the cache lacks come from src; source names the repository they
-// come from, for the cache's provenance records.
-func Walk(ctx context.Context, store *cache.Store, src cache.Fetcher, source string, root ocispec.Descriptor, rootData []byte, opts WalkOptions) (*Tree, error) {
+// Walk fetches the image at from.Root into store through the handler chain
+// that opts select, and returns what it reached. The root is validated
+// first; every descriptor below it is validated as its parent is decoded.
+// Each digest is handled once, and the walk fails as soon as it would go
+// past MaxWalkDepth or MaxWalkDescriptors.
+func Walk(ctx context.Context, store Store, from Origin, opts WalkOptions) (*Tree, error) {
+	root := from.Root
+	if err := ValidateDescriptor(root); err != nil {
+		return nil, fmt.Errorf("image root: %w", err)
+	}
 	matcher := PlatformMatcher(opts.Platforms)
-	src = Preloaded{Fetcher: src, Desc: root, Data: rootData}
-	var fetcher Handler = FetchHandler(store, src, source, opts.Progress)
+	src := Preloaded{Fetcher: from.Fetcher, Desc: root, Data: from.RootData}
+	var fetcher Handler = FetchHandler(store, src, from.Repository, opts.Progress)
 	if len(opts.Lazy) > 0 {
 		fetcher = SkipKinds(fetcher, opts.Lazy...)
 	}
@@ -60,10 +81,12 @@ func Walk(ctx context.Context, store *cache.Store, src cache.Fetcher, source str
 	}
 	tree := NewTree(root)
 	limit := int64(max(opts.MaxConcurrent, 1))
-	if err := Dispatch(ctx, tree.Record(h), semaphore.NewWeighted(limit), root); err != nil {
+	// The tree records every child a descriptor lists; the bounds then
+	// pass on to Dispatch only those not seen before.
+	if err := Dispatch(ctx, boundWalk(root, tree.Record(h)), semaphore.NewWeighted(limit), root); err != nil {
 		return nil, err
 	}
-	if IsIndex(root.MediaType) && len(tree.Children(root.Digest)) == 0 {
+	if mediatype.IsIndex(root.MediaType) && len(tree.Children(root.Digest)) == 0 {
 		return nil, noMatchError(ctx, store, root, opts.Platforms)
 	}
 	return tree, nil
@@ -94,7 +117,7 @@ func ParsePlatforms(specs []string) ([]ocispec.Platform, error) {
 }
 
 // noMatchError says which platforms the index offers when none matched.
-func noMatchError(ctx context.Context, store *cache.Store, root ocispec.Descriptor, want []ocispec.Platform) error {
+func noMatchError(ctx context.Context, store Provider, root ocispec.Descriptor, want []ocispec.Platform) error {
 	wanted := "the host platform " + platforms.Format(platforms.DefaultSpec())
 	if len(want) > 0 {
 		var names []string
@@ -103,15 +126,39 @@ func noMatchError(ctx context.Context, store *cache.Store, root ocispec.Descript
 		}
 		wanted = strings.Join(names, ", ")
 	}
+	return fmt.Errorf("%w: no manifest for %s in index %s (it has: %s); pick one with --platform or use --all-platforms",
+		ErrNotFound, wanted, root.Digest, offeredPlatforms(ctx, store, root))
+}
+
+// offeredPlatforms lists the distinct platforms an index names, a few at
+// most and each on one line, since the registry wrote them.
+func offeredPlatforms(ctx context.Context, store Provider, root ocispec.Descriptor) string {
+	const most = 8
+	data, err := store.ReadMetadata(ctx, root)
+	if err != nil {
+		return "unknown"
+	}
+	children, _ := Children(root, data)
 	var offered []string
-	if data, err := store.ReadMetadata(ctx, root); err == nil {
-		children, _ := Children(root, data)
-		for _, c := range children {
-			if c.Platform != nil {
-				offered = append(offered, platforms.Format(*c.Platform))
-			}
+	more := 0
+	for _, c := range children {
+		if c.Platform == nil {
+			continue
+		}
+		p := platforms.Format(*c.Platform)
+		if !strconv.CanBackquote(p) {
+			p = strconv.Quote(p)
+		}
+		switch {
+		case slices.Contains(offered, p):
+		case len(offered) < most:
+			offered = append(offered, p)
+		default:
+			more++
 		}
 	}
-	return fmt.Errorf("%w: no manifest for %s in index %s (it has: %s); pick one with --platform or use --all-platforms",
-		ErrNotFound, wanted, root.Digest, strings.Join(offered, ", "))
+	if more > 0 {
+		offered = append(offered, fmt.Sprintf("and %d more", more))
+	}
+	return strings.Join(offered, ", ")
 }

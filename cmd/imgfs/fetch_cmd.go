@@ -80,7 +80,7 @@ func runFetch(cmd *cobra.Command, g *globalFlags, f *fetchFlags, refArg string) 
 		return err
 	}
 	progress.Resolved(ref.String(), root)
-	_, err = fetch.Walk(ctx, store, remote, ref.Name(), root, data, fetch.WalkOptions{
+	_, err = fetch.Walk(ctx, store, fetch.Origin{Root: root, RootData: data, Fetcher: remote, Repository: ref.Name()}, fetch.WalkOptions{
 		Platforms:     ps,
 		AllPlatforms:  f.allPlatforms,
 		AllMetadata:   f.allMetadata,

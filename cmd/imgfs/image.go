@@ -12,6 +12,7 @@ import (
 
 	"github.com/imgfs/imgfs/cache"
 	"github.com/imgfs/imgfs/fetch"
+	"github.com/imgfs/imgfs/fetch/mediatype"
 	"github.com/imgfs/imgfs/fusefs"
 )
 
@@ -33,10 +34,10 @@ func layoutName(ref fetch.Reference) string {
 func buildImage(ctx context.Context, store *cache.Store, ref fetch.Reference, tree *fetch.Tree, want []ocispec.Platform, fetchConfig func(context.Context, ocispec.Descriptor) error) (fusefs.Image, error) {
 	img := fusefs.Image{Name: layoutName(ref), Root: tree.Root, Blobs: tree.Descriptors()}
 	manifests := []ocispec.Descriptor{tree.Root}
-	if fetch.IsIndex(tree.Root.MediaType) {
+	if mediatype.IsIndex(tree.Root.MediaType) {
 		manifests = nil
 		for _, m := range tree.Children(tree.Root.Digest) {
-			if fetch.IsManifest(m.MediaType) {
+			if mediatype.IsManifest(m.MediaType) {
 				manifests = append(manifests, m)
 			}
 		}
@@ -53,7 +54,7 @@ func buildImage(ctx context.Context, store *cache.Store, ref fetch.Reference, tr
 	for _, m := range manifests {
 		p := fusefs.PlatformImage{Manifest: m, Platform: ocispec.Platform{OS: "unknown", Architecture: "unknown"}}
 		for _, c := range tree.Children(m.Digest) {
-			if fetch.KindOf(c) == fetch.KindConfig {
+			if mediatype.KindOf(c) == mediatype.KindConfig {
 				p.Config = c
 			} else {
 				p.Layers = append(p.Layers, c)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/imgfs/imgfs/cache"
 	"github.com/imgfs/imgfs/fetch"
+	"github.com/imgfs/imgfs/fetch/mediatype"
 	"github.com/imgfs/imgfs/fusefs"
 )
 
@@ -156,7 +157,7 @@ func resolveForMount(ctx context.Context, g *globalFlags, f *mountFlags, store *
 	opts := fetch.WalkOptions{
 		Platforms:     ps,
 		AllPlatforms:  f.allPlatforms,
-		Lazy:          []fetch.Kind{fetch.KindLayer, fetch.KindConfig},
+		Lazy:          []mediatype.Kind{mediatype.KindLayer, mediatype.KindConfig},
 		Limit:         max(len(ps), 1),
 		MaxConcurrent: 32,
 	}
@@ -188,7 +189,7 @@ func resolveForMount(ctx context.Context, g *globalFlags, f *mountFlags, store *
 		}
 		src, fetcher = remote, remote
 	}
-	tree, err := fetch.Walk(ctx, store, src, ref.Name(), root, data, opts)
+	tree, err := fetch.Walk(ctx, store, fetch.Origin{Root: root, RootData: data, Fetcher: src, Repository: ref.Name()}, opts)
 	if err != nil {
 		if f.offline {
 			return fusefs.Image{}, nil, fmt.Errorf("--offline: metadata of %s is not all cached: %w", ref, err)
@@ -248,7 +249,7 @@ func fetchConfigs(ctx context.Context, g *globalFlags, store *cache.Store, src c
 func prefetchLayers(ctx context.Context, g *globalFlags, store *cache.Store, fetcher cache.Fetcher, img fusefs.Image) {
 	var layers []ocispec.Descriptor
 	for _, desc := range img.Blobs {
-		if !fetch.IsMetadata(desc) {
+		if !mediatype.IsMetadata(desc) {
 			layers = append(layers, desc)
 		}
 	}
