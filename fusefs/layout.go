@@ -9,14 +9,13 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/imgfs/imgfs/fetch/mediatype"
 )
 
 // ociLayout is the content of the layout's oci-layout file. umoci refuses a
 // layout whose version is missing or different.
 const ociLayout = `{"imageLayoutVersion":"1.0.0"}`
-
-// dockerManifestList is the Docker media type for a multi-platform index.
-const dockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
 
 // errInvalidImage reports an Image that cannot be laid out, such as one
 // without a name or without platforms.
@@ -49,7 +48,7 @@ func layoutRefs(img Image) ([]ocispec.Descriptor, error) {
 	}
 	def := img.Platforms[0]
 	refs := []ocispec.Descriptor{named(def.Manifest, platformOf(def), img.Name)}
-	if !isIndex(img.Root.MediaType) {
+	if !mediatype.IsIndex(img.Root.MediaType) {
 		return refs, nil
 	}
 	for i, dir := range platformDirs(img.Platforms) {
@@ -114,12 +113,6 @@ func platformOf(p PlatformImage) *ocispec.Platform {
 	}
 	pl := p.Platform
 	return &pl
-}
-
-// isIndex reports whether mediaType is a multi-platform index (OCI image
-// index or Docker manifest list).
-func isIndex(mediaType string) bool {
-	return mediaType == ocispec.MediaTypeImageIndex || mediaType == dockerManifestList
 }
 
 // platformDir returns the directory name of a platform,

@@ -9,6 +9,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/imgfs/imgfs/fetch/mediatype"
 )
 
 func desc(mediaType, hexByte string, size int64) ocispec.Descriptor {
@@ -17,7 +19,7 @@ func desc(mediaType, hexByte string, size int64) ocispec.Descriptor {
 
 func TestLayoutIndex(t *testing.T) {
 	idx := desc(ocispec.MediaTypeImageIndex, "a", 500)
-	list := desc(dockerManifestList, "b", 400)
+	list := desc(mediatype.DockerManifestList, "b", 400)
 	m1 := desc(ocispec.MediaTypeImageManifest, "1", 101)
 	m2 := desc(ocispec.MediaTypeImageManifest, "2", 102)
 	m3 := desc(ocispec.MediaTypeImageManifest, "3", 103)

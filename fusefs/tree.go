@@ -12,6 +12,8 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/imgfs/imgfs/fetch/mediatype"
 )
 
 // Names of the friendly views. The root index is index-manifest.json, not
@@ -84,7 +86,7 @@ func (r *root) OnAdd(ctx context.Context) {
 	}
 
 	b.views(".", img.Platforms[0])
-	if isIndex(img.Root.MediaType) {
+	if mediatype.IsIndex(img.Root.MediaType) {
 		b.link(rootIndexName, img.Root)
 	}
 	if len(img.Platforms) > 1 {
