@@ -3,12 +3,22 @@
 #   make demo   set up, start a local registry, push an image, mount it, show it
 #   make test   everything: unit, integration and end-to-end FUSE tests
 #   make bench  benchmarks against curl, skopeo and ctr, as ratios
+#   make lint   gofmt, go vet and staticcheck
+#   make fuzz   each fuzz target for FUZZTIME (plain go test runs only the seed corpora)
 
 GO      ?= go
 BIN     := bin/imgfs
 PKGS    := ./...
 
-.PHONY: all build test unit lint demo bench setup clean
+# staticcheck on PATH, else where scripts/setup.sh installs it: GOBIN, or
+# GOPATH/bin.
+STATICCHECK ?= $(or $(shell command -v staticcheck 2>/dev/null),$(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)/staticcheck)
+
+# Fuzz targets as package:target. Each runs for FUZZTIME.
+FUZZTIME    ?= 30s
+FUZZTARGETS := ./fetch/:FuzzParseReference ./fetch/:FuzzChildren ./cache/:FuzzRangeSet
+
+.PHONY: all build test unit lint fuzz demo bench setup clean
 
 all: build
 
@@ -19,9 +29,18 @@ setup:
 	scripts/setup.sh
 
 lint:
-	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	@test -x "$(STATICCHECK)" || { echo "staticcheck not found at $(STATICCHECK): run scripts/setup.sh"; exit 1; }
+	$(STATICCHECK) $(PKGS)
+
+fuzz:
+	@set -e; for t in $(FUZZTARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz '^'$$name'$$' -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 # Unit tests of the pure logic only: no registry, no FUSE.
 unit:

@@ -31,6 +31,17 @@ if ! have go; then
   echo "setup: Go is not installed (need Go 1.26 or later on PATH)" >&2
   exit 1
 fi
+
+# staticcheck for make lint, pinned to the release (2026.2.2) checked here
+# with Go 1.26. It goes where make lint looks: GOBIN, else GOPATH/bin.
+STATICCHECK_VERSION=v0.8.2
+gobin=$(go env GOBIN)
+gobin=${gobin:-$(go env GOPATH)/bin}
+if ! have staticcheck && [ ! -x "$gobin/staticcheck" ]; then
+  echo "setup: installing staticcheck $STATICCHECK_VERSION into $gobin"
+  go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+fi
+
 if [ ! -e /dev/fuse ]; then
   modprobe fuse 2>/dev/null || true
 fi
