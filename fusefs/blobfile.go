@@ -48,6 +48,8 @@ func (b *blobFile) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrO
 }
 
 // Open returns FOPEN_KEEP_CACHE because a blob's content never changes.
+// Pages of bytes that later fail verification are dropped by
+// Server.InvalidateBlob.
 func (b *blobFile) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	if writable(flags) {
 		return nil, 0, syscall.EROFS

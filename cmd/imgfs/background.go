@@ -11,7 +11,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // A background mount re-runs imgfs as a detached child that reports over a
@@ -24,8 +28,15 @@ const (
 
 func isBackgroundChild() bool { return os.Getenv(backgroundEnv) == "1" }
 
-func startBackground(g *globalFlags, f *mountFlags) error {
+// startBackground starts the child that serves the mount and waits until it
+// reports. The child gets the parent's flags, except that the password, if
+// any, goes through a pipe (passwordFD) and never onto its command line.
+func startBackground(cmd *cobra.Command, g *globalFlags, f *mountFlags) error {
 	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	user, password, err := f.credentials(os.Stdin)
 	if err != nil {
 		return err
 	}
@@ -43,16 +54,36 @@ func startBackground(g *globalFlags, f *mountFlags) error {
 		logFile = filepath.Join(dir, "logs", "mount-"+strconv.Itoa(os.Getpid())+".log")
 	}
 	abs, _ := filepath.Abs(logFile)
+
 	r, w, err := os.Pipe()
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	cmd := exec.Command(exe, append(os.Args[1:], "--log-file", abs)...)
-	cmd.Env = append(os.Environ(), backgroundEnv+"=1")
-	cmd.ExtraFiles = []*os.File{w}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	child := exec.Command(exe, childArgs(cmd, user, abs)...)
+	child.Env = append(os.Environ(), backgroundEnv+"=1")
+	child.ExtraFiles = []*os.File{w} // fd 3
+	if user != "" {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			w.Close()
+			return err
+		}
+		// The pipe holds far more than maxPasswordSize, so the write
+		// completes before the child runs.
+		_, err = io.WriteString(pw, password)
+		pw.Close()
+		if err != nil {
+			pr.Close()
+			w.Close()
+			return fmt.Errorf("hand the password to the background mount: %w", err)
+		}
+		defer pr.Close()
+		child.ExtraFiles = append(child.ExtraFiles, pr) // fd 4
+		child.Env = append(child.Env, passwordFDEnv+"="+strconv.Itoa(passwordFD))
+	}
+	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := child.Start(); err != nil {
 		w.Close()
 		return fmt.Errorf("start background mount: %w", err)
 	}
@@ -60,23 +91,57 @@ func startBackground(g *globalFlags, f *mountFlags) error {
 	line, _ := bufio.NewReader(r).ReadString('\n')
 	line = strings.TrimSpace(line)
 	if line == "ok" {
-		fmt.Printf("mounted in the background (pid %d, log %s)\n", cmd.Process.Pid, abs)
-		cmd.Process.Release()
+		fmt.Printf("mounted in the background (pid %d, log %s)\n", child.Process.Pid, abs)
+		child.Process.Release()
 		return nil
 	}
-	cmd.Wait()
+	child.Wait()
 	if msg, ok := strings.CutPrefix(line, "error: "); ok {
 		return errors.New(msg)
 	}
 	return fmt.Errorf("background mount exited before it was ready; see %s", abs)
 }
 
-// signalReady tells a waiting parent how the mount went. It does nothing in
-// the foreground.
+// childArgs rebuilds the command line for the background child from the
+// flags as parsed, so that nothing depends on how the user spelled them.
+// --user keeps only the name and --password-stdin is dropped: the child
+// reads the password from its pipe. --log-file is always set.
+func childArgs(cmd *cobra.Command, user, logFile string) []string {
+	args := []string{cmd.Name()}
+	cmd.Flags().Visit(func(fl *pflag.Flag) {
+		switch fl.Name {
+		case "user", "password-stdin", "log-file":
+			return
+		}
+		if list, ok := fl.Value.(pflag.SliceValue); ok {
+			for _, v := range list.GetSlice() {
+				args = append(args, "--"+fl.Name+"="+v)
+			}
+			return
+		}
+		args = append(args, "--"+fl.Name+"="+fl.Value.String())
+	})
+	if user != "" {
+		args = append(args, "--user="+user)
+	}
+	args = append(args, "--log-file="+logFile, "--")
+	return append(args, cmd.Flags().Args()...)
+}
+
+// readyOnce makes sure fd 3 is written and closed once: after the close its
+// number may belong to another file.
+var readyOnce sync.Once
+
+// signalReady tells a waiting parent how the mount went, the first time it
+// is called. It does nothing in the foreground.
 func signalReady(err error) {
 	if !isBackgroundChild() {
 		return
 	}
+	readyOnce.Do(func() { writeReady(err) })
+}
+
+func writeReady(err error) {
 	pipe := os.NewFile(readyFD, "ready")
 	if pipe == nil {
 		return

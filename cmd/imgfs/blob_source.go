@@ -12,8 +12,9 @@ import (
 )
 
 // blobSource serves the filesystem's blobs from the cache, fetching what is
-// missing through fetcher (nil when offline). It is the only place where the
-// filesystem and the cache meet.
+// missing through fetcher (nil when offline). The filesystem reads the cache
+// only through it; the cache reaches back only through Store.OnMismatch,
+// which runMount points at the server's InvalidateBlob.
 type blobSource struct {
 	store   *cache.Store
 	fetcher cache.Fetcher

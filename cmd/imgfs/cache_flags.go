@@ -15,7 +15,7 @@ type cacheOptions struct {
 }
 
 func (c *cacheOptions) register(fs *pflag.FlagSet) {
-	fs.DurationVar(&c.fetchTimeout, "fetch-timeout", cache.DefaultFetchTimeout, "how long a read waits for missing bytes before failing with EIO")
+	fs.DurationVar(&c.fetchTimeout, "fetch-timeout", cache.DefaultFetchTimeout, "how long a read waits for missing bytes, and a registry response may send nothing, before failing (EIO in a mount)")
 	fs.IntVar(&c.maxConnections, "max-connections", cache.DefaultMaxConnections, "range requests in flight at once")
 }
 

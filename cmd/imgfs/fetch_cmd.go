@@ -61,7 +61,7 @@ func runFetch(cmd *cobra.Command, g *globalFlags, f *fetchFlags, refArg string) 
 	if f.maxConcurrent < 1 {
 		return usageError{fmt.Errorf("--max-concurrent-downloads must be at least 1, got %d", f.maxConcurrent)}
 	}
-	ref, remote, err := f.remote(g, refArg)
+	ref, remote, err := f.remote(g, refArg, f.fetchTimeout)
 	if err != nil {
 		return err
 	}

@@ -19,21 +19,28 @@ const (
 
 func main() {
 	// SIGINT and SIGTERM cancel the command's context, so a fetch stops
-	// cleanly and removes what it had half written.
+	// cleanly and removes what it had half written, and a mount unmounts.
+	// The handler stays installed until the command returns, so a signal
+	// never kills imgfs while it holds a mount.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCommand().ExecuteContext(ctx)
+	g := &globalFlags{}
+	err := execute(ctx, newRootCommand(g), g)
+	// stop cancels ctx as well: ask whether a signal did first.
+	interrupted := ctx.Err() != nil
 	stop()
-	if err != nil && ctx.Err() != nil {
+	if err == nil {
+		return
+	}
+	var internal internalError
+	if interrupted && !errors.As(err, &internal) {
 		err = fmt.Errorf("interrupted: %w", err)
 	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "imgfs: %v\n", err)
-		var usage usageError
-		if errors.As(err, &usage) {
-			os.Exit(exitUsage)
-		}
-		os.Exit(exitFailure)
+	fmt.Fprintf(os.Stderr, "imgfs: %v\n", err)
+	var usage usageError
+	if errors.As(err, &usage) {
+		os.Exit(exitUsage)
 	}
+	os.Exit(exitFailure)
 }
 
 // usageError marks a mistake in how imgfs was called, which exits 2.

@@ -42,10 +42,17 @@ type result struct {
 // imgfs runs the command with args and the given extra environment.
 func imgfs(t *testing.T, env []string, args ...string) result {
 	t.Helper()
+	return imgfsWithStdin(t, env, "", args...)
+}
+
+// imgfsWithStdin runs the command with stdin as its standard input.
+func imgfsWithStdin(t *testing.T, env []string, stdin string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], args...)
 	cmd.Env = append(append(os.Environ(), "IMGFS_RUN_MAIN=1"), env...)
+	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

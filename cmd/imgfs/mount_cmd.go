@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -28,6 +25,8 @@ type mountFlags struct {
 	debugFUSE     bool
 	logFile       string
 	prefetch      bool
+	allowOther    bool
+	verify        string
 }
 
 func newMountCommand(g *globalFlags) *cobra.Command {
@@ -40,11 +39,13 @@ a read-only OCI image layout at <mountpoint>. Layer bytes are fetched from the
 registry with range requests when first read, kept in the cache, and
 committed there once the whole layer is verified.
 
+Only the mounting user can read the mount unless --allow-other is given.
+
 It runs in the foreground until SIGINT or SIGTERM, then unmounts. With
 --background it returns once the mount is ready; stop it with imgfs unmount.`,
 		Args: exactArgs("ref", "mountpoint"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runMount(cmd.Context(), g, f, args[0], args[1])
+			return runMount(cmd, g, f, args[0], args[1])
 		},
 	}
 	f.registryFlags.register(cmd.Flags())
@@ -53,17 +54,24 @@ It runs in the foreground until SIGINT or SIGTERM, then unmounts. With
 	cmd.Flags().BoolVar(&f.offline, "offline", false, "mount from the cache alone; reads of bytes not cached fail with EIO")
 	cmd.Flags().BoolVar(&f.noPassthrough, "no-passthrough", false, "never hand complete blobs to the kernel (FUSE passthrough)")
 	cmd.Flags().BoolVar(&f.prefetch, "prefetch", false, "fetch whole layers in the background after mounting; reads take priority")
+	cmd.Flags().BoolVar(&f.allowOther, "allow-other", false, "let every local user read the mount (allow_other), including images pulled with your credentials")
+	cmd.Flags().StringVar(&f.verify, "verify", "lazy", "`lazy`: serve bytes as they arrive, the read that ends a blob waits for its digest; strict: serve nothing of a blob until it is verified")
 	cmd.Flags().BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request")
 	cmd.Flags().StringVar(&f.logFile, "log-file", "", "write logs to `file` (default with --background: <cache-dir>/logs/mount-<pid>.log)")
 	return cmd
 }
 
-func runMount(ctx context.Context, g *globalFlags, f *mountFlags, refArg, mountpoint string) (err error) {
+// runMount mounts the image and serves it until a signal, which cancels
+// the command's context (see main), or an unmount from outside. A signal
+// during set-up cancels the metadata fetch and mounts nothing; one after
+// mounting unmounts.
+func runMount(cmd *cobra.Command, g *globalFlags, f *mountFlags, refArg, mountpoint string) (err error) {
 	defer func() {
 		if err != nil {
 			signalReady(err) // a waiting parent prints it
 		}
 	}()
+	ctx := cmd.Context()
 	ref, err := fetch.ParseReference(refArg)
 	if err != nil {
 		return usageError{err}
@@ -72,6 +80,10 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, refArg, mountp
 	if err != nil {
 		return err
 	}
+	opts := f.cacheOptions.options()
+	if opts.Verify, err = cache.ParseVerifyMode(f.verify); err != nil {
+		return usageError{fmt.Errorf("--verify: %w", err)}
+	}
 	if err := fusefs.CheckFuseDevice(); err != nil {
 		return err
 	}
@@ -79,37 +91,23 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, refArg, mountp
 		return err
 	}
 	if f.background && !isBackgroundChild() {
-		return startBackground(g, f)
+		return startBackground(cmd, g, f)
 	}
 	if err := g.redirectLogs(f.logFile); err != nil {
 		return err
 	}
-	store, err := g.openCache(f.cacheOptions.options())
+	store, err := g.openCache(opts)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 
-	// Catch SIGINT and SIGTERM before mounting: dying of one halfway through
-	// Mount, while go-fuse is probing the new mount from this very process,
-	// would leave a process stuck on its own dead mount.
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(stop)
-	setupCtx, cancelSetup := context.WithCancel(ctx)
-	defer cancelSetup()
-	go func() {
-		// A signal during set-up cancels the metadata fetch; the select
-		// below sees it again and exits once nothing is left mounted.
-		if sig, ok := <-stop; ok {
-			cancelSetup()
-			stop <- sig
-		}
-	}()
-
-	img, fetcher, err := resolveForMount(setupCtx, g, f, store, ref, ps)
-	if err != nil && setupCtx.Err() != nil {
-		return errors.New("interrupted while fetching metadata; nothing was mounted")
+	img, fetcher, err := resolveForMount(ctx, g, f, store, ref, ps)
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("fetching the metadata of %s stopped; nothing was mounted", ref)
 	}
 	if err != nil {
 		return err
@@ -119,33 +117,35 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, refArg, mountp
 		Logger:      g.logger,
 		Debug:       f.debugFUSE,
 		Passthrough: !f.noPassthrough,
+		AllowOther:  f.allowOther,
 		ExtraStats:  func() any { return store.Stats() },
 	})
 	if err != nil {
 		return err
 	}
-	g.logger.Info("mounted", "ref", ref.String(), "mountpoint", mountpoint, "platforms", describePlatforms(img), "offline", f.offline)
+	store.OnMismatch(server.InvalidateBlob)
+	g.logger.Info("mounted", "ref", ref.String(), "mountpoint", mountpoint, "platforms", describePlatforms(img), "offline", f.offline, "verify", f.verify)
 	signalReady(nil)
-	bgCtx, cancelBackground := context.WithCancel(ctx)
+
 	var background sync.WaitGroup
-	defer finishBackground(&background, cancelBackground)
+	defer waitBackground(&background)
 	if fetcher != nil {
-		background.Go(func() { fetchConfigs(bgCtx, g, store, fetcher, ref.Name(), img) })
-	}
-	if f.prefetch && fetcher != nil {
-		go prefetchLayers(bgCtx, g, store, fetcher, img)
+		inBackground(g, store, &background, func(ctx context.Context) { fetchConfigs(ctx, g, store, fetcher, ref.Name(), img) })
+		if f.prefetch {
+			inBackground(g, store, &background, func(ctx context.Context) { prefetchLayers(ctx, g, store, fetcher, img) })
+		}
 	}
 
-	done := make(chan struct{})
-	go func() { server.Wait(); close(done) }()
+	unmounted := make(chan struct{})
+	go func() { server.Wait(); close(unmounted) }()
 	select {
-	case sig := <-stop:
-		g.logger.Info("unmounting", "signal", sig.String(), "mountpoint", mountpoint)
+	case <-ctx.Done():
+		g.logger.Info("unmounting", "reason", "signal", "mountpoint", mountpoint)
 		if err := server.Unmount(); err != nil {
 			return fmt.Errorf("unmount %s: %w", mountpoint, err)
 		}
-		<-done
-	case <-done: // unmounted from outside (imgfs unmount, umount)
+		<-unmounted
+	case <-unmounted: // unmounted from outside (imgfs unmount, umount)
 	}
 	return nil
 }
@@ -180,7 +180,7 @@ func resolveForMount(ctx context.Context, g *globalFlags, f *mountFlags, store *
 		}
 		src = offlineFetcher{}
 	} else {
-		_, remote, err := f.remote(g, ref.String())
+		_, remote, err := f.remote(g, ref.String(), f.fetchTimeout)
 		if err != nil {
 			return fusefs.Image{}, nil, err
 		}
@@ -212,21 +212,37 @@ func resolveForMount(ctx context.Context, g *globalFlags, f *mountFlags, store *
 	return img, fetcher, err
 }
 
-// backgroundGrace is how long an exiting mount lets the background config
-// fetch finish, so that an unmount right after mounting still leaves every
-// config cached, without waiting out a stalled registry.
+// backgroundGrace is how long an exiting mount lets its background work
+// (the config fetch, --prefetch) go on, so that an unmount right after
+// mounting still leaves every config cached, without waiting out a
+// stalled registry. Closing the store then cancels what is left.
 const backgroundGrace = 5 * time.Second
 
-func finishBackground(wg *sync.WaitGroup, cancel context.CancelFunc) {
+// inBackground runs fn through the store, which cancels it and waits for it
+// when it closes; wg counts it for waitBackground. The store refuses only
+// once closing, when fn has nothing left to do.
+func inBackground(g *globalFlags, store *cache.Store, wg *sync.WaitGroup, fn func(context.Context)) {
+	wg.Add(1)
+	err := store.Go(func(ctx context.Context) {
+		defer wg.Done()
+		fn(ctx)
+	})
+	if err != nil {
+		wg.Done()
+		g.logger.Debug("background work not started", "error", err)
+	}
+}
+
+// waitBackground waits for wg, at most backgroundGrace.
+func waitBackground(wg *sync.WaitGroup) {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
+	timer := time.NewTimer(backgroundGrace)
+	defer timer.Stop()
 	select {
 	case <-done:
-	case <-time.After(backgroundGrace):
-		cancel()
-		<-done
+	case <-timer.C:
 	}
-	cancel()
 }
 
 // fetchConfigs fetches, after the mount is up, the configs the walk left
@@ -258,15 +274,29 @@ func prefetchLayers(ctx context.Context, g *globalFlags, store *cache.Store, fet
 	})
 }
 
-// fillInBackground runs fill on every blob the cache lacks, in parallel,
-// and logs the outcome; a failure leaves the blob lazy, nothing worse.
+// backgroundFills bounds the blobs filled in the background at once, so
+// that the goroutine count does not grow with the number of blobs an image
+// lists. The cache bounds the connections they use.
+const backgroundFills = 4
+
+// fillInBackground runs fill on every blob the cache lacks, a few at a
+// time, and logs the outcome; a failure leaves the blob lazy, nothing
+// worse.
 func fillInBackground(ctx context.Context, g *globalFlags, store *cache.Store, kind string, descs []ocispec.Descriptor, fill func(context.Context, ocispec.Descriptor) error) {
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, backgroundFills)
 	for _, desc := range descs {
 		if store.Exists(desc) {
 			continue
 		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
 		wg.Go(func() {
+			defer func() { <-slots }()
 			if err := fill(ctx, desc); err != nil {
 				g.logger.Warn("background fetch failed; the "+kind+" stays lazy", "digest", desc.Digest, "error", err)
 				return
@@ -274,5 +304,4 @@ func fillInBackground(ctx context.Context, g *globalFlags, store *cache.Store, k
 			g.logger.Debug("fetched in the background", "kind", kind, "digest", desc.Digest, "size", desc.Size)
 		})
 	}
-	wg.Wait()
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -357,6 +358,40 @@ func TestMountLifecycle(t *testing.T) {
 		}
 		if isMounted(mnt) {
 			t.Error("still mounted after SIGINT")
+		}
+	})
+
+	t.Run("SIGINT while fetching metadata mounts nothing", func(t *testing.T) {
+		proxy := testregistry.StartProxy(t, fx.reg.Host())
+		proxy.SetFault(testregistry.Stall.On("/manifests/"))
+		mnt := t.TempDir()
+		ref := proxy.Host() + "/three/oci:v1"
+		cmd := exec.Command(os.Args[0], "mount", "--cache-dir", cacheDir, ref, mnt)
+		cmd.Env = append(os.Environ(), "IMGFS_RUN_MAIN=1")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the manifest request", func() bool { return len(proxy.Requests()) > 0 })
+		cmd.Process.Signal(syscall.SIGINT)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+				t.Errorf("exit after SIGINT during set-up: %v, want 1", err)
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Fatal("imgfs did not exit after SIGINT during set-up")
+		}
+		if want := "imgfs: interrupted: fetching the metadata of " + ref + " stopped; nothing was mounted\n"; stderr.String() != want {
+			t.Errorf("stderr %q, want %q", stderr.String(), want)
+		}
+		if isMounted(mnt) {
+			t.Error("mounted after SIGINT during set-up")
 		}
 	})
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/pflag"
@@ -12,13 +13,14 @@ import (
 // registryFlags are shared by every command that talks to a registry. The
 // names are ctr's and skopeo's.
 type registryFlags struct {
-	plainHTTP    bool
-	skipVerify   bool
-	tlsCACert    string
-	user         string
-	httpTrace    bool
-	platforms    []string
-	allPlatforms bool
+	plainHTTP     bool
+	skipVerify    bool
+	tlsCACert     string
+	user          string
+	passwordStdin bool
+	httpTrace     bool
+	platforms     []string
+	allPlatforms  bool
 }
 
 func (r *registryFlags) register(fs *pflag.FlagSet) {
@@ -26,27 +28,36 @@ func (r *registryFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&r.skipVerify, "skip-verify", false, "do not verify the registry's TLS certificate")
 	fs.StringVar(&r.tlsCACert, "tlscacert", "", "PEM `file` of CA certificates to trust for the registry")
 	fs.StringVarP(&r.user, "user", "u", "", "registry credentials as `user[:password]`; without a password it is read from standard input")
+	fs.BoolVar(&r.passwordStdin, "password-stdin", false, "read the --user password from standard input (keeps it off the command line)")
 	fs.BoolVar(&r.httpTrace, "http-trace", false, "log DNS, connect, TLS and first-byte timings of each request (with --debug)")
 	fs.StringSliceVar(&r.platforms, "platform", nil, "platform to select, e.g. linux/arm64/v8 (repeatable; default: this host's)")
 	fs.BoolVar(&r.allPlatforms, "all-platforms", false, "select every platform of an index")
 }
 
-// remote parses ref and returns a client for its repository.
-func (r *registryFlags) remote(g *globalFlags, ref string) (fetch.Reference, *fetch.Remote, error) {
+// remote parses ref and returns a client for its repository. A response
+// body that sends nothing for idleTimeout fails.
+func (r *registryFlags) remote(g *globalFlags, ref string, idleTimeout time.Duration) (fetch.Reference, *fetch.Remote, error) {
 	parsed, err := fetch.ParseReference(ref)
 	if err != nil {
 		return fetch.Reference{}, nil, usageError{err}
 	}
+	user, password, err := r.credentials(os.Stdin)
+	if err != nil {
+		return parsed, nil, err
+	}
+	if user != "" {
+		user += ":" + password
+	}
 	remote, err := fetch.NewRemote(parsed, fetch.RemoteOptions{
 		TransportOptions: fetch.TransportOptions{
-			PlainHTTP:  r.plainHTTP,
-			SkipVerify: r.skipVerify,
-			TLSCACert:  r.tlsCACert,
-			HTTPTrace:  r.httpTrace,
-			Logger:     g.logger,
+			PlainHTTP:   r.plainHTTP,
+			SkipVerify:  r.skipVerify,
+			TLSCACert:   r.tlsCACert,
+			HTTPTrace:   r.httpTrace,
+			IdleTimeout: idleTimeout,
+			Logger:      g.logger,
 		},
-		User:  r.user,
-		Stdin: os.Stdin,
+		User: user,
 	})
 	if err != nil {
 		return parsed, nil, usageError{err}

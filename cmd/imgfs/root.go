@@ -20,8 +20,8 @@ type globalFlags struct {
 	logLevel slog.Level
 }
 
-func newRootCommand() *cobra.Command {
-	g := &globalFlags{}
+// newRootCommand returns the imgfs command, whose global flags land in g.
+func newRootCommand(g *globalFlags) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "imgfs",
 		Short:         "Mount container images from a registry as lazy read-only filesystems",

@@ -24,7 +24,7 @@ func newUnmountCommand(g *globalFlags) *cobra.Command {
 				fmt.Printf("cleared stale mount %s (its imgfs process was gone)\n", args[0])
 			case fusefs.DetachedBusy:
 				fmt.Printf("detached %s lazily: files are still open, it goes away when they are closed\n", args[0])
-			default:
+			case fusefs.Unmounted:
 				fmt.Printf("unmounted %s\n", args[0])
 			}
 			return nil
