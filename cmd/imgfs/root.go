@@ -40,7 +40,7 @@ func newRootCommand(g *globalFlags) *cobra.Command {
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see %s --help)", err, cmd.CommandPath())}
 	})
-	root.AddCommand(newFetchCommand(g), newMountCommand(g), newUnmountCommand(g))
+	root.AddCommand(newFetchCommand(g), newMountCommand(g), newUnmountCommand(g), newCacheCommand(g))
 	return root
 }
 
