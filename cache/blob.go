@@ -1,82 +1,129 @@
 package cache
 
 import (
-	"encoding"
+	"context"
 	"errors"
 	"fmt"
 	"hash"
 	"io/fs"
 	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Blob is one blob being read, shared by every reader of it in the process.
-// Until it is complete its bytes live in a sparse file under ingest/, with
-// the set of present ranges beside it; fetched chunks are hashed in order as
-// they arrive, and once the last one is in and the digest matches, the file
-// is renamed into blobs/.
+// Its lifecycle is a blobMachine; the Blob performs the machine's actions
+// (fetch, hash, commit, replace the file) and feeds the results back.
+//
+// Until it is complete its bytes live in a sparse file under ingest/. The
+// process holding the blob's writer lock uses the shared partial file and
+// saves its present ranges beside it, so a later process resumes; any
+// other process fetches into a private file of its own, so one partial
+// file never has two writers.
 type Blob struct {
-	store    *Store
-	desc     ocispec.Descriptor
-	dataPath string
+	store *Store
+	desc  ocispec.Descriptor
 
-	// stateMu orders saving the state file against commit, which
-	// removes it.
-	stateMu sync.Mutex
+	owner     bool     // holds the writer lock: the shared partial and its state are ours
+	lock      *os.File // the writer lock, if owner
+	statePath string   // the saved state's path, if owner
+	// partial is where the blob's bytes are until commit: the shared
+	// partial if owner, else a private file. Set under diskMu.
+	partial string
 
-	mu         sync.Mutex
-	file       *os.File // the sparse file, which becomes the committed blob in place
-	users      int      // readers, fills and fetches holding the blob open
-	fetcher    Fetcher
-	present    RangeSet
-	flights    map[int64]*flight // chunk index → fetch in progress
-	complete   bool
-	hashing    bool  // a hashLoop is running
-	syncing    bool  // an early fsync was started for the fully present blob
-	hashOff    int64 // bytes fed to hasher, always a prefix of present
-	hasher     hash.Hash
-	unhashed   map[int64]*[]byte // landed chunks' bytes by offset, kept for the hasher
-	hashState  []byte            // hasher's marshalled state at hashOff, for persist
-	mismatches int               // digest failures so far
-	changed    chan struct{}     // closed and replaced on commit or mismatch
+	users  atomic.Int32  // readers, fills and background goroutines holding the blob open
+	closed chan struct{} // closed once the last user's Close has finished
+
+	// done is the committed file, once there is one: reads of a complete
+	// blob go straight to it.
+	done atomic.Pointer[os.File]
+
+	// diskMu orders what describes the blob on disk: saving the state,
+	// replacing the file after a mismatch, and the commit. It is taken
+	// before mu, never while holding it.
+	diskMu sync.Mutex
+
+	mu        sync.Mutex
+	m         *blobMachine
+	fetcher   Fetcher
+	file      *dataFile // the current generation's file
+	hasher    hash.Hash // the current generation's; used only by its hash worker
+	hashState []byte    // the hasher's marshalled state at m.hashedTo, for the state file
+	unhashed  map[int64]*[]byte
+	genCtx    context.Context // cancelled when the generation ends, or the store closes
+	genCancel context.CancelFunc
+	changed   chan struct{} // closed and replaced whenever the machine says wake
 }
 
-// flight is one chunk being fetched. done is closed when it lands or fails.
-type flight struct {
-	done chan struct{}
-	err  error
-	n    int64 // the chunk's length
+// dataFile is a blob's file in one generation. Reads, fetches and hashing
+// take a reference while they use it, so that a file replaced after a
+// mismatch is closed only once nothing reads or writes it.
+type dataFile struct {
+	f    *os.File
+	path string
+	refs atomic.Int32 // one for being current, one per user
+}
+
+func newDataFile(f *os.File, path string) *dataFile {
+	d := &dataFile{f: f, path: path}
+	d.refs.Store(1)
+	return d
+}
+
+// acquire takes a reference. The caller holds b.mu and d is b.file, or the
+// caller holds a reference already.
+func (d *dataFile) acquire() *dataFile {
+	d.refs.Add(1)
+	return d
+}
+
+func (d *dataFile) release() {
+	if d.refs.Add(-1) == 0 {
+		d.f.Close()
+	}
 }
 
 // OpenBlob returns the shared Blob for desc, opening it if no one in this
 // process has it open. f, if not nil, becomes the blob's source of missing
 // bytes. Callers must Close the blob.
 func (s *Store) OpenBlob(desc ocispec.Descriptor, f Fetcher) (*Blob, error) {
-	if err := desc.Digest.Validate(); err != nil {
-		return nil, fmt.Errorf("open blob %q: %w", desc.Digest, err)
+	if err := checkDescriptor(desc.Digest, desc.Size); err != nil {
+		return nil, fmt.Errorf("open blob: %w", err)
 	}
-	if desc.Size < 0 {
-		return nil, fmt.Errorf("open blob %s: negative size", desc.Digest)
-	}
+	key := blobKey{desc.Digest, desc.Size}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if b, ok := s.blobs[desc.Digest]; ok && b.desc.Size == desc.Size {
-		b.mu.Lock()
-		b.users++
-		if f != nil {
-			b.fetcher = f
+	for {
+		b, ok := s.blobs[key]
+		if !ok {
+			break
 		}
-		b.mu.Unlock()
+		if b.users.Load() == 0 {
+			// Its last user is saving its state and letting go of the
+			// writer lock; take over once that is done.
+			s.mu.Unlock()
+			<-b.closed
+			s.mu.Lock()
+			continue
+		}
+		b.users.Add(1)
+		if f != nil {
+			b.mu.Lock()
+			b.fetcher = f
+			b.mu.Unlock()
+		}
 		return b, nil
 	}
 	b, err := s.loadBlob(desc, f)
 	if err != nil {
 		return nil, fmt.Errorf("open blob %s: %w", desc.Digest, err)
 	}
-	s.blobs[desc.Digest] = b
+	s.blobs[key] = b
 	return b, nil
 }
 
@@ -84,115 +131,251 @@ func (s *Store) loadBlob(desc ocispec.Descriptor, f Fetcher) (*Blob, error) {
 	b := &Blob{
 		store:    s,
 		desc:     desc,
-		dataPath: s.ingestPath(desc.Digest, ".partial"),
-		users:    1,
 		fetcher:  f,
-		flights:  make(map[int64]*flight),
+		closed:   make(chan struct{}),
 		unhashed: make(map[int64]*[]byte),
 		hasher:   desc.Digest.Algorithm().Hash(),
 		changed:  make(chan struct{}),
 	}
+	b.users.Store(1)
+	b.genCtx, b.genCancel = context.WithCancel(s.life)
+	now := time.Now()
 	if path, ok := s.CompletePath(desc); ok {
 		file, err := os.Open(path)
 		if err == nil {
-			b.file, b.complete = file, true
+			b.file = newDataFile(file, path)
+			b.done.Store(file)
+			b.m, _ = newBlobMachine(desc.Size, s.opts.ChunkSize, nil, 0, now)
+			b.m.adopted()
 			return b, nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
 	}
-	file, err := os.OpenFile(b.dataPath, os.O_RDWR|os.O_CREATE, 0o600)
+	var present []Range
+	var hashedTo int64
+	lockPath, err := s.ingestPath(desc.Digest, desc.Size, ".lock")
 	if err != nil {
 		return nil, err
 	}
-	fi, err := file.Stat()
+	lock, err := tryLockPath(lockPath)
 	if err != nil {
-		file.Close()
 		return nil, err
 	}
-	if fi.Size() != desc.Size {
-		// A fresh file, or leftovers of another size: start sparse and empty.
-		if err := file.Truncate(desc.Size); err != nil {
-			file.Close()
+	if lock != nil {
+		b.owner, b.lock = true, lock
+		b.partial, _ = s.ingestPath(desc.Digest, desc.Size, ".partial")
+		b.statePath, _ = s.ingestPath(desc.Digest, desc.Size, ".state")
+		file, err := os.OpenFile(b.partial, os.O_RDWR|os.O_CREATE, 0o600)
+		if err == nil {
+			err = file.Chmod(0o600)
+		}
+		if err != nil {
+			if file != nil {
+				file.Close()
+			}
+			unlockRemove(lock)
 			return nil, err
 		}
-		os.Remove(s.ingestPath(desc.Digest, ".state"))
+		b.file = newDataFile(file, b.partial)
+		present, hashedTo = b.loadState(file)
 	} else {
-		b.loadState()
+		file, err := b.newPrivateFile()
+		if err != nil {
+			return nil, err
+		}
+		b.partial = file.Name()
+		b.file = newDataFile(file, b.partial)
 	}
-	b.file = file
-	switch {
-	case desc.Size == 0:
-		b.commit()
-	default:
-		// Saved ranges may already hold the rest of the blob.
-		b.startHashingLocked()
+	var a blobActions
+	b.m, a = newBlobMachine(desc.Size, s.opts.ChunkSize, present, hashedTo, now)
+	if b.m.hashedTo != hashedTo {
+		b.hasher.Reset()
+		b.hashState = nil
 	}
+	b.mu.Lock()
+	b.applyLocked(a)
+	b.mu.Unlock()
 	return b, nil
 }
 
-// Close releases the caller's hold on the blob. The last one out saves the
-// present ranges and closes the file.
-func (b *Blob) Close() error {
-	s := b.store
-	s.mu.Lock()
-	b.mu.Lock()
-	b.users--
-	last := b.users == 0
-	if last && s.blobs[b.desc.Digest] == b {
-		delete(s.blobs, b.desc.Digest)
-	}
-	if last {
-		for off, buf := range b.unhashed {
-			chunkPool.Put(buf)
-			delete(b.unhashed, off)
-		}
-	}
-	b.mu.Unlock()
-	s.mu.Unlock()
-	if !last {
-		return nil
-	}
-	b.saveState()
-	return b.file.Close()
+// newPrivateFile creates a file of this process's own for the blob's
+// bytes, for when another process holds the writer lock. Nothing resumes
+// it: it is removed on close, or by the sweep once this process is gone.
+func (b *Blob) newPrivateFile() (*os.File, error) {
+	return createLockedTemp(ingestDir(b.store.root), fmt.Sprintf("%s-%s-%d.*.private.tmp", b.desc.Digest.Algorithm(), b.desc.Digest.Encoded(), b.desc.Size))
 }
 
-// hold takes another reference for a background fetch. The caller already
-// holds one, so the blob cannot be closed meanwhile.
-func (b *Blob) hold() {
+// Close releases the caller's hold on the blob. The last one out saves the
+// present ranges, closes the file and lets go of the writer lock.
+func (b *Blob) Close() error {
+	if b.users.Add(-1) > 0 {
+		return nil
+	}
+	// Nothing else holds the blob: background work holds a user, and
+	// OpenBlob waits on b.closed rather than reviving it.
+	s := b.store
+	b.saveState()
 	b.mu.Lock()
-	b.users++
+	b.genCancel()
+	for off, buf := range b.unhashed {
+		chunkPool.Put(buf)
+		delete(b.unhashed, off)
+	}
+	complete := b.m.phase == phaseComplete
+	file := b.file
 	b.mu.Unlock()
+	file.release()
+	switch {
+	case !b.owner:
+		// Never resumed. If it was committed, it is gone from here already.
+		os.Remove(b.partial)
+	case complete:
+		// Committed or adopted: what is left in ingest/ is stale.
+		os.Remove(b.partial)
+		os.Remove(b.statePath)
+	}
+	if b.lock != nil {
+		unlockRemove(b.lock)
+	}
+	s.mu.Lock()
+	if s.blobs[blobKey{b.desc.Digest, b.desc.Size}] == b {
+		delete(s.blobs, blobKey{b.desc.Digest, b.desc.Size})
+	}
+	close(b.closed)
+	s.mu.Unlock()
+	return nil
 }
 
 // Complete reports whether the blob is verified and committed.
-func (b *Blob) Complete() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.complete
+func (b *Blob) Complete() bool { return b.done.Load() != nil }
+
+// goBackground runs fn in a goroutine that holds the blob open and belongs
+// to the store's work group. It refuses once the store is closing. The
+// caller holds the blob open, so it cannot be closed meanwhile.
+func (b *Blob) goBackground(fn func()) bool {
+	if !b.store.work.join() {
+		return false
+	}
+	b.users.Add(1)
+	go func() {
+		defer b.store.work.leave()
+		defer b.Close()
+		fn()
+	}()
+	return true
 }
 
-// chunkRange returns the bytes of chunk c, the last one cut at the size.
-func (b *Blob) chunkRange(c int64) Range {
-	cs := b.store.opts.ChunkSize
-	return Range{c * cs, min((c+1)*cs, b.desc.Size)}
+// applyLocked performs the actions that start work: fetch runs, hashing,
+// the early fsync and the commit, each in the background, and wakes
+// waiters. Saving and replacing are done by the event's caller, which
+// knows when. Work the store refuses to start goes back to the machine as
+// a failure, so nothing waits for it. b.mu must be held.
+func (b *Blob) applyLocked(a blobActions) {
+	for _, run := range a.fetch {
+		df, f, ctx := b.file.acquire(), b.fetcher, b.genCtx
+		if !b.goBackground(func() { b.fetchRun(ctx, run, df, f) }) {
+			df.release()
+			b.m.fetchFailed(run.gen, run.id, ErrClosed, time.Now())
+			a.wake = true
+		}
+	}
+	if a.hash {
+		gen, h, df := b.m.gen, b.hasher, b.file.acquire()
+		if !b.goBackground(func() { b.hashLoop(gen, h, df, a.hashFrom, a.hashTo) }) {
+			df.release()
+			b.m.hashStopped(gen)
+		}
+	}
+	if a.sync {
+		// Best effort: the commit syncs again and reports any error.
+		df := b.file.acquire()
+		if !b.goBackground(func() { _ = syncFile(df.f); df.release() }) {
+			df.release()
+		}
+	}
+	if a.commit {
+		gen := b.m.gen
+		if !b.goBackground(func() { b.commit(gen) }) {
+			b.m.commitFailed(ErrClosed)
+			a.wake = true
+		}
+	}
+	if a.wake {
+		close(b.changed)
+		b.changed = make(chan struct{})
+	}
 }
 
-// notifyLocked wakes everyone waiting for a commit or a mismatch.
-func (b *Blob) notifyLocked() {
-	close(b.changed)
-	b.changed = make(chan struct{})
+// wantLocked asks the machine for r and starts the runs it returns. A blob
+// fetched into a private file first looks for the complete blob another
+// process may have committed meanwhile. b.mu must be held.
+func (b *Blob) wantLocked(r Range, plan fetchPlan) error {
+	if !b.owner && b.m.phase == phaseFetching && b.store.Exists(b.desc) {
+		b.adoptLocked()
+		return nil
+	}
+	a, err := b.m.want(r, plan, b.fetcher == nil, time.Now())
+	b.applyLocked(a)
+	if err != nil {
+		return fmt.Errorf("blob %s: %w", b.desc.Digest, err)
+	}
+	return nil
 }
 
-// restoreHash resumes hashing from a persisted state, when it is valid.
-func (b *Blob) restoreHash(state []byte, off int64) {
-	u, ok := b.hasher.(encoding.BinaryUnmarshaler)
-	if !ok || off <= 0 || off > b.present.PrefixEnd() || u.UnmarshalBinary(state) != nil {
-		b.hasher.Reset()
+// adoptLocked switches to the complete blob in blobs/, committed by
+// another process. b.mu must be held.
+func (b *Blob) adoptLocked() {
+	path, ok := b.store.CompletePath(b.desc)
+	if !ok {
 		return
 	}
-	b.hashOff, b.hashState = off, state
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	b.swapFileLocked(newDataFile(f, path))
+	b.done.Store(f)
+	b.applyLocked(b.m.adopted())
+}
+
+// swapFileLocked makes df the blob's file and retires the old one, which
+// is closed once nothing reads it. b.mu must be held.
+func (b *Blob) swapFileLocked(df *dataFile) {
+	old := b.file
+	b.file = df
+	old.release()
+}
+
+// fetcherName names a source for logs and errors.
+func fetcherName(f Fetcher) string {
+	switch f := f.(type) {
+	case nil:
+		return "none (offline)"
+	case interface{ Source() string }:
+		return f.Source()
+	case fmt.Stringer:
+		return f.String()
+	default:
+		return fmt.Sprintf("%T", f)
+	}
+}
+
+// maxLoggedRanges bounds the ranges a log line lists.
+const maxLoggedRanges = 16
+
+func rangesString(s *RangeSet) string {
+	rs := s.Ranges()
+	parts := make([]string, 0, min(len(rs), maxLoggedRanges)+1)
+	for i, r := range rs {
+		if i == maxLoggedRanges {
+			parts = append(parts, fmt.Sprintf("... (%d ranges)", len(rs)))
+			break
+		}
+		parts = append(parts, r.String())
+	}
+	return strings.Join(parts, " ")
 }
 
 func digestOf(alg digest.Algorithm, h hash.Hash) digest.Digest { return digest.NewDigest(alg, h) }

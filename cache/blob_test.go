@@ -183,7 +183,8 @@ func TestFullReadVerifiesAndCommits(t *testing.T) {
 	if got := f.bytes.Load(); got != int64(size) {
 		t.Fatalf("pulled %d bytes, want each byte once (%d)", got, size)
 	}
-	data, err := os.ReadFile(s.blobPath(desc.Digest))
+	path, _ := s.blobPath(desc.Digest)
+	data, err := os.ReadFile(path)
 	if err != nil || digest.FromBytes(data) != desc.Digest {
 		t.Fatalf("committed blob wrong: %v", err)
 	}

@@ -9,42 +9,23 @@ import (
 )
 
 // Fill fetches every missing byte of desc with parallel range requests and
-// returns once the blob is verified and committed. Bytes that lazy reads
-// already fetched are kept, so a fill after a partial read only fetches the
-// rest. progress, if not nil, is told of each chunk as it lands, and of the
-// bytes already present at the start.
+// returns once the blob is verified and committed, or with an error: a
+// failed fetch, a digest mismatch, a failed commit (which the next open or
+// Fill retries). Bytes that lazy reads already fetched are kept, so a fill
+// after a partial read only fetches the rest. progress, if not nil, is
+// told of bytes as they become present, starting with those present at
+// the start.
 func (s *Store) Fill(ctx context.Context, desc ocispec.Descriptor, f Fetcher, progress func(n int64)) error {
-	if progress == nil {
-		progress = func(int64) {}
-	}
 	b, err := s.OpenBlob(desc, f)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-
-	b.mu.Lock()
-	if b.complete {
-		b.mu.Unlock()
-		return nil
-	}
-	mismatches := b.mismatches
-	present := b.present.Size()
-	err = b.scheduleLocked(Range{0, desc.Size}, fillPlan)
-	waits := b.flightsLocked(Range{0, desc.Size})
-	b.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	progress(present)
-	err = awaitLanded(ctx, waits, func(fl *flight) { progress(fl.n) })
-	if errors.Is(err, ErrRangeUnsupported) {
+	err = b.fill(ctx, s.bulkPlan(true), progress)
+	if errors.Is(err, ErrRangeUnsupported) && f != nil {
 		return s.fillWhole(ctx, b, f, progress)
 	}
-	if err != nil {
-		return err
-	}
-	return b.waitCommit(ctx, mismatches)
+	return err
 }
 
 // fillWhole streams the blob in one request, for sources without ranges.
@@ -54,46 +35,64 @@ func (s *Store) fillWhole(ctx context.Context, b *Blob, f Fetcher, progress func
 		return err
 	}
 	defer rc.Close()
-	return s.Ingest(ctx, b.desc, &countingReader{r: rc, progress: progress})
+	if progress == nil {
+		progress = func(int64) {}
+	}
+	if err := s.Ingest(ctx, b.desc, &countingReader{r: rc, progress: progress}); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.adoptLocked()
+	b.mu.Unlock()
+	return nil
 }
 
-// waitCommit waits until the blob is committed, or fails verification for
-// the first time since mismatches were counted.
-func (b *Blob) waitCommit(ctx context.Context, mismatches int) error {
+// fill keeps a bounded number of runs in flight, scheduling more as they
+// land, until the blob is committed. It gives up at the first failed
+// fetch, at a mismatch, or when the commit fails; a stalled fetch fails by
+// its idle timeout, so this never hangs.
+func (b *Blob) fill(ctx context.Context, plan fetchPlan, progress func(int64)) error {
+	if progress == nil {
+		progress = func(int64) {}
+	}
+	b.mu.Lock()
+	b.applyLocked(b.m.retryCommit())
+	gen, failures := b.m.gen, b.m.failures
+	var reported int64
 	for {
-		b.mu.Lock()
-		complete, failed, changed := b.complete, b.mismatches > mismatches, b.changed
-		b.mu.Unlock()
-		switch {
-		case complete:
+		var err error
+		switch m := b.m; {
+		case m.phase == phaseComplete:
+			b.mu.Unlock()
+			progress(b.desc.Size - reported)
 			return nil
-		case failed:
-			return fmt.Errorf("blob %s: %w", b.desc.Digest, ErrDigestMismatch)
+		case m.gen != gen:
+			err = ErrDigestMismatch
+		case m.phase == phaseCommitFailed:
+			err = m.commitErr
+		case m.failures != failures:
+			err = m.lastErr
+		case b.store.closing():
+			err = ErrClosed
+		default:
+			err = b.wantLocked(Range{0, b.desc.Size}, plan)
+		}
+		if err != nil {
+			b.mu.Unlock()
+			return fmt.Errorf("fill %s: %w", b.desc.Digest, err)
+		}
+		delta := b.m.presentBytes - reported
+		reported += delta
+		changed := b.changed
+		b.mu.Unlock()
+		if delta > 0 {
+			progress(delta)
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("fill %s: %w", b.desc.Digest, ctx.Err())
 		}
+		b.mu.Lock()
 	}
-}
-
-// awaitLanded waits for flights in order, calling landed (if not nil) for
-// each that lands, until one fails or ctx is done. Fetches bound their own
-// time with the idle timeout, so this does not hang.
-func awaitLanded(ctx context.Context, flights []*flight, landed func(*flight)) error {
-	for _, fl := range flights {
-		select {
-		case <-fl.done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if fl.err != nil {
-			return fl.err
-		}
-		if landed != nil {
-			landed(fl)
-		}
-	}
-	return nil
 }

@@ -5,19 +5,22 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Ingest streams a whole blob from r into the cache, verifying size and
-// digest before an atomic rename commits it. Nothing is left behind on
-// failure. It suits small blobs and sources that cannot serve ranges.
+// digest before an atomic, synced rename commits it. Nothing is left
+// behind on failure. It suits small blobs and sources that cannot serve
+// ranges.
 func (s *Store) Ingest(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
-	if err := desc.Digest.Validate(); err != nil {
-		return fmt.Errorf("ingest %s: %w", desc.Digest, err)
+	if err := checkDescriptor(desc.Digest, desc.Size); err != nil {
+		return fmt.Errorf("ingest: %w", err)
 	}
-	tmp, err := os.CreateTemp(s.root+"/ingest", desc.Digest.Encoded()+".*.tmp")
+	target, _ := s.blobPath(desc.Digest)
+	tmp, err := createLockedTemp(ingestDir(s.root), fmt.Sprintf("%s-%s.*.tmp", desc.Digest.Algorithm(), desc.Digest.Encoded()))
 	if err != nil {
 		return fmt.Errorf("ingest %s: %w", desc.Digest, err)
 	}
@@ -37,12 +40,19 @@ func (s *Store) Ingest(ctx context.Context, desc ocispec.Descriptor, r io.Reader
 		s.stats.digestMismatches.Add(1)
 		return fmt.Errorf("ingest %s: %w: content hashes to %s", desc.Digest, ErrDigestMismatch, got)
 	}
-	if err := tmp.Sync(); err != nil {
+	if err := syncFile(tmp); err != nil {
 		return fmt.Errorf("ingest %s: %w", desc.Digest, err)
 	}
-	if err := os.Rename(tmp.Name(), s.blobPath(desc.Digest)); err != nil {
+	if err := tmp.Chmod(0o444); err != nil {
+		return fmt.Errorf("ingest %s: %w", desc.Digest, err)
+	}
+	if err := renameFile(tmp.Name(), target); err != nil {
 		return fmt.Errorf("commit %s: %w", desc.Digest, err)
 	}
+	if err := syncDir(filepath.Dir(target)); err != nil {
+		return fmt.Errorf("commit %s: %w", desc.Digest, err)
+	}
+	s.stats.commits.Add(1)
 	return nil
 }
 
@@ -68,12 +78,22 @@ const MaxMetadataSize = 4 << 20
 // ReadMetadata returns the bytes of a small complete blob, such as a
 // manifest or config, refusing anything over MaxMetadataSize.
 func (s *Store) ReadMetadata(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
+	if err := checkDescriptor(desc.Digest, desc.Size); err != nil {
+		return nil, fmt.Errorf("read metadata: %w", err)
+	}
 	if desc.Size > MaxMetadataSize {
 		return nil, fmt.Errorf("read %s: %w: %d bytes (limit %d)", desc.Digest, ErrTooLarge, desc.Size, MaxMetadataSize)
 	}
-	data, err := os.ReadFile(s.blobPath(desc.Digest))
+	path, _ := s.blobPath(desc.Digest)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read %s from cache: %w", desc.Digest, unwrapPathError(err))
+	}
+	defer f.Close()
+	// Never more than the limit, whatever the file has become.
+	data, err := io.ReadAll(io.LimitReader(f, desc.Size+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s from cache: %w", desc.Digest, err)
 	}
 	if int64(len(data)) != desc.Size {
 		return nil, fmt.Errorf("read %s from cache: %w", desc.Digest, ErrSizeMismatch)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"syscall"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
@@ -16,14 +17,27 @@ import (
 
 // layoutDirs are created on open. ingest/ holds everything in progress so
 // that blobs/ only ever holds verified content.
-var layoutDirs = []string{"blobs/sha256", "ingest", "sources/sha256"}
+var layoutDirs = []string{"blobs/sha256", "blobs/sha512", "ingest", "sources/sha256", "sources/sha512"}
+
+// The cache holds images pulled with the user's credentials: directories
+// are the user's alone, files are never writable by others, whatever the
+// umask.
+const (
+	dirMode  = 0o700
+	fileMode = 0o600
+)
 
 func (s *Store) initLayout() error {
-	if err := os.MkdirAll(s.root, 0o700); err != nil {
+	if err := makePrivateDir(s.root, true); err != nil {
 		return err
 	}
 	for _, dir := range layoutDirs {
-		if err := os.MkdirAll(filepath.Join(s.root, dir), 0o700); err != nil {
+		if err := os.MkdirAll(filepath.Join(s.root, dir), dirMode); err != nil {
+			return err
+		}
+	}
+	for _, dir := range append([]string{"blobs", "sources"}, layoutDirs...) {
+		if err := os.Chmod(filepath.Join(s.root, dir), dirMode); err != nil {
 			return err
 		}
 	}
@@ -38,10 +52,34 @@ func (s *Store) initLayout() error {
 	// Creating files can succeed on a directory we cannot rename in;
 	// probe the operation commits depend on.
 	probe := filepath.Join(s.root, "ingest", ".probe")
-	if err := os.WriteFile(probe, nil, 0o600); err != nil {
+	if err := os.WriteFile(probe, nil, fileMode); err != nil {
 		return err
 	}
 	return os.Remove(probe)
+}
+
+// makePrivateDir creates dir with mode 0700. An existing directory is made
+// 0700 only if it is ours and not a shared one such as /tmp (sticky): the
+// cache never changes the mode of a directory it does not own.
+func makePrivateDir(dir string, tighten bool) error {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, dirMode); err != nil {
+			return err
+		}
+		return os.Chmod(dir, dirMode)
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if tighten && ok && int(st.Uid) == os.Geteuid() && fi.Mode()&os.ModeSticky == 0 && fi.Mode().Perm() != dirMode {
+		return os.Chmod(dir, dirMode)
+	}
+	return nil
 }
 
 func writeIfMissing(path string, data []byte) error {
@@ -52,21 +90,30 @@ func writeIfMissing(path string, data []byte) error {
 }
 
 // writeFileAtomic replaces path with data so that readers see the old or
-// the new content, never a mix.
+// the new content, never a mix, and a crash leaves one of the two: the
+// data is synced before the rename, and the directory after it.
 func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	dir := filepath.Dir(path)
+	tmp, err := createLockedTemp(dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
+	defer os.Remove(tmp.Name()) // a no-op once renamed
 	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := syncData(tmp); err != nil {
 		tmp.Close()
 		return err
 	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := renameFile(tmp.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(dir)
 }
 
 // withLock runs fn holding an exclusive flock on path, so that processes
@@ -92,6 +139,9 @@ func init() { indexVersion.SchemaVersion = 2 }
 // reference), replacing any earlier entry of that name, with annotations
 // kept alongside (e.g. --label values).
 func (s *Store) SetRef(name string, desc ocispec.Descriptor, annotations map[string]string) error {
+	if err := checkDescriptor(desc.Digest, desc.Size); err != nil {
+		return fmt.Errorf("set %s: %w", name, err)
+	}
 	entry := ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size, Platform: desc.Platform}
 	entry.Annotations = map[string]string{}
 	for k, v := range annotations {
@@ -132,6 +182,9 @@ func (s *Store) LookupRef(name string) (ocispec.Descriptor, error) {
 	}
 	for _, m := range index.Manifests {
 		if m.Annotations[ocispec.AnnotationRefName] == name {
+			if err := checkDescriptor(m.Digest, m.Size); err != nil {
+				return ocispec.Descriptor{}, fmt.Errorf("cache index.json entry %s: %w", name, err)
+			}
 			delete(m.Annotations, ocispec.AnnotationRefName)
 			if len(m.Annotations) == 0 {
 				m.Annotations = nil

@@ -87,6 +87,29 @@ func (s *RangeSet) Missing(r Range) []Range {
 	return gaps
 }
 
+// FirstGap returns the first part of r that is not in the set, or an empty
+// range if r is covered. It costs a binary search, however large r is.
+func (s *RangeSet) FirstGap(r Range) Range {
+	if r.Len() <= 0 {
+		return Range{}
+	}
+	cur := r.Start
+	if i := s.search(r.Start + 1); i < len(s.ranges) && s.ranges[i].Start <= cur {
+		cur = s.ranges[i].End
+		i++
+		if cur >= r.End {
+			return Range{}
+		}
+		if i < len(s.ranges) {
+			return Range{cur, min(r.End, s.ranges[i].Start)}
+		}
+		return Range{cur, r.End}
+	} else if i < len(s.ranges) {
+		return Range{cur, min(r.End, s.ranges[i].Start)}
+	}
+	return Range{cur, r.End}
+}
+
 // PrefixEnd returns where the run of present bytes starting at 0 ends.
 func (s *RangeSet) PrefixEnd() int64 {
 	if len(s.ranges) == 0 || s.ranges[0].Start != 0 {

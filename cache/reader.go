@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -18,7 +17,8 @@ import (
 type Reader struct {
 	blob *Blob
 
-	mu      sync.Mutex
+	// The access pattern, guarded by blob.mu, which every read of a
+	// partial blob takes anyway.
 	next    int64 // where a sequential reader reads next
 	window  int64 // current readahead window, 0 when random
 	aheadTo int64 // readahead already requested up to here
@@ -38,27 +38,36 @@ func (s *Store) NewReader(desc ocispec.Descriptor, f Fetcher) (*Reader, error) {
 func (r *Reader) Close() error { return r.blob.Close() }
 
 // ReadAt fills p from off. It returns len(p) bytes, fewer only at the end of
-// the blob, or an error within the fetch timeout; never a short read
-// mid-blob.
+// the blob, or an error; never a short read mid-blob. A read that includes
+// the blob's last byte (with VerifyStrict, every read) is answered only
+// once the whole blob is verified, and fails with an error wrapping
+// ErrDigestMismatch if it is not. A wait that makes no progress for the
+// fetch timeout fails with ErrFetchTimeout.
 func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	b := r.blob
 	size := b.desc.Size
+	if off < 0 {
+		return 0, fmt.Errorf("read %s: negative offset %d", b.desc.Digest, off)
+	}
 	if off >= size {
 		return 0, io.EOF
 	}
 	end := min(off+int64(len(p)), size)
-	var err error
-	if !b.Complete() {
-		// Only a partial blob needs the access pattern and the fetch
-		// bookkeeping; a complete one is read straight from its file.
-		err = r.fetch(ctx, Range{off, end}, r.readahead(off, end))
-	}
 	var n int
-	if err == nil {
-		n, err = b.file.ReadAt(p[:end-off], off)
-		if err == io.EOF && int64(n) == end-off {
-			err = nil
+	var err error
+	if f := b.done.Load(); f != nil {
+		// Complete: read straight from the committed file, no bookkeeping.
+		n, err = f.ReadAt(p[:end-off], off)
+	} else {
+		var df *dataFile
+		df, err = b.awaitRead(ctx, r, Range{off, end})
+		if err == nil {
+			n, err = df.f.ReadAt(p[:end-off], off)
+			df.release()
 		}
+	}
+	if err == io.EOF && int64(n) == end-off {
+		err = nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("read %s at %d: %w", b.desc.Digest, off, err)
@@ -72,58 +81,157 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 // retryPause spaces a read's fresh attempts after a failed fetch.
 const retryPause = 100 * time.Millisecond
 
-// fetch makes sure want is present, scheduling what is missing (and ahead,
-// best effort), and waits for it. A fetch that fails while the read still
-// has time left is tried afresh, so a read that joined a fetch doomed by an
-// outage succeeds once the registry is back, within the one fetch timeout.
-func (r *Reader) fetch(ctx context.Context, want, ahead Range) error {
-	b := r.blob
-	var deadline <-chan time.Time // started on the first wait: most reads never wait
+// awaitRead waits until want can be served, scheduling what is missing
+// (and ahead of it, best effort), and returns the file to read it from
+// with a reference the caller releases. The file and the check that its
+// bytes are there are taken together under the lock, so a read never
+// lands in a file that a mismatch has since replaced.
+//
+// A failed fetch is tried afresh after a pause, while the wait has time
+// left; the wait ends after the fetch timeout without progress: for a
+// range, bytes of it landing; for a verdict, any chunk landing or hashing
+// moving on, so a big blob on a slow link is fine while bytes flow.
+func (b *Blob) awaitRead(ctx context.Context, r *Reader, want Range) (*dataFile, error) {
+	s := b.store
+	needVerdict := s.opts.Verify == VerifyStrict || want.End == b.desc.Size
+	b.mu.Lock()
+	ahead := r.readaheadLocked(want.Start, want.End)
+	gen, failures := b.m.gen, b.m.failures
+	progress := b.waitProgressLocked(want, needVerdict)
+	var idle *time.Timer // started on the first wait: most reads never wait
+	defer func() {
+		if idle != nil {
+			idle.Stop()
+		}
+	}()
 	for {
-		b.mu.Lock()
-		var err error
-		if ahead.Len() > 0 && ahead.Start <= want.End {
-			// One pass over the read and what follows it makes the
-			// longest runs, so the read's chunk leads a multi-chunk request.
-			err = b.scheduleLocked(Range{want.Start, ahead.End}, readPlan)
-		} else {
-			err = b.scheduleLocked(want, readPlan)
+		ready := b.m.present.Contains(want)
+		if needVerdict {
+			ready = b.m.verified()
+		}
+		if b.m.gen != gen {
+			source := fetcherName(b.fetcher)
+			b.mu.Unlock()
+			return nil, fmt.Errorf("blob %s from %s: %w; its bytes were dropped", b.desc.Digest, source, ErrDigestMismatch)
+		}
+		if ready {
 			if ahead.Len() > 0 {
-				b.scheduleLocked(ahead, readPlan) // best effort
+				_ = b.wantLocked(ahead, readPlan) // best effort
+			}
+			df := b.file.acquire()
+			b.mu.Unlock()
+			return df, nil
+		}
+		err := b.m.failFast(time.Now())
+		if err == nil && s.closing() {
+			err = ErrClosed
+		}
+		if err == nil && b.m.failures != failures {
+			failures = b.m.failures
+			if errors.Is(b.m.lastErr, ErrOffline) || errors.Is(b.m.lastErr, ErrRangeUnsupported) {
+				err = b.m.lastErr // retrying cannot help
+			} else if err = b.pauseLocked(ctx, idle); err == nil {
+				ahead = Range{} // retries are for this read alone
+				continue
 			}
 		}
-		waits := b.flightsLocked(want)
+		if err == nil {
+			err = b.scheduleLocked(want, ahead, needVerdict)
+			ahead = Range{}
+		}
+		if err != nil {
+			b.mu.Unlock()
+			return nil, err
+		}
+		changed := b.changed
 		b.mu.Unlock()
-		if err != nil || len(waits) == 0 {
-			return err
+		if idle == nil {
+			idle = time.NewTimer(s.opts.FetchTimeout)
 		}
-		if deadline == nil {
-			timer := time.NewTimer(b.store.opts.FetchTimeout)
-			defer timer.Stop()
-			deadline = timer.C
-		}
-		err = b.wait(ctx, waits, deadline)
-		if !errors.Is(err, errFetchFailed) || b.store.life.Err() != nil {
-			return err // done, or the store is closing: no retry
-		}
-		ahead = Range{} // retries are for this read alone
 		select {
-		case <-time.After(retryPause):
-		case <-deadline:
-			return err
+		case <-changed:
 		case <-ctx.Done():
-			return fmt.Errorf("read %s: %w", b.desc.Digest, ctx.Err())
+			return nil, fmt.Errorf("blob %s: %w", b.desc.Digest, ctx.Err())
+		case <-idle.C:
+			return nil, b.timeoutError()
+		}
+		b.mu.Lock()
+		if p := b.waitProgressLocked(want, needVerdict); p != progress {
+			progress = p
+			idle.Reset(s.opts.FetchTimeout)
 		}
 	}
 }
 
-// readahead updates the access pattern with a read of [off, end) and
-// returns the range to fetch ahead of it, if any. Reads that land near the
-// previous end count as sequential: the kernel issues readahead READs
-// concurrently, so they arrive slightly out of order.
-func (r *Reader) readahead(off, end int64) Range {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// scheduleLocked asks for the read's bytes and what is ahead of them, and
+// for a read waiting on the verdict, for the whole blob too, bounded like
+// a fill. b.mu must be held.
+func (b *Blob) scheduleLocked(want, ahead Range, needVerdict bool) error {
+	var err error
+	if ahead.Len() > 0 && ahead.Start <= want.End {
+		// One pass over the read and what follows makes the longest runs,
+		// so the read's chunk leads a multi-chunk request.
+		err = b.wantLocked(Range{want.Start, ahead.End}, readPlan)
+	} else {
+		err = b.wantLocked(want, readPlan)
+		if err == nil && ahead.Len() > 0 {
+			_ = b.wantLocked(ahead, readPlan) // best effort
+		}
+	}
+	if err == nil && needVerdict {
+		err = b.wantLocked(Range{0, b.desc.Size}, b.store.bulkPlan(false))
+	}
+	return err
+}
+
+// waitProgressLocked measures what a waiting read counts as progress.
+func (b *Blob) waitProgressLocked(want Range, needVerdict bool) uint64 {
+	if needVerdict {
+		return b.m.progress
+	}
+	var missing int64
+	for _, gap := range b.m.present.Missing(want) {
+		missing += gap.Len()
+	}
+	return uint64(want.Len() - missing)
+}
+
+// pauseLocked waits retryPause before a retry, unlocking meanwhile.
+func (b *Blob) pauseLocked(ctx context.Context, idle *time.Timer) error {
+	b.mu.Unlock()
+	defer b.mu.Lock()
+	var deadline <-chan time.Time
+	if idle != nil {
+		deadline = idle.C
+	}
+	pause := time.NewTimer(retryPause)
+	defer pause.Stop()
+	select {
+	case <-pause.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("blob %s: %w", b.desc.Digest, ctx.Err())
+	case <-deadline:
+		return b.timeoutError()
+	}
+}
+
+func (b *Blob) timeoutError() error {
+	b.mu.Lock()
+	last := b.m.lastErr
+	b.mu.Unlock()
+	err := fmt.Errorf("blob %s: %w: no progress for %s", b.desc.Digest, ErrFetchTimeout, b.store.opts.FetchTimeout)
+	if last != nil && !errors.Is(last, ErrFetchTimeout) {
+		err = fmt.Errorf("%w (last error: %v)", err, last)
+	}
+	return err
+}
+
+// readaheadLocked updates the access pattern with a read of [off, end)
+// and returns the range to fetch ahead of it, if any. Reads that land near
+// the previous end count as sequential: the kernel issues readahead READs
+// concurrently, so they arrive slightly out of order. b.mu must be held.
+func (r *Reader) readaheadLocked(off, end int64) Range {
 	opts := r.blob.store.opts
 	// A read continues the stream if it starts at or just past the
 	// frontier, or anywhere in what was already fetched ahead: the

@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	_ "crypto/sha256" // registers sha256 for go-digest
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,14 +22,46 @@ const (
 	DefaultReadahead      = 64 << 20
 )
 
+// VerifyMode says when a reader may see bytes whose blob digest has not
+// been checked yet.
+type VerifyMode int
+
+const (
+	// VerifyLazy serves bytes as they arrive, but answers a read that
+	// includes the blob's last byte only once the whole digest is checked,
+	// so a reader that reads to the end never ends cleanly on bad bytes.
+	VerifyLazy VerifyMode = iota
+	// VerifyStrict answers no read of a blob until its whole digest is
+	// checked.
+	VerifyStrict
+)
+
+func (v VerifyMode) String() string {
+	if v == VerifyStrict {
+		return "strict"
+	}
+	return "lazy"
+}
+
+// ParseVerifyMode parses "lazy" or "strict".
+func ParseVerifyMode(s string) (VerifyMode, error) {
+	switch s {
+	case "lazy":
+		return VerifyLazy, nil
+	case "strict":
+		return VerifyStrict, nil
+	}
+	return 0, fmt.Errorf("verify mode %s: want lazy or strict", quote(s))
+}
+
 // Options tune how a Store fetches missing bytes.
 type Options struct {
 	// ChunkSize is the unit of lazy fetching and of the present-range
 	// bookkeeping. A random 4 KiB read pulls one chunk.
 	ChunkSize int64
 
-	// FetchTimeout bounds how long a read waits for missing bytes, and how
-	// long a fetch may go without receiving any.
+	// FetchTimeout bounds how long a fetch may go without receiving bytes
+	// once its request is sent, and how long a read waits without progress.
 	FetchTimeout time.Duration
 
 	// MaxConnections bounds the range requests in flight at once.
@@ -38,6 +69,9 @@ type Options struct {
 
 	// Readahead is the largest window fetched ahead of a sequential reader.
 	Readahead int64
+
+	// Verify says when readers may see bytes not yet verified.
+	Verify VerifyMode
 
 	Logger *slog.Logger
 }
@@ -52,15 +86,23 @@ type Store struct {
 
 	prefetching chan struct{} // one token per blob being prefetched
 	stats       counters
-	bg          sync.WaitGroup // background fetches and hashing
+	work        workGroup // every goroutine the store starts
 
-	// life ends when the store is closed; fetches derive from it so that
-	// Close does not wait out a stalled registry.
+	// life ends when the store is closed; background work derives from it
+	// so that Close does not wait out a stalled registry.
 	life     context.Context
 	shutdown context.CancelFunc
 
-	mu    sync.Mutex
-	blobs map[digest.Digest]*Blob // lazily read blobs with open users
+	mu         sync.Mutex
+	blobs      map[blobKey]*Blob // blobs with open users, or being closed
+	onMismatch []func(digest.Digest)
+}
+
+// blobKey names an open blob. Two descriptors that share a digest but
+// claim different sizes are different blobs: at most one is real.
+type blobKey struct {
+	digest digest.Digest
+	size   int64
 }
 
 // DefaultRoot returns the cache directory used when none is given:
@@ -80,7 +122,8 @@ func DefaultRoot() (string, error) {
 }
 
 // Open opens the cache at root, creating the layout with mode 0700 if it is
-// missing. It fails with a clear message if root cannot be written.
+// missing, and sweeps what dead processes left in ingest/. It fails with a
+// clear message if root cannot be written.
 func Open(root string, opts Options) (*Store, error) {
 	if opts.ChunkSize <= 0 {
 		opts.ChunkSize = DefaultChunkSize
@@ -93,6 +136,9 @@ func Open(root string, opts Options) (*Store, error) {
 	}
 	if opts.Readahead <= 0 {
 		opts.Readahead = DefaultReadahead
+	}
+	if opts.Verify != VerifyLazy && opts.Verify != VerifyStrict {
+		return nil, fmt.Errorf("cache: unknown verify mode %d", opts.Verify)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -111,11 +157,13 @@ func Open(root string, opts Options) (*Store, error) {
 		slots:    make(chan struct{}, opts.MaxConnections),
 
 		prefetching: make(chan struct{}, prefetchParallel),
-		blobs:       make(map[digest.Digest]*Blob),
+		blobs:       make(map[blobKey]*Blob),
 	}
 	if err := s.initLayout(); err != nil {
+		shutdown()
 		return nil, fmt.Errorf("cache directory %s is not usable (set --cache-dir or IMGFS_CACHE_DIR): %w", abs, unwrapPathError(err))
 	}
+	s.sweep()
 	return s, nil
 }
 
@@ -135,18 +183,14 @@ func (s *Store) Root() string { return s.root }
 // Options returns the options in force, defaults filled in.
 func (s *Store) Options() Options { return s.opts }
 
-func (s *Store) blobPath(d digest.Digest) string {
-	return filepath.Join(s.root, "blobs", d.Algorithm().String(), d.Encoded())
-}
-
-func (s *Store) ingestPath(d digest.Digest, suffix string) string {
-	return filepath.Join(s.root, "ingest", d.Algorithm().String()+"-"+d.Encoded()+suffix)
-}
-
 // Exists reports whether the complete blob is in the cache. Committed blobs
 // were verified on the way in, so only the size is checked here.
 func (s *Store) Exists(desc ocispec.Descriptor) bool {
-	fi, err := os.Stat(s.blobPath(desc.Digest))
+	path, err := s.blobPath(desc.Digest)
+	if err != nil || desc.Size < 0 {
+		return false
+	}
+	fi, err := os.Stat(path)
 	return err == nil && fi.Mode().IsRegular() && fi.Size() == desc.Size
 }
 
@@ -155,13 +199,56 @@ func (s *Store) CompletePath(desc ocispec.Descriptor) (string, bool) {
 	if !s.Exists(desc) {
 		return "", false
 	}
-	return s.blobPath(desc.Digest), true
+	path, _ := s.blobPath(desc.Digest)
+	return path, true
 }
 
-// Close cancels fetches in flight and waits for them and for hashing to
-// finish, so that partial blobs are saved in a consistent state.
-func (s *Store) Close() error {
-	s.shutdown()
-	s.bg.Wait()
+// Go runs fn in the background under the store: fn's context is cancelled
+// when the store is closed, and Close waits for fn to return. Once the
+// store is closing it refuses with ErrClosed.
+func (s *Store) Go(fn func(ctx context.Context)) error {
+	if !s.work.join() {
+		return ErrClosed
+	}
+	go func() {
+		defer s.work.leave()
+		fn(s.life)
+	}()
 	return nil
 }
+
+// OnMismatch registers fn to be told of each blob whose fetched bytes
+// failed verification and were dropped, so that copies of them elsewhere
+// (such as the kernel's page cache) can be dropped too. fn is called from
+// a goroutine of its own, with no lock held.
+func (s *Store) OnMismatch(fn func(digest.Digest)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onMismatch = append(s.onMismatch, fn)
+}
+
+func (s *Store) notifyMismatch(d digest.Digest) {
+	s.mu.Lock()
+	fns := s.onMismatch
+	s.mu.Unlock()
+	if len(fns) == 0 {
+		return
+	}
+	// Refused only when closing, when no one is left to tell.
+	_ = s.Go(func(context.Context) {
+		for _, fn := range fns {
+			fn(d)
+		}
+	})
+}
+
+// Close cancels fetches in flight and waits for every background goroutine
+// to finish, so that partial blobs are saved in a consistent state.
+func (s *Store) Close() error {
+	s.work.close()
+	s.shutdown()
+	s.work.wait()
+	return nil
+}
+
+func (s *Store) closing() bool { return s.life.Err() != nil }

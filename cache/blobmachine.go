@@ -1,0 +1,420 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// blobMachine is the whole lifecycle of one partial blob as a plain value:
+// which bytes are present, which chunks are being fetched, how far the
+// digest has been computed, and what phase the blob is in. It does no I/O,
+// starts no goroutines and reads no clock. Each event returns what must
+// happen next as blobActions, and the Blob performs them and feeds the
+// results back in as further events. Callers serialise access (Blob.mu).
+//
+// Present bytes are always whole chunks, and a chunk is fetched only when
+// it is neither present nor in flight, so a byte once written is never
+// written again in the same generation: what was hashed is what is served.
+type blobMachine struct {
+	size      int64
+	chunkSize int64
+
+	phase blobPhase
+	// gen counts the blob's generations. A mismatch drops every byte and
+	// starts a new one; events from an older generation are ignored.
+	gen uint64
+
+	present      RangeSet
+	presentBytes int64    // present.Size(), kept so that no event walks the set
+	fetched      RangeSet // landed in this generation, named in mismatch logs
+
+	flights map[int64]uint64 // chunk index → the run fetching it
+	runs    map[uint64]*runState
+	nextRun uint64
+	inClass [numClasses]int // runs in flight per class
+
+	hashedTo int64 // the digest covers [0, hashedTo)
+	hashing  bool  // a hash action is outstanding
+	synced   bool  // the early fsync of the fully present blob was asked for
+
+	progress uint64 // counts landings and hashing steps, for waiters' idle timers
+	failures uint64 // counts failed runs, so waiters notice one
+	lastErr  error  // the latest failure
+
+	// failErr is returned to every read or fill that would have to wait
+	// until failUntil: after an error the source calls permanent, or after
+	// maxMismatches mismatches in a row.
+	failErr    error
+	failUntil  time.Time
+	mismatches int // in a row; reset by a match
+
+	commitErr error // why the last commit failed
+
+	unsaved int64     // bytes landed since the state was last saved
+	savedAt time.Time // when the state was last saved
+}
+
+type blobPhase uint8
+
+const (
+	phaseFetching     blobPhase = iota // some bytes are missing
+	phaseVerifying                     // all present; the digest is being finished
+	phaseCommitting                    // the digest matched; the commit is running
+	phaseComplete                      // committed into blobs/
+	phaseCommitFailed                  // verified, but the commit failed; retryable
+)
+
+func (p blobPhase) String() string {
+	return [...]string{"fetching", "verifying", "committing", "complete", "commit-failed"}[p]
+}
+
+// runClass says who asked for a run, so each kind can be bounded on its own.
+type runClass uint8
+
+const (
+	classRead     runClass = iota // a reader's chunks and readahead
+	classBulk                     // fills and reads waiting for the verdict
+	classPrefetch                 // background prefetch
+	numClasses
+)
+
+// fetchPlan says how want cuts missing chunks into runs.
+type fetchPlan struct {
+	class runClass
+	// runChunks is the most chunks one range request covers: small enough
+	// that several run in parallel, large enough that per-request latency
+	// does not dominate.
+	runChunks int64
+	// maxRuns bounds the runs of this class in flight (0: no bound), so a
+	// whole-blob fill costs memory and goroutines by connection, not by
+	// the blob's claimed size.
+	maxRuns int
+	// writeback starts writing landed chunks to disk at once. It suits
+	// callers that wait for the commit, whose fsync then has little left.
+	writeback bool
+}
+
+type runState struct {
+	class  runClass
+	c0, c1 int64 // chunks [c0, c1)
+	left   int   // chunks not yet landed
+}
+
+// fetchRun is one range request to make: chunks [c0, c1) of generation gen.
+type fetchRun struct {
+	id        uint64
+	gen       uint64
+	c0, c1    int64
+	writeback bool
+}
+
+// blobActions is what the Blob must do after an event.
+type blobActions struct {
+	fetch []fetchRun
+	// hash asks for the digest to be fed [hashFrom, hashTo); with
+	// hashFinal the hasher then holds the whole blob and gives the verdict.
+	hash             bool
+	hashFrom, hashTo int64
+	hashFinal        bool
+	sync             bool // start flushing the fully present file early
+	commit           bool // the digest matched: commit the blob
+	replace          bool // a mismatch: swap in a fresh empty file for the new generation
+	save             bool // save the present ranges (after syncing the data)
+	wake             bool // something waiters may care about changed
+}
+
+// Tunables of the machine.
+const (
+	// PermanentErrorWindow is how long reads and fills of a blob fail at
+	// once after a permanent fetch error, or after maxMismatches
+	// mismatches in a row.
+	PermanentErrorWindow = 30 * time.Second
+
+	maxMismatches = 3
+
+	saveEveryBytes = 64 << 20
+	saveEvery      = 5 * time.Second
+)
+
+// newBlobMachine starts the machine for a blob of size bytes, resuming
+// from present and a digest computed over [0, hashedTo) when those are
+// consistent. Present ranges are cut down to whole chunks.
+func newBlobMachine(size, chunkSize int64, present []Range, hashedTo int64, now time.Time) (*blobMachine, blobActions) {
+	m := &blobMachine{
+		size:      size,
+		chunkSize: chunkSize,
+		flights:   make(map[int64]uint64),
+		runs:      make(map[uint64]*runState),
+		savedAt:   now,
+	}
+	for _, r := range present {
+		start := (r.Start + chunkSize - 1) / chunkSize * chunkSize
+		end := r.End / chunkSize * chunkSize
+		if r.End == size {
+			end = size
+		}
+		if 0 <= start && start < end && end <= size {
+			m.present.Add(Range{start, end})
+		}
+	}
+	m.presentBytes = m.present.Size()
+	if 0 <= hashedTo && hashedTo <= m.present.PrefixEnd() {
+		m.hashedTo = hashedTo
+	}
+	var a blobActions
+	m.advance(&a)
+	return m, a
+}
+
+func (m *blobMachine) chunkRange(c int64) Range {
+	return Range{c * m.chunkSize, min((c+1)*m.chunkSize, m.size)}
+}
+
+// verified reports whether the present bytes are known to match the
+// digest, which is when readers waiting for the verdict may go on.
+func (m *blobMachine) verified() bool {
+	return m.phase == phaseCommitting || m.phase == phaseComplete || m.phase == phaseCommitFailed
+}
+
+// failFast returns the error that reads and fills needing more than what
+// is present get at once, if the blob is in a failure window.
+func (m *blobMachine) failFast(now time.Time) error {
+	if m.failErr != nil && now.Before(m.failUntil) {
+		return m.failErr
+	}
+	return nil
+}
+
+// want asks for r to become present. It returns the runs to start for
+// missing chunks that no run is fetching yet, at most plan.runChunks
+// chunks each and, with plan.maxRuns, no more runs of the class in flight
+// than that. Without a source (offline) it fails instead of fetching.
+func (m *blobMachine) want(r Range, plan fetchPlan, offline bool, now time.Time) (blobActions, error) {
+	var a blobActions
+	if m.phase != phaseFetching {
+		return a, nil
+	}
+	r = Range{max(r.Start, 0), min(r.End, m.size)}
+	for off := r.Start; off < r.End; {
+		if plan.maxRuns > 0 && m.inClass[plan.class] >= plan.maxRuns {
+			break
+		}
+		gap := m.present.FirstGap(Range{off, r.End})
+		if gap.Len() <= 0 {
+			break
+		}
+		if err := m.failFast(now); err != nil {
+			return a, err
+		}
+		if offline {
+			return a, fmt.Errorf("%w: bytes %d-%d", ErrOffline, gap.Start, gap.End-1)
+		}
+		c := gap.Start / m.chunkSize
+		if _, busy := m.flights[c]; busy {
+			off = m.chunkRange(c).End
+			continue
+		}
+		c0 := c
+		for c*m.chunkSize < gap.End && c-c0 < plan.runChunks {
+			if _, busy := m.flights[c]; busy {
+				break
+			}
+			c++
+		}
+		m.nextRun++
+		run := fetchRun{id: m.nextRun, gen: m.gen, c0: c0, c1: c, writeback: plan.writeback}
+		m.runs[run.id] = &runState{class: plan.class, c0: c0, c1: c, left: int(c - c0)}
+		m.inClass[plan.class]++
+		for k := c0; k < c; k++ {
+			m.flights[k] = run.id
+		}
+		a.fetch = append(a.fetch, run)
+		off = m.chunkRange(c - 1).End
+	}
+	return a, nil
+}
+
+// landed records that chunk c of run id was written to the file.
+func (m *blobMachine) landed(gen, id uint64, c int64, now time.Time) blobActions {
+	var a blobActions
+	if gen != m.gen || m.flights[c] != id {
+		return a
+	}
+	delete(m.flights, c)
+	m.finishRunChunk(id)
+	cr := m.chunkRange(c)
+	m.present.Add(cr)
+	m.presentBytes += cr.Len()
+	m.fetched.Add(cr)
+	m.progress++
+	m.unsaved += cr.Len()
+	if m.unsaved >= saveEveryBytes || now.Sub(m.savedAt) >= saveEvery {
+		a.save = true
+		m.unsaved, m.savedAt = 0, now
+	}
+	a.wake = true
+	m.advance(&a)
+	return a
+}
+
+func (m *blobMachine) finishRunChunk(id uint64) {
+	run := m.runs[id]
+	run.left--
+	if run.left == 0 {
+		delete(m.runs, id)
+		m.inClass[run.class]--
+	}
+}
+
+// fetchFailed records that run id stopped with err; its chunks that did
+// not land are free to be fetched again. An error wrapping ErrPermanent
+// opens a failure window.
+func (m *blobMachine) fetchFailed(gen, id uint64, err error, now time.Time) blobActions {
+	run, ok := m.runs[id]
+	if gen != m.gen || !ok {
+		return blobActions{}
+	}
+	for c := run.c0; c < run.c1; c++ {
+		if m.flights[c] == id {
+			delete(m.flights, c)
+		}
+	}
+	delete(m.runs, id)
+	m.inClass[run.class]--
+	m.failures++
+	m.lastErr = err
+	if errors.Is(err, ErrPermanent) {
+		m.failErr, m.failUntil = err, now.Add(PermanentErrorWindow)
+	}
+	return blobActions{wake: true}
+}
+
+// hashed records that the digest now covers [0, to). The returned hash
+// action, if any, is the hasher's next step.
+func (m *blobMachine) hashed(gen uint64, to int64) blobActions {
+	var a blobActions
+	if gen != m.gen || !m.hashing {
+		return a
+	}
+	m.hashing = false
+	if to > m.hashedTo && to <= m.present.PrefixEnd() {
+		m.hashedTo = to
+		m.progress++
+		a.wake = true
+	}
+	m.advance(&a)
+	return a
+}
+
+// hashStopped records that the hasher gave up (a read error, or the store
+// is closing); the next event that needs hashing starts it again.
+func (m *blobMachine) hashStopped(gen uint64) {
+	if gen == m.gen {
+		m.hashing = false
+	}
+}
+
+// verified records a matching digest: commit.
+func (m *blobMachine) matched(gen uint64) blobActions {
+	if gen != m.gen || m.phase != phaseVerifying {
+		return blobActions{}
+	}
+	m.phase = phaseCommitting
+	m.mismatches = 0
+	return blobActions{commit: true, wake: true}
+}
+
+// mismatched records that the whole blob hashed to another digest. Every
+// byte is dropped and a new generation starts, in a fresh file; waiters on
+// the old one fail. After maxMismatches in a row the blob fails fast for a
+// while, so a lying source cannot make the work grow.
+func (m *blobMachine) mismatched(gen uint64, now time.Time) blobActions {
+	if gen != m.gen || m.phase != phaseVerifying {
+		return blobActions{}
+	}
+	m.gen++
+	m.phase = phaseFetching
+	m.present, m.presentBytes, m.fetched = RangeSet{}, 0, RangeSet{}
+	m.flights = make(map[int64]uint64)
+	m.runs = make(map[uint64]*runState)
+	m.inClass = [numClasses]int{}
+	m.hashedTo, m.hashing, m.synced = 0, false, false
+	m.unsaved = 0
+	m.mismatches++
+	m.lastErr = ErrDigestMismatch
+	if m.mismatches >= maxMismatches {
+		m.failErr = fmt.Errorf("%w %d times in a row; not retrying for %s", ErrDigestMismatch, m.mismatches, PermanentErrorWindow)
+		m.failUntil = now.Add(PermanentErrorWindow)
+	}
+	return blobActions{replace: true, wake: true}
+}
+
+// committed records that the blob is in blobs/.
+func (m *blobMachine) committed() blobActions {
+	m.phase = phaseComplete
+	m.commitErr = nil
+	return blobActions{wake: true}
+}
+
+// commitFailed records that the commit failed. The bytes stay verified and
+// readable; the state is saved so that the next open verifies and commits,
+// and retryCommit tries again in this one.
+func (m *blobMachine) commitFailed(err error) blobActions {
+	if m.phase != phaseCommitting {
+		return blobActions{}
+	}
+	m.phase = phaseCommitFailed
+	m.commitErr = err
+	return blobActions{save: true, wake: true}
+}
+
+// retryCommit commits again after a failure.
+func (m *blobMachine) retryCommit() blobActions {
+	if m.phase != phaseCommitFailed {
+		return blobActions{}
+	}
+	m.phase = phaseCommitting
+	return blobActions{commit: true}
+}
+
+// adopted records that the complete blob appeared in blobs/, committed by
+// someone else: nothing is left to do.
+func (m *blobMachine) adopted() blobActions {
+	if m.phase == phaseComplete {
+		return blobActions{}
+	}
+	m.phase = phaseComplete
+	return blobActions{wake: true}
+}
+
+// saved records that the state was saved (on close, or after a commit
+// failure) so the periodic saves count from here.
+func (m *blobMachine) saved(now time.Time) {
+	m.unsaved, m.savedAt = 0, now
+}
+
+// advance moves a blob whose bytes are all present to verifying, and asks
+// for hashing whenever the present prefix has grown past the digest, or
+// for the verdict once the digest covers the whole blob.
+func (m *blobMachine) advance(a *blobActions) {
+	if m.phase != phaseFetching && m.phase != phaseVerifying {
+		return
+	}
+	if m.presentBytes == m.size {
+		m.phase = phaseVerifying
+		if !m.synced {
+			m.synced = true
+			a.sync = m.size > 0
+		}
+	}
+	if m.hashing {
+		return
+	}
+	prefix := m.present.PrefixEnd()
+	if prefix > m.hashedTo || m.phase == phaseVerifying {
+		m.hashing = true
+		a.hash, a.hashFrom, a.hashTo = true, m.hashedTo, prefix
+		a.hashFinal = prefix == m.size
+	}
+}

@@ -1,0 +1,176 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// commit puts a verified blob into blobs/: fsync the data, rename it in,
+// fsync the directory. If another process committed the blob first, ours
+// is dropped and theirs used. Either way the blob is then read through a
+// read-only descriptor, so a committed inode is never open for writing.
+// On failure the bytes stay verified and readable, waiters get the error,
+// and the state is saved so that the next open commits.
+func (b *Blob) commit(gen uint64) {
+	s := b.store
+	b.diskMu.Lock()
+	defer b.diskMu.Unlock()
+	b.mu.Lock()
+	if b.m.gen != gen || b.m.phase != phaseCommitting {
+		b.mu.Unlock()
+		return
+	}
+	df := b.file.acquire()
+	b.mu.Unlock()
+	path, err := b.commitFile(df)
+	df.release()
+	var ro *os.File
+	if err == nil {
+		ro, err = os.Open(path)
+	}
+	b.mu.Lock()
+	if err != nil {
+		err = fmt.Errorf("commit %s: %w", b.desc.Digest, err)
+		s.log.Error("commit failed; the blob stays readable and the next open commits it", "digest", b.desc.Digest, "error", err)
+		a := b.m.commitFailed(err)
+		b.applyLocked(a)
+		b.mu.Unlock()
+		if a.save {
+			b.writeState()
+		}
+		return
+	}
+	b.swapFileLocked(newDataFile(ro, path))
+	b.done.Store(ro)
+	b.applyLocked(b.m.committed())
+	b.mu.Unlock()
+	if b.owner {
+		os.Remove(b.statePath)
+	}
+	s.stats.commits.Add(1)
+	s.log.Debug("blob verified and committed", "digest", b.desc.Digest, "size", b.desc.Size)
+}
+
+// commitFile moves df into blobs/ and returns the committed path.
+func (b *Blob) commitFile(df *dataFile) (string, error) {
+	s := b.store
+	target, err := s.blobPath(b.desc.Digest)
+	if err != nil {
+		return "", err
+	}
+	if s.Exists(b.desc) {
+		// Committed by another process: verified too, so drop ours.
+		os.Remove(df.path)
+		return target, nil
+	}
+	fi, err := df.f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if fi.Size() > b.desc.Size {
+		// Bytes past the end were never read; nothing serves them.
+		if err := df.f.Truncate(b.desc.Size); err != nil {
+			return "", err
+		}
+	} else if fi.Size() < b.desc.Size {
+		return "", fmt.Errorf("%w: the file holds %d bytes, want %d", ErrSizeMismatch, fi.Size(), b.desc.Size)
+	}
+	if err := syncFile(df.f); err != nil {
+		return "", err
+	}
+	if err := renameFile(df.path, target); err != nil {
+		return "", err
+	}
+	if err := syncDir(filepath.Dir(target)); err != nil {
+		return "", err
+	}
+	// Best effort: the directories above keep others out regardless.
+	_ = os.Chmod(target, 0o444)
+	return target, nil
+}
+
+// mismatch handles a whole blob that hashed to got instead of its digest.
+// Its bytes are dropped by replacing the file with a fresh one, never by
+// truncating the one readers may be reading; the machine starts a new
+// generation, waiters of the old one fail with ErrDigestMismatch, and the
+// store's OnMismatch callbacks are told.
+func (b *Blob) mismatch(gen uint64, got digest.Digest, now time.Time) {
+	s := b.store
+	b.diskMu.Lock()
+	defer b.diskMu.Unlock()
+	b.mu.Lock()
+	current := b.m.gen == gen && b.m.phase == phaseVerifying
+	b.mu.Unlock()
+	if !current {
+		return
+	}
+	// The fresh file takes the partial's place before the new generation
+	// starts, so that no run of the new generation writes to the old file
+	// and the commit never finds the old bytes under the partial's name.
+	fresh, err := b.freshFile()
+	if err != nil {
+		b.mu.Lock()
+		b.m.hashStopped(gen)
+		b.mu.Unlock()
+		s.log.Error("blob failed verification, and its file cannot be replaced", "digest", b.desc.Digest, "error", err)
+		return
+	}
+	b.mu.Lock()
+	fetched := rangesString(&b.m.fetched)
+	source := fetcherName(b.fetcher)
+	a := b.m.mismatched(gen, now)
+	b.genCancel()
+	b.genCtx, b.genCancel = context.WithCancel(s.life)
+	for off, buf := range b.unhashed {
+		chunkPool.Put(buf)
+		delete(b.unhashed, off)
+	}
+	b.hasher = b.desc.Digest.Algorithm().Hash()
+	b.hashState = nil
+	old := b.partial
+	if !b.owner {
+		b.partial = fresh.Name()
+	}
+	b.swapFileLocked(newDataFile(fresh, b.partial))
+	b.applyLocked(a)
+	b.mu.Unlock()
+	if !b.owner {
+		os.Remove(old)
+	}
+
+	s.stats.digestMismatches.Add(1)
+	s.log.Error("blob failed verification; its fetched bytes were dropped and will be fetched afresh",
+		"digest", b.desc.Digest, "got", got, "source", source, "ranges", fetched, "error", ErrDigestMismatch)
+	s.notifyMismatch(b.desc.Digest)
+}
+
+// freshFile creates the empty file of a new generation. For the owner it
+// is renamed over the shared partial, after removing the state that
+// described the old bytes; b.diskMu must be held.
+func (b *Blob) freshFile() (*os.File, error) {
+	if !b.owner {
+		return b.newPrivateFile()
+	}
+	f, err := createLockedTemp(ingestDir(b.store.root), filepath.Base(b.partial)+".*.tmp")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(b.statePath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	if err := renameFile(f.Name(), b.partial); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return f, nil
+}
