@@ -48,7 +48,10 @@ func transportError(host string, err error) error {
 	var unknownCA x509.UnknownAuthorityError
 	var verifyErr *x509.CertificateInvalidError
 	var hostErr x509.HostnameError
+	var stall *stallError
 	switch {
+	case errors.As(err, &stall):
+		return stall
 	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
 		return fmt.Errorf("%w: unknown host %s", ErrUnreachable, host)
 	case errors.As(err, &dnsErr):

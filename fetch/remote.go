@@ -37,6 +37,7 @@ type RemoteOptions struct {
 // request, including the bounded range reads lazy blobs make.
 type Remote struct {
 	ref    Reference
+	scheme string // "http" with PlainHTTP, else "https"
 	client *auth.Client
 	log    *slog.Logger
 }
@@ -71,7 +72,11 @@ func NewRemote(ref Reference, opts RemoteOptions) (*Remote, error) {
 			client.Credential = credentials.Credential(store)
 		}
 	}
-	return &Remote{ref: ref, client: client, log: log}, nil
+	scheme := "https"
+	if opts.PlainHTTP {
+		scheme = "http"
+	}
+	return &Remote{ref: ref, scheme: scheme, client: client, log: log}, nil
 }
 
 // maxPasswordLine bounds the line read from standard input as a password.
@@ -104,7 +109,7 @@ func (r *Remote) get(ctx context.Context, path string, header http.Header) (*htt
 	host := r.ref.APIHost()
 	scopeRef := registry.Reference{Registry: host, Repository: r.ref.Repository}
 	ctx = auth.AppendRepositoryScope(ctx, scopeRef, auth.ActionPull)
-	url := "https://" + host + "/v2/" + r.ref.Repository + "/" + path
+	url := r.scheme + "://" + host + "/v2/" + r.ref.Repository + "/" + path
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
@@ -117,7 +122,8 @@ func (r *Remote) get(ctx context.Context, path string, header http.Header) (*htt
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}
-		return nil, redactError(transportError(r.ref.Registry, err))
+		// Redact first: the wrapping below copies the message.
+		return nil, transportError(r.ref.Registry, redactError(err))
 	}
 	return resp, nil
 }

@@ -87,7 +87,8 @@ type schemeTransport struct {
 	fallback map[string]bool
 }
 
-func (t *schemeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t *schemeTransport) RoundTrip(orig *http.Request) (*http.Response, error) {
+	req := orig
 	host := req.URL.Host
 	t.mu.Lock()
 	plain := t.plain || t.fallback[host]
@@ -96,13 +97,20 @@ func (t *schemeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req = withScheme(req, "http")
 	}
 	resp, err := t.base.RoundTrip(req)
-	if err == nil || req.URL.Scheme != "https" || !isLoopback(req.URL.Hostname()) || !isPlainHTTPReply(err) {
-		return resp, err
+	if err != nil && req.URL.Scheme == "https" && isLoopback(req.URL.Hostname()) && isPlainHTTPReply(err) {
+		t.mu.Lock()
+		t.fallback[host] = true
+		t.mu.Unlock()
+		resp, err = t.base.RoundTrip(withScheme(req, "http"))
 	}
-	t.mu.Lock()
-	t.fallback[host] = true
-	t.mu.Unlock()
-	return t.base.RoundTrip(withScheme(req, "http"))
+	if resp != nil {
+		// Answer for the request as it was made. oras' auth client
+		// sends credentials only to the origin of the request it made,
+		// and would take an http answer to an https request for a
+		// redirect to another origin.
+		resp.Request = orig
+	}
+	return resp, err
 }
 
 func withScheme(req *http.Request, scheme string) *http.Request {
