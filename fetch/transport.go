@@ -29,13 +29,13 @@ type TransportOptions struct {
 	// a body (manifests, blobs, tokens and error bodies alike). The clock
 	// runs only while imgfs waits on the registry, so a slow reader of the
 	// body is not taken for a stalled registry. Zero means
-	// DefaultIdleTimeout.
+	// defaultIdleTimeout.
 	IdleTimeout time.Duration
 	Logger      *slog.Logger
 }
 
-// DefaultIdleTimeout is the IdleTimeout when none is given.
-const DefaultIdleTimeout = 30 * time.Second
+// defaultIdleTimeout is the IdleTimeout when none is given.
+const defaultIdleTimeout = 30 * time.Second
 
 // newTransport builds the HTTP transport under oras' auth and retry
 // layers. It keeps enough idle connections per host for parallel range
@@ -64,7 +64,7 @@ func newTransport(opts TransportOptions) (http.RoundTripper, error) {
 	base.ReadBufferSize = 64 << 10
 	idle := opts.IdleTimeout
 	if idle <= 0 {
-		idle = DefaultIdleTimeout
+		idle = defaultIdleTimeout
 	}
 	base.ResponseHeaderTimeout = idle
 	var rt http.RoundTripper = &idleTransport{base: base, timeout: idle}

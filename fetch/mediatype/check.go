@@ -6,16 +6,16 @@ import (
 	"strings"
 )
 
-// MaxLength bounds a media type. RFC 6838 allows 127 characters for each of
+// maxLength bounds a media type. RFC 6838 allows 127 characters for each of
 // type and subtype; real ones are under 80 in all.
-const MaxLength = 255
+const maxLength = 255
 
 // ErrInvalid marks a media type that is not of the form type/subtype.
 var ErrInvalid = errors.New("invalid media type")
 
 // Check reports whether s has the shape RFC 6838 gives a media type without
 // parameters: type "/" subtype, each a restricted-name (a letter or digit,
-// then letters, digits and !#$&-^_.+), at most MaxLength bytes in all. It
+// then letters, digits and !#$&-^_.+), at most maxLength bytes in all. It
 // says nothing of whether imgfs knows the type. The error quotes s, so it
 // is one line whatever s holds.
 func Check(s string) error {
@@ -28,8 +28,8 @@ func Check(s string) error {
 	switch {
 	case s == "":
 		return invalid("missing")
-	case len(s) > MaxLength:
-		return invalid(fmt.Sprintf("%d bytes long, over %d", len(s), MaxLength))
+	case len(s) > maxLength:
+		return invalid(fmt.Sprintf("%d bytes long, over %d", len(s), maxLength))
 	}
 	typ, sub, ok := strings.Cut(s, "/")
 	if !ok {
