@@ -30,6 +30,8 @@ const MaxWalkDescriptors = 10_000
 // records, every child a descriptor lists: only the recursion is pruned. So
 // an index listing one manifest 20 000 times costs one visit, and a chain of
 // indexes each listing the next twice costs one visit per index, not 2^n.
+// The key is the digest alone: a manifest an index lists twice, under two
+// platforms, is handled once, as the entry met first.
 func boundWalk(root ocispec.Descriptor, h Handler) HandlerFunc {
 	w := &walkBounds{depth: map[digest.Digest]int{root.Digest: 0}}
 	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
