@@ -71,7 +71,7 @@ func TestErrorLines(t *testing.T) {
 		if errors.As(err, &exit) {
 			code = exit.ExitCode()
 		}
-		wantStderr(t, result{stderr: stderr.String(), code: code}, 1, "imgfs: interrupted: fetch layer "+layer.Digest.String()+": context canceled\n")
+		wantStderr(t, result{stderr: stderr.String(), code: code}, 1, "imgfs: interrupted: fetch layer "+layer.Digest.String()+": fill "+layer.Digest.String()+": context canceled\n")
 	})
 }
 
