@@ -38,6 +38,7 @@ lint:
 fuzz:
 	@set -e; for t in $(FUZZTARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
+		$(GO) test -list '^'$$name'$$' $$pkg | grep -qx $$name || { echo "fuzz: no $$name in $$pkg"; exit 1; }; \
 		echo "fuzz $$name in $$pkg for $(FUZZTIME)"; \
 		$(GO) test -run '^$$' -fuzz '^'$$name'$$' -fuzztime $(FUZZTIME) $$pkg; \
 	done
