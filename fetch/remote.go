@@ -122,6 +122,12 @@ func (r *Remote) get(ctx context.Context, path string, header http.Header) (*htt
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}
+		if errors.Is(err, auth.ErrBasicCredentialNotFound) {
+			// The registry asked for a password and none was given: the
+			// same answer as a 401, and permanent for the cache.
+			return nil, permanent(fmt.Errorf("%w: %s asked for credentials and none were given; check credentials (--user, or docker login %s)",
+				ErrUnauthorized, r.ref.Registry, r.ref.Registry))
+		}
 		// Redact first: the wrapping below copies the message.
 		return nil, transportError(r.ref.Registry, redactError(err))
 	}
