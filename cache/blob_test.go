@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -20,14 +21,19 @@ import (
 // stands in for the registry in unit tests of the cache's bookkeeping; the
 // integration tests use the real registry.
 type memFetcher struct {
-	data     []byte
-	corrupt  bool
-	stall    chan struct{} // if not nil, bodies block until it is closed
-	noRange  bool
-	failures atomic.Int64 // fail this many requests first
-	requests atomic.Int64
-	bytes    atomic.Int64
+	data      []byte
+	corrupt   bool
+	corruptN  atomic.Int64  // corrupt this many requests (after corrupt)
+	stall     chan struct{} // if not nil, bodies block until it is closed
+	noRange   bool
+	permanent bool          // answer every request like a 404
+	pace      time.Duration // if not zero, bodies send 4 KiB at a time, this far apart
+	failures  atomic.Int64  // fail this many requests first
+	requests  atomic.Int64
+	bytes     atomic.Int64
 }
+
+func (m *memFetcher) Source() string { return "memory" }
 
 func (m *memFetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
 	return m.FetchRange(ctx, desc, 0, int64(len(m.data)))
@@ -38,13 +44,19 @@ func (m *memFetcher) FetchRange(ctx context.Context, _ ocispec.Descriptor, off, 
 		return nil, ErrRangeUnsupported
 	}
 	m.requests.Add(1)
+	if m.permanent {
+		return nil, fmt.Errorf("%w: 404 blob unknown", ErrPermanent)
+	}
 	if m.failures.Add(-1) >= 0 {
 		return nil, errors.New("injected outage")
 	}
 	m.bytes.Add(n)
 	body := bytes.Clone(m.data[off : off+n])
-	if m.corrupt && len(body) > 0 {
+	if (m.corrupt || m.corruptN.Add(-1) >= 0) && len(body) > 0 {
 		body[0] ^= 0xff
+	}
+	if m.pace > 0 {
+		return io.NopCloser(&pacedReader{ctx: ctx, pace: m.pace, r: bytes.NewReader(body)}), nil
 	}
 	if m.stall != nil {
 		return io.NopCloser(&stallReader{ctx: ctx, stall: m.stall, r: bytes.NewReader(body)}), nil
@@ -65,6 +77,22 @@ func (s *stallReader) Read(p []byte) (int, error) {
 	case <-s.ctx.Done():
 		return 0, s.ctx.Err()
 	}
+}
+
+// pacedReader is a slow link: 4 KiB every pace.
+type pacedReader struct {
+	ctx  context.Context
+	pace time.Duration
+	r    io.Reader
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	select {
+	case <-time.After(p.pace):
+	case <-p.ctx.Done():
+		return 0, p.ctx.Err()
+	}
+	return p.r.Read(b[:min(len(b), 4096)])
 }
 
 func testBlob(t *testing.T, size int) (ocispec.Descriptor, *memFetcher) {

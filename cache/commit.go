@@ -47,6 +47,7 @@ func (b *Blob) commit(gen uint64) {
 		}
 		return
 	}
+	s.stats.commits.Add(1)
 	b.swapFileLocked(newDataFile(ro, path))
 	b.done.Store(ro)
 	b.applyLocked(b.m.committed())
@@ -54,7 +55,6 @@ func (b *Blob) commit(gen uint64) {
 	if b.owner {
 		os.Remove(b.statePath)
 	}
-	s.stats.commits.Add(1)
 	s.log.Debug("blob verified and committed", "digest", b.desc.Digest, "size", b.desc.Size)
 }
 
@@ -122,6 +122,8 @@ func (b *Blob) mismatch(gen uint64, got digest.Digest, now time.Time) {
 		s.log.Error("blob failed verification, and its file cannot be replaced", "digest", b.desc.Digest, "error", err)
 		return
 	}
+	// Counted before waiters wake, so that what they see adds up.
+	s.stats.digestMismatches.Add(1)
 	b.mu.Lock()
 	fetched := rangesString(&b.m.fetched)
 	source := fetcherName(b.fetcher)
@@ -145,7 +147,6 @@ func (b *Blob) mismatch(gen uint64, got digest.Digest, now time.Time) {
 		os.Remove(old)
 	}
 
-	s.stats.digestMismatches.Add(1)
 	s.log.Error("blob failed verification; its fetched bytes were dropped and will be fetched afresh",
 		"digest", b.desc.Digest, "got", got, "source", source, "ranges", fetched, "error", ErrDigestMismatch)
 	s.notifyMismatch(b.desc.Digest)

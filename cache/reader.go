@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -15,7 +16,8 @@ import (
 // each sequential read up to Options.Readahead, fetched as parallel range
 // requests; a random reader gets only the chunks it touches.
 type Reader struct {
-	blob *Blob
+	blob   *Blob
+	closed atomic.Bool
 
 	// The access pattern, guarded by blob.mu, which every read of a
 	// partial blob takes anyway.
@@ -34,8 +36,13 @@ func (s *Store) NewReader(desc ocispec.Descriptor, f Fetcher) (*Reader, error) {
 	return &Reader{blob: b}, nil
 }
 
-// Close releases the reader's hold on the blob.
-func (r *Reader) Close() error { return r.blob.Close() }
+// Close releases the reader's hold on the blob. Closing twice is harmless.
+func (r *Reader) Close() error {
+	if r.closed.Swap(true) {
+		return nil
+	}
+	return r.blob.Close()
+}
 
 // ReadAt fills p from off. It returns len(p) bytes, fewer only at the end of
 // the blob, or an error; never a short read mid-blob. A read that includes
@@ -105,10 +112,7 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want Range) (*dataFile,
 		}
 	}()
 	for {
-		ready := b.m.present.Contains(want)
-		if needVerdict {
-			ready = b.m.verified()
-		}
+		ready := b.m.verified() || !needVerdict && b.m.present.Contains(want)
 		if b.m.gen != gen {
 			source := fetcherName(b.fetcher)
 			b.mu.Unlock()
@@ -142,6 +146,9 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want Range) (*dataFile,
 		if err != nil {
 			b.mu.Unlock()
 			return nil, err
+		}
+		if b.m.phase == phaseComplete {
+			continue // adopted the blob another process committed
 		}
 		changed := b.changed
 		b.mu.Unlock()
