@@ -285,7 +285,8 @@ func (b *Blob) applyLocked(a blobActions) {
 		gen, h, df := b.m.gen, b.hasher, b.file.acquire()
 		if !b.goBackground(func() { b.hashLoop(gen, h, df, a.hashFrom, a.hashTo) }) {
 			df.release()
-			b.m.hashStopped(gen)
+			b.m.hashStopped(gen, ErrClosed)
+			a.wake = true
 		}
 	}
 	if a.sync {

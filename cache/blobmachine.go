@@ -192,6 +192,7 @@ func (m *blobMachine) failFast(now time.Time) error {
 // than that. Without a source (offline) it fails instead of fetching.
 func (m *blobMachine) want(r Range, plan fetchPlan, offline bool, now time.Time) (blobActions, error) {
 	var a blobActions
+	m.advance(&a) // restarts hashing that stopped
 	if m.phase != phaseFetching {
 		return a, nil
 	}
@@ -307,15 +308,20 @@ func (m *blobMachine) hashed(gen uint64, to int64) blobActions {
 	return a
 }
 
-// hashStopped records that the hasher gave up (a read error, or the store
-// is closing); the next event that needs hashing starts it again.
-func (m *blobMachine) hashStopped(gen uint64) {
-	if gen == m.gen {
-		m.hashing = false
+// hashStopped records that the hasher gave up with err (a read error, or
+// the store is closing). Waiters learn of it like a failed fetch; the next
+// want starts hashing again.
+func (m *blobMachine) hashStopped(gen uint64, err error) blobActions {
+	if gen != m.gen || !m.hashing {
+		return blobActions{}
 	}
+	m.hashing = false
+	m.failures++
+	m.lastErr = err
+	return blobActions{wake: true}
 }
 
-// verified records a matching digest: commit.
+// matched records a matching digest: commit.
 func (m *blobMachine) matched(gen uint64) blobActions {
 	if gen != m.gen || m.phase != phaseVerifying {
 		return blobActions{}

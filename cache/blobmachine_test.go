@@ -381,11 +381,19 @@ func TestBlobMachineHashStoppedRestarts(t *testing.T) {
 	if !m.hashing {
 		t.Fatal("resumed prefix not hashing")
 	}
-	m.hashStopped(0)
+	readErr := errors.New("EIO")
+	if a := m.hashStopped(0, readErr); !a.wake || m.lastErr != readErr || m.failures != 1 {
+		t.Fatalf("hash failure not reported to waiters: %+v", a)
+	}
 	a, _ := m.want(Range{20, 30}, testRead, false, t0)
-	a = m.landed(0, a.fetch[0].id, 2, t0)
-	if !a.hash || a.hashFrom != 0 || a.hashTo != 30 {
-		t.Fatalf("hashing not restarted: %+v", a)
+	if !a.hash || a.hashFrom != 0 || a.hashTo != 20 {
+		t.Fatalf("want did not restart hashing: %+v", a)
+	}
+	if a := m.landed(0, a.fetch[0].id, 2, t0); a.hash {
+		t.Fatalf("second hasher: %+v", a)
+	}
+	if a := m.hashed(0, 20); !a.hash || a.hashFrom != 20 || a.hashTo != 30 {
+		t.Fatalf("hasher not continued: %+v", a)
 	}
 }
 

@@ -117,7 +117,7 @@ func (b *Blob) mismatch(gen uint64, got digest.Digest, now time.Time) {
 	fresh, err := b.freshFile()
 	if err != nil {
 		b.mu.Lock()
-		b.m.hashStopped(gen)
+		b.applyLocked(b.m.hashStopped(gen, fmt.Errorf("replace the file of %s: %w", b.desc.Digest, err)))
 		b.mu.Unlock()
 		s.log.Error("blob failed verification, and its file cannot be replaced", "digest", b.desc.Digest, "error", err)
 		return

@@ -1,10 +1,16 @@
 // Package cache is imgfs's local content store. It is itself an OCI image
-// layout (oci-layout, index.json, blobs/sha256/<hex>), so skopeo and umoci
-// can read it, and it holds only complete blobs whose size and digest were
-// verified. Everything in progress lives under ingest/.
+// layout (oci-layout, index.json, blobs/<alg>/<hex>), so skopeo and umoci
+// can read it; everything in progress lives under ingest/. It owns the
+// bytes on disk, their verification, and the lifecycle of each blob being
+// fetched (a pure state machine in blobmachine.go, driven by Blob); it
+// knows registries only through the Fetcher interface, and nothing of FUSE.
 //
-// Blobs can be filled whole (Ingest, Fill) or lazily, range by range, as
-// readers ask for them (Blob, Reader). Either way the whole digest is checked
-// before a blob is committed. The cache knows registries only through the
-// Fetcher interface.
+// Trust model: nothing from a Fetcher is trusted. A digest must pass
+// CheckDigest before any path is built from it, and only bytes whose whole
+// digest matched are ever committed to blobs/, by rename, never written
+// again. Readers may see bytes not yet verified only in VerifyLazy mode
+// and only short of the blob's end: a read that includes the last byte
+// (with VerifyStrict, any read) waits for the verdict and fails with
+// ErrDigestMismatch on a mismatch, so a reader that reads to the end
+// never ends cleanly on bad bytes.
 package cache

@@ -81,6 +81,9 @@ func (b *Blob) fill(ctx context.Context, plan fetchPlan, progress func(int64)) e
 			b.mu.Unlock()
 			return fmt.Errorf("fill %s: %w", b.desc.Digest, err)
 		}
+		if b.m.phase == phaseComplete {
+			continue // adopted the blob another process committed
+		}
 		delta := b.m.presentBytes - reported
 		reported += delta
 		changed := b.changed
@@ -90,6 +93,7 @@ func (b *Blob) fill(ctx context.Context, plan fetchPlan, progress func(int64)) e
 		}
 		select {
 		case <-changed:
+		case <-b.store.life.Done():
 		case <-ctx.Done():
 			return fmt.Errorf("fill %s: %w", b.desc.Digest, ctx.Err())
 		}

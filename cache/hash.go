@@ -2,6 +2,7 @@ package cache
 
 import (
 	"encoding"
+	"fmt"
 	"hash"
 	"time"
 )
@@ -42,7 +43,7 @@ func (b *Blob) hashLoop(gen uint64, h hash.Hash, df *dataFile, from, to int64) {
 			if _, err := df.f.ReadAt((*buf)[:n], off); err != nil {
 				b.store.log.Error("hash read failed", "digest", b.desc.Digest, "error", err)
 				b.mu.Lock()
-				b.m.hashStopped(gen)
+				b.applyLocked(b.m.hashStopped(gen, fmt.Errorf("hash %s: %w", b.desc.Digest, err)))
 				b.mu.Unlock()
 				return
 			}

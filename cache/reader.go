@@ -157,6 +157,7 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want Range) (*dataFile,
 		}
 		select {
 		case <-changed:
+		case <-s.life.Done():
 		case <-ctx.Done():
 			return nil, fmt.Errorf("blob %s: %w", b.desc.Digest, ctx.Err())
 		case <-idle.C:
