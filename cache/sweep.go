@@ -56,7 +56,8 @@ func (s *Store) sweepPartials() {
 		if err != nil || lock == nil {
 			continue // in use by a live process, or not ours to judge
 		}
-		resumable := present[stem+".partial"] && present[stem+".state"]
+		// Only <alg>-<hex>-<size> stems are resumed; older names are not.
+		resumable := present[stem+".partial"] && present[stem+".state"] && strings.Count(stem, "-") == 2
 		if !resumable {
 			os.Remove(filepath.Join(dir, stem+".partial"))
 			os.Remove(filepath.Join(dir, stem+".state"))
