@@ -103,6 +103,10 @@ func parseUser(user string, stdin io.Reader) (auth.Credential, error) {
 // Reference returns the reference the remote was made for.
 func (r *Remote) Reference() Reference { return r.ref }
 
+// Source names the repository the remote reads, as the cache's logs and
+// read errors name where bad bytes came from.
+func (r *Remote) Source() string { return r.ref.Name() }
+
 // get sends a GET for the repository path (e.g. "manifests/latest") with
 // the pull scope oras needs to ask for a token.
 func (r *Remote) get(ctx context.Context, path string, header http.Header) (*http.Response, error) {
