@@ -47,6 +47,19 @@ func trustMount(t *testing.T, args ...string) (mnt string, m *foregroundMount) {
 	if !m.mounted {
 		t.Fatalf("imgfs mount %v did not mount: %s", args, describe(m.res.result))
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			// Read once the process is gone, so the buffer is no
+			// longer written.
+			killGroup(m.cmd)
+			select {
+			case <-m.exited:
+			case <-time.After(10 * time.Second):
+				return
+			}
+			t.Logf("log of imgfs mount %v:\n%s", args, tailLines(m.stderr.String(), 15))
+		}
+	})
 	return mnt, m
 }
 
@@ -167,6 +180,7 @@ func TestCorruptLayerThroughMountFailsCat(t *testing.T) {
 	if proxy.BlobBytes() == 0 {
 		t.Fatal("the read fetched no bytes through the corrupting proxy: the test proves nothing")
 	}
+	t.Logf("the failing cat pulled %d bytes, %.1f times the layer, in %d requests", proxy.BlobBytes(), float64(proxy.BlobBytes())/float64(large.Size), proxy.BlobRequests())
 	checkCacheBlobs(t, cacheDir)
 	if _, err := os.Stat(blobPathIn(cacheDir, large)); err == nil {
 		t.Error("the layer was committed from corrupted bytes")
@@ -375,13 +389,14 @@ func TestKillNineNeverLeavesWrongBlob(t *testing.T) {
 		t.Fatal("no run was killed mid-fetch: the test proves nothing")
 	}
 
+	ingestBefore := ingestListing(cacheDir)
 	proxy.ResetCounters()
 	r := runGuarded(t, commandTimeout, "fetch", "--quiet", "--cache-dir", cacheDir, ref)
 	if r.code != 0 || r.hung {
 		t.Fatalf("the fetch after 20 kills: %s", describe(r.result))
 	}
 	if got := proxy.BlobBytes(); got >= large.Size {
-		t.Errorf("the fetch after the kills pulled %d blob bytes, not less than the %d-byte layer: it did not resume", got, large.Size)
+		t.Errorf("the fetch after the kills pulled %d blob bytes, not less than the %d-byte layer: it did not resume (ingest/ before it: %v)", got, large.Size, ingestBefore)
 	}
 	blobs := checkCacheBlobs(t, cacheDir)
 	for _, d := range append([]ocispec.Descriptor{pushed.Config}, pushed.Layers...) {
@@ -392,11 +407,19 @@ func TestKillNineNeverLeavesWrongBlob(t *testing.T) {
 	if stray := strayFiles(t, cacheDir); len(stray) > 0 {
 		t.Errorf("stray files outside ingest/ after the final fetch: %v", stray)
 	}
-	if entries, _ := os.ReadDir(filepath.Join(cacheDir, "ingest")); len(entries) != 0 {
-		var names []string
-		for _, e := range entries {
-			names = append(names, e.Name())
-		}
+	if names := ingestListing(cacheDir); len(names) != 0 {
 		t.Errorf("ingest/ still holds %v after a complete fetch: orphaned partials were not swept", names)
 	}
+}
+
+// ingestListing names the files in ingest/ with their sizes.
+func ingestListing(cacheDir string) []string {
+	entries, _ := os.ReadDir(filepath.Join(cacheDir, "ingest"))
+	var names []string
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil {
+			names = append(names, fmt.Sprintf("%s (%d bytes)", e.Name(), info.Size()))
+		}
+	}
+	return names
 }
