@@ -190,8 +190,9 @@ func TestCorruptLayerThroughMountFailsCat(t *testing.T) {
 	c = catFile(t, layer)
 	if c.err != nil || c.digest != large.Digest || c.n != large.Size {
 		t.Errorf("re-read after the fault cleared: %s; want exit 0 and %d bytes hashing to %s", c, large.Size, large.Digest)
+	} else {
+		waitCommitted(t, cacheDir, large)
 	}
-	waitCommitted(t, cacheDir, large)
 	checkCacheBlobs(t, cacheDir)
 	m.stop(t)
 	checkNoPanic(t, "imgfs mount", m.res.result)
