@@ -238,6 +238,9 @@ func TestStrictModeServesNoUnverifiedByte(t *testing.T) {
 		t.Errorf("--verify strict after the fault cleared: read of the first 4 KiB: %d bytes, %v; want the layer's bytes", n, err)
 	}
 	checkCacheBlobs(t, cacheDir)
+	// Open files keep a mount busy; close them before unmounting.
+	f.Close()
+	g.Close()
 	m.stop(t)
 	checkNoPanic(t, "imgfs mount --verify strict", m.res.result)
 }
