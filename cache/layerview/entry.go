@@ -83,7 +83,7 @@ func base(name string) string {
 // no file.
 func typeOf(flag byte) (t Type, ok bool) {
 	switch flag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse, 0 /* TypeRegA, deprecated but still written */ :
 		return TypeRegular, true
 	case tar.TypeDir:
 		return TypeDir, true

@@ -16,7 +16,6 @@ type file struct {
 	flag       byte
 	mode       int64
 	body       string
-	size       int64 // header size when body is empty and size is set
 	pax        map[string]string
 	format     tar.Format
 }
@@ -51,9 +50,11 @@ func mkTar(t testing.TB, files ...file) []byte {
 	return buf.Bytes()
 }
 
-func dir(name string) file          { return file{name: name, flag: tar.TypeDir, mode: 0755} }
-func reg(name, body string) file    { return file{name: name, body: body} }
-func symlink(name, to string) file  { return file{name: name, link: to, flag: tar.TypeSymlink, mode: 0777} }
+func dir(name string) file       { return file{name: name, flag: tar.TypeDir, mode: 0755} }
+func reg(name, body string) file { return file{name: name, body: body} }
+func symlink(name, to string) file {
+	return file{name: name, link: to, flag: tar.TypeSymlink, mode: 0777}
+}
 func hardlink(name, to string) file { return file{name: name, link: to, flag: tar.TypeLink} }
 
 func mustIndex(t testing.TB, files ...file) *Index {

@@ -225,33 +225,6 @@ func TestHugeSparseHeader(t *testing.T) {
 	}
 }
 
-// zeroTail is a Source of head followed by zeros up to size: a tar whose
-// file data is never materialized.
-type zeroTail struct {
-	recordingSource
-	size int64
-}
-
-func (z *zeroTail) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
-	z.recordingSource.ReadAt(ctx, nil, off)
-	z.mu.Lock()
-	z.reads[len(z.reads)-1][1] = int64(len(p))
-	z.mu.Unlock()
-	n := 0
-	for n < len(p) && off+int64(n) < z.size {
-		if i := off + int64(n); i < int64(len(z.b)) {
-			p[n] = z.b[i]
-		} else {
-			p[n] = 0
-		}
-		n++
-	}
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
-}
-
 // TestWalkTarHugeFile walks a tar holding a 9 GiB file (PAX size) and a
 // small file after it, reading only headers.
 func TestWalkTarHugeFile(t *testing.T) {
