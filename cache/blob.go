@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -139,7 +138,7 @@ func (s *Store) loadBlob(desc ocispec.Descriptor, f Fetcher) (*Blob, error) {
 	}
 	b.users.Store(1)
 	b.genCtx, b.genCancel = context.WithCancel(s.life)
-	now := time.Now()
+	now := b.store.now()
 	if path, ok := s.CompletePath(desc); ok {
 		file, err := os.Open(path)
 		if err == nil {
@@ -277,7 +276,7 @@ func (b *Blob) applyLocked(a blobActions) {
 		df, f, ctx := b.file.acquire(), b.fetcher, b.genCtx
 		if !b.goBackground(func() { b.fetchRun(ctx, run, df, f) }) {
 			df.release()
-			b.m.fetchFailed(run.gen, run.id, ErrClosed, time.Now())
+			b.m.fetchFailed(run.gen, run.id, ErrClosed, b.store.now())
 			a.wake = true
 		}
 	}
@@ -313,11 +312,10 @@ func (b *Blob) applyLocked(a blobActions) {
 // fetched into a private file first looks for the complete blob another
 // process may have committed meanwhile. b.mu must be held.
 func (b *Blob) wantLocked(r Range, plan fetchPlan) error {
-	if !b.owner && b.m.phase == phaseFetching && b.store.Exists(b.desc) {
-		b.adoptLocked()
+	if b.adoptCommittedLocked() {
 		return nil
 	}
-	a, err := b.m.want(r, plan, b.fetcher == nil, time.Now())
+	a, err := b.m.want(r, plan, b.fetcher == nil, b.store.now())
 	b.applyLocked(a)
 	if err != nil {
 		return fmt.Errorf("blob %s: %w", b.desc.Digest, err)
@@ -325,20 +323,33 @@ func (b *Blob) wantLocked(r Range, plan fetchPlan) error {
 	return nil
 }
 
+// adoptCommittedLocked switches a blob fetched into a private file to the
+// complete blob another process committed meanwhile, if there is one, and
+// reports whether it did. It comes before any backoff: the committed blob
+// was verified, whatever this process's source did. b.mu must be held.
+func (b *Blob) adoptCommittedLocked() bool {
+	if b.owner || b.m.phase != phaseFetching || !b.store.Exists(b.desc) {
+		return false
+	}
+	return b.adoptLocked()
+}
+
 // adoptLocked switches to the complete blob in blobs/, committed by
-// another process. b.mu must be held.
-func (b *Blob) adoptLocked() {
+// another process or by Ingest, and reports whether it could. b.mu must be
+// held.
+func (b *Blob) adoptLocked() bool {
 	path, ok := b.store.CompletePath(b.desc)
 	if !ok {
-		return
+		return false
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return
+		return false
 	}
 	b.swapFileLocked(newDataFile(f, path))
 	b.done.Store(f)
 	b.applyLocked(b.m.adopted())
+	return true
 }
 
 // swapFileLocked makes df the blob's file and retires the old one, which

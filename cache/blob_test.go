@@ -221,10 +221,13 @@ func TestFullReadVerifiesAndCommits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r2.Close()
 	if got := readAll(t, r2, size, 1<<16); !bytes.Equal(got, f.data) {
 		t.Fatal("committed blob reads back wrong")
 	}
+	r2.Close()
+	// Background work (a state save, say) may hold the blob a moment
+	// longer; the last one out cleans ingest/.
+	waitClosed(t, s)
 	entries, _ := os.ReadDir(s.root + "/ingest")
 	if len(entries) != 0 {
 		t.Fatalf("ingest/ not cleaned: %v", entries)

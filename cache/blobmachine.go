@@ -44,7 +44,7 @@ type blobMachine struct {
 
 	// failErr is returned to every read or fill that would have to wait
 	// until failUntil: after an error the source calls permanent, or after
-	// maxMismatches mismatches in a row.
+	// a mismatch (see mismatchBackoff).
 	failErr    error
 	failUntil  time.Time
 	mismatches int // in a row; reset by a match
@@ -127,15 +127,29 @@ type blobActions struct {
 // Tunables of the machine.
 const (
 	// PermanentErrorWindow is how long reads and fills of a blob fail at
-	// once after a permanent fetch error, or after maxMismatches
+	// once after a permanent fetch error, and the longest they do after
 	// mismatches in a row.
 	PermanentErrorWindow = 30 * time.Second
 
-	maxMismatches = 3
+	// firstMismatchBackoff is how long reads and fills of a blob fail at
+	// once after its first mismatch. It outlasts the kernel's readahead
+	// READs that were already queued behind the read that failed, so one
+	// reader of a corrupt blob costs one fetch of it, not one per READ.
+	firstMismatchBackoff = time.Second
 
-	saveEveryBytes = 64 << 20
-	saveEvery      = 5 * time.Second
+	// The state is saved after this many landed bytes or this long,
+	// whichever comes first, so a kill -9 loses at most that much.
+	saveEveryBytes = 16 << 20
+	saveEvery      = time.Second
 )
+
+// mismatchBackoff returns how long a blob fails fast after its nth
+// mismatch in a row: firstMismatchBackoff, doubling with each further
+// mismatch, at most PermanentErrorWindow. A source that keeps lying is
+// asked less and less often; one that recovers is asked again soon.
+func mismatchBackoff(n int) time.Duration {
+	return min(firstMismatchBackoff<<min(n-1, 8), PermanentErrorWindow)
+}
 
 // newBlobMachine starts the machine for a blob of size bytes, resuming
 // from present and a digest computed over [0, hashedTo) when those are
@@ -146,7 +160,8 @@ func newBlobMachine(size, chunkSize int64, present []Range, hashedTo int64, now 
 		chunkSize: chunkSize,
 		flights:   make(map[int64]uint64),
 		runs:      make(map[uint64]*runState),
-		savedAt:   now,
+		// savedAt is left zero, so the first chunk to land is saved at
+		// once: a process killed early still leaves something to resume.
 	}
 	for _, r := range present {
 		start := (r.Start + chunkSize - 1) / chunkSize * chunkSize
@@ -333,8 +348,8 @@ func (m *blobMachine) matched(gen uint64) blobActions {
 
 // mismatched records that the whole blob hashed to another digest. Every
 // byte is dropped and a new generation starts, in a fresh file; waiters on
-// the old one fail. After maxMismatches in a row the blob fails fast for a
-// while, so a lying source cannot make the work grow.
+// the old one fail, and reads and fills fail fast for mismatchBackoff, so
+// a lying source cannot make the work grow.
 func (m *blobMachine) mismatched(gen uint64, now time.Time) blobActions {
 	if gen != m.gen || m.phase != phaseVerifying {
 		return blobActions{}
@@ -349,10 +364,9 @@ func (m *blobMachine) mismatched(gen uint64, now time.Time) blobActions {
 	m.unsaved = 0
 	m.mismatches++
 	m.lastErr = ErrDigestMismatch
-	if m.mismatches >= maxMismatches {
-		m.failErr = fmt.Errorf("%w %d times in a row; not retrying for %s", ErrDigestMismatch, m.mismatches, PermanentErrorWindow)
-		m.failUntil = now.Add(PermanentErrorWindow)
-	}
+	backoff := mismatchBackoff(m.mismatches)
+	m.failErr = fmt.Errorf("%w (%d in a row); fetching afresh after %s", ErrDigestMismatch, m.mismatches, backoff)
+	m.failUntil = now.Add(backoff)
 	return blobActions{replace: true, wake: true}
 }
 

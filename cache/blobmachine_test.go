@@ -43,6 +43,10 @@ func evWant(r Range, plan fetchPlan) func(*blobMachine) (blobActions, error) {
 	return func(m *blobMachine) (blobActions, error) { return m.want(r, plan, false, t0) }
 }
 
+func evWantAt(r Range, plan fetchPlan, now time.Time) func(*blobMachine) (blobActions, error) {
+	return func(m *blobMachine) (blobActions, error) { return m.want(r, plan, false, now) }
+}
+
 func evLand(gen, id uint64, c int64) func(*blobMachine) (blobActions, error) {
 	return func(m *blobMachine) (blobActions, error) { return m.landed(gen, id, c, t0), nil }
 }
@@ -76,6 +80,15 @@ func wantRuns(runs ...[2]int64) func(*testing.T, *blobMachine, blobActions, erro
 		}
 		if !reflect.DeepEqual(got, runs) {
 			t.Errorf("runs %v, want %v", got, runs)
+		}
+	}
+}
+
+func wantErr(want error) func(*testing.T, *blobMachine, blobActions, error) {
+	return func(t *testing.T, m *blobMachine, a blobActions, err error) {
+		t.Helper()
+		if !errors.Is(err, want) || len(a.fetch) != 0 {
+			t.Errorf("error %v with runs %v, want %v and no runs", err, a.fetch, want)
 		}
 	}
 }
@@ -213,54 +226,61 @@ func TestBlobMachineMismatchStartsNewGeneration(t *testing.T) {
 			if !a.replace || !a.wake || m.gen != 1 || m.phase != phaseFetching || m.present.Size() != 0 || m.presentBytes != 0 || m.hashedTo != 0 || m.hashing {
 				t.Errorf("%+v", a)
 			}
-			if !errors.Is(m.lastErr, ErrDigestMismatch) || m.failFast(t0) != nil {
-				t.Errorf("lastErr %v failFast %v", m.lastErr, m.failFast(t0))
+			if !errors.Is(m.lastErr, ErrDigestMismatch) || !errors.Is(m.failFast(t0), ErrDigestMismatch) {
+				t.Errorf("lastErr %v failFast %v, want the mismatch in both", m.lastErr, m.failFast(t0))
 			}
 		}},
 		{"the old generation's hasher reports: ignored", evHashed(0, 35), nothing},
 		{"the old generation's verdict: ignored", evMatch(0), nothing},
-		{"fetch afresh", evWant(Range{0, 10}, testRead), wantRuns([2]int64{0, 1})},
+		{"want within the backoff: fails fast", evWant(Range{0, 10}, testRead), wantErr(ErrDigestMismatch)},
+		{"fetch afresh after the backoff", evWantAt(Range{0, 10}, testRead, t0.Add(mismatchBackoff(1))), wantRuns([2]int64{0, 1})},
 		{"an old run lands a chunk: ignored", evLand(0, 1, 0), nothing},
 		{"the new run lands", evLand(1, 1, 0), wantHash(0, 10, false)},
 	})
 }
 
-func TestBlobMachineMismatchesInARowFailFast(t *testing.T) {
+func TestBlobMachineMismatchBacksOff(t *testing.T) {
 	m, _ := newTestMachine([]Range{{0, 35}}, 35)
-	for i := 0; i < maxMismatches; i++ {
-		if err := m.failFast(t0); err != nil {
-			t.Fatalf("failing fast after %d mismatches: %v", i, err)
+	now := t0
+	for n := 1; n <= 8; n++ {
+		if a := m.mismatched(m.gen, now); !a.replace {
+			t.Fatalf("mismatch %d: %+v", n, a)
 		}
-		a := m.mismatched(m.gen, t0)
-		if !a.replace {
-			t.Fatalf("mismatch %d: %+v", i, a)
+		backoff := mismatchBackoff(n)
+		if _, err := m.want(Range{0, 10}, testRead, false, now.Add(backoff-time.Millisecond)); !errors.Is(err, ErrDigestMismatch) {
+			t.Fatalf("mismatch %d: want within %s = %v, want a fast ErrDigestMismatch", n, backoff, err)
 		}
-		if i < maxMismatches-1 {
-			// Refill the new generation.
-			a, _ := m.want(Range{0, 35}, fetchPlan{class: classBulk, runChunks: 4}, false, t0)
-			for c := int64(0); c < 4; c++ {
-				m.landed(m.gen, a.fetch[0].id, c, t0)
-			}
-			if m.phase != phaseVerifying {
-				t.Fatalf("refill: %s", m.phase)
-			}
+		now = now.Add(backoff)
+		// Refill the new generation once the backoff is over.
+		a, err := m.want(Range{0, 35}, fetchPlan{class: classBulk, runChunks: 4}, false, now)
+		if err != nil || len(a.fetch) != 1 {
+			t.Fatalf("mismatch %d: want after %s = %+v, %v", n, backoff, a, err)
+		}
+		for c := int64(0); c < 4; c++ {
+			m.landed(m.gen, a.fetch[0].id, c, now)
+		}
+		m.hashed(m.gen, 35)
+		if m.phase != phaseVerifying {
+			t.Fatalf("refill %d: %s", n, m.phase)
 		}
 	}
-	if _, err := m.want(Range{0, 10}, testRead, false, t0.Add(time.Second)); !errors.Is(err, ErrDigestMismatch) {
-		t.Fatalf("want in the window = %v, want ErrDigestMismatch", err)
-	}
-	a, err := m.want(Range{0, 10}, testRead, false, t0.Add(PermanentErrorWindow))
-	if err != nil || len(a.fetch) != 1 {
-		t.Fatalf("want after the window = %+v, %v", a, err)
+	for n, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 5: 16 * time.Second, 6: PermanentErrorWindow, 100: PermanentErrorWindow} {
+		if got := mismatchBackoff(n); got != want {
+			t.Errorf("mismatchBackoff(%d) = %s, want %s", n, got, want)
+		}
 	}
 }
 
 func TestBlobMachineMatchResetsMismatchCount(t *testing.T) {
 	m, _ := newTestMachine([]Range{{0, 35}}, 35)
 	m.mismatched(0, t0)
-	a, _ := m.want(Range{0, 35}, fetchPlan{class: classBulk, runChunks: 4}, false, t0)
+	later := t0.Add(mismatchBackoff(1))
+	a, err := m.want(Range{0, 35}, fetchPlan{class: classBulk, runChunks: 4}, false, later)
+	if err != nil || len(a.fetch) != 1 {
+		t.Fatalf("want after the backoff = %+v, %v", a, err)
+	}
 	for c := int64(0); c < 4; c++ {
-		m.landed(1, a.fetch[0].id, c, t0)
+		m.landed(1, a.fetch[0].id, c, later)
 	}
 	m.hashed(1, 35)
 	if a := m.matched(1); !a.commit || m.mismatches != 0 {
@@ -412,11 +432,14 @@ func TestBlobMachineSavesPeriodically(t *testing.T) {
 		t.Fatalf("%d saves for 1 GiB landed at once, want one per %d bytes: %d", saves, saveEveryBytes, want)
 	}
 	m2, _ := newBlobMachine(100, 10, nil, 0, t0)
-	a, _ = m2.want(Range{0, 100}, testRead, false, t0)
-	if m2.landed(0, a.fetch[0].id, 0, t0).save {
-		t.Fatal("saved after a few bytes and no time")
+	a, _ = m2.want(Range{0, 100}, fetchPlan{class: classBulk, runChunks: 10}, false, t0)
+	if !m2.landed(0, a.fetch[0].id, 0, t0).save {
+		t.Fatal("the first chunk to land was not saved at once")
 	}
-	if !m2.landed(0, a.fetch[0].id, 1, t0.Add(saveEvery)).save {
+	if m2.landed(0, a.fetch[0].id, 1, t0).save {
+		t.Fatal("saved again after a few bytes and no time")
+	}
+	if !m2.landed(0, a.fetch[0].id, 2, t0.Add(saveEvery)).save {
 		t.Fatal("not saved after saveEvery")
 	}
 }

@@ -103,7 +103,7 @@ func (b *Blob) fetchRun(ctx context.Context, run fetchRun, df *dataFile, f Fetch
 			s.log.Warn("fetch failed", "digest", b.desc.Digest, "error", err)
 		}
 		b.mu.Lock()
-		b.applyLocked(b.m.fetchFailed(run.gen, run.id, err, time.Now()))
+		b.applyLocked(b.m.fetchFailed(run.gen, run.id, err, b.store.now()))
 		b.mu.Unlock()
 	}
 }
@@ -122,7 +122,7 @@ func causeOr(ctx context.Context, err error) error {
 // reading them back; otherwise buf goes back to the pool.
 func (b *Blob) land(run fetchRun, c int64, cr Range, buf *[]byte) {
 	b.mu.Lock()
-	a := b.m.landed(run.gen, run.id, c, time.Now())
+	a := b.m.landed(run.gen, run.id, c, b.store.now())
 	near := cr.Start >= b.m.hashedTo && cr.Start < b.m.hashedTo+maxUnhashed*b.store.opts.ChunkSize
 	if a.wake && near && b.m.phase <= phaseVerifying && len(b.unhashed) < maxUnhashed {
 		b.unhashed[cr.Start] = buf
@@ -132,7 +132,8 @@ func (b *Blob) land(run fetchRun, c int64, cr Range, buf *[]byte) {
 	b.applyLocked(a)
 	b.mu.Unlock()
 	if a.save {
-		b.trySaveState()
+		// Off the fetch's path: saving waits for the data to reach the disk.
+		b.goBackground(b.trySaveState)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"encoding"
 	"fmt"
 	"hash"
-	"time"
 )
 
 // hashLoop feeds the generation's hasher the present prefix it has not
@@ -83,5 +82,5 @@ func (b *Blob) verdict(gen uint64, h hash.Hash) {
 		b.mu.Unlock()
 		return
 	}
-	b.mismatch(gen, got, time.Now())
+	b.mismatch(gen, got, b.store.now())
 }

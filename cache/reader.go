@@ -126,7 +126,10 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want Range) (*dataFile,
 			b.mu.Unlock()
 			return df, nil
 		}
-		err := b.m.failFast(time.Now())
+		if b.adoptCommittedLocked() {
+			continue
+		}
+		err := b.m.failFast(b.store.now())
 		if err == nil && s.closing() {
 			err = ErrClosed
 		}

@@ -4,7 +4,6 @@ import (
 	"encoding"
 	"encoding/json"
 	"os"
-	"time"
 )
 
 // blobState is what survives a restart of a shared partial blob: the
@@ -57,7 +56,7 @@ func (b *Blob) writeState() {
 		st.Ranges = append(st.Ranges, [2]int64{r.Start, r.End})
 	}
 	df := b.file.acquire()
-	b.m.saved(time.Now())
+	b.m.saved(b.store.now())
 	b.mu.Unlock()
 	defer df.release()
 	err := syncData(df.f)

@@ -84,6 +84,9 @@ type Store struct {
 	log   *slog.Logger
 	slots chan struct{} // one token per range request in flight
 
+	// now is the clock the blob machines are fed; tests replace it.
+	now func() time.Time
+
 	prefetching chan struct{} // one token per blob being prefetched
 	stats       counters
 	work        workGroup // every goroutine the store starts
@@ -154,6 +157,7 @@ func Open(root string, opts Options) (*Store, error) {
 		root:     abs,
 		opts:     opts,
 		log:      opts.Logger,
+		now:      time.Now,
 		slots:    make(chan struct{}, opts.MaxConnections),
 
 		prefetching: make(chan struct{}, prefetchParallel),

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -49,6 +50,8 @@ func partialPath(t *testing.T, s *Store, desc ocispec.Descriptor) string {
 
 func TestReadToEOFFailsOnCorruptBlob(t *testing.T) {
 	s := testStore(t, Options{})
+	var skew atomic.Int64 // how far the store's clock runs ahead
+	s.now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
 	mismatched := make(chan digest.Digest, 4)
 	s.OnMismatch(func(d digest.Digest) { mismatched <- d })
 	desc, f := testBlob(t, 300_000)
@@ -72,7 +75,9 @@ func TestReadToEOFFailsOnCorruptBlob(t *testing.T) {
 	if s.Exists(desc) {
 		t.Fatal("corrupt blob committed")
 	}
-	// Once the source is honest, the same handle reads the right bytes.
+	// Once the source is honest and the mismatch's backoff is over, the
+	// same handle reads the right bytes.
+	skew.Store(int64(mismatchBackoff(1)))
 	f2 := &memFetcher{data: f.data}
 	r2, _ := s.NewReader(desc, f2)
 	defer r2.Close()
@@ -153,31 +158,43 @@ func TestMismatchReplacesFileNotTruncate(t *testing.T) {
 	}
 }
 
-func TestRepeatedMismatchesFailFast(t *testing.T) {
+func TestMismatchBacksOffThenFetchesAfresh(t *testing.T) {
 	s := testStore(t, Options{})
+	var clock atomic.Int64 // seconds past t0, as the store sees them
+	s.now = func() time.Time { return t0.Add(time.Duration(clock.Load()) * time.Second) }
 	desc, f := testBlob(t, 100_000)
 	f.corrupt = true
 	r, _ := s.NewReader(desc, f)
 	defer r.Close()
-	for i := 0; i < maxMismatches; i++ {
+	for round := 1; round <= 3; round++ {
 		if _, err := readAllErr(r, int(desc.Size), 64<<10); !errors.Is(err, ErrDigestMismatch) {
-			t.Fatalf("round %d: %v", i, err)
+			t.Fatalf("round %d: reading to the end = %v, want ErrDigestMismatch", round, err)
 		}
-	}
-	requests := f.requests.Load()
-	_, err := r.ReadAt(context.Background(), make([]byte, 10), 0)
-	if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), "in a row") {
-		t.Fatalf("read after %d mismatches = %v, want a fast ErrDigestMismatch", maxMismatches, err)
-	}
-	if f.requests.Load() != requests {
-		t.Fatal("a lying source was asked again")
-	}
-	if err := s.Fill(context.Background(), desc, f, nil); !errors.Is(err, ErrDigestMismatch) {
-		t.Fatalf("Fill = %v", err)
+		// Until the backoff is over, reads and fills fail at once
+		// without asking the lying source again.
+		requests := f.requests.Load()
+		_, err := r.ReadAt(context.Background(), make([]byte, 10), 0)
+		if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), "fetching afresh after") {
+			t.Fatalf("round %d: read in the backoff = %v, want a fast ErrDigestMismatch", round, err)
+		}
+		if err := s.Fill(context.Background(), desc, f, nil); !errors.Is(err, ErrDigestMismatch) {
+			t.Fatalf("round %d: Fill in the backoff = %v", round, err)
+		}
+		if f.requests.Load() != requests {
+			t.Fatalf("round %d: a lying source was asked again within the backoff", round)
+		}
+		clock.Add(int64(mismatchBackoff(round) / time.Second))
 	}
 	entries, _ := os.ReadDir(filepath.Join(s.root, "ingest"))
 	if len(entries) > 3 {
 		t.Fatalf("ingest/ grew to %d files", len(entries))
+	}
+	// Once the source tells the truth, the next read past the backoff
+	// fetches afresh and the blob commits.
+	f.corrupt = false
+	got, err := readAllErr(r, int(desc.Size), 64<<10)
+	if err != nil || !bytes.Equal(got, f.data) {
+		t.Fatalf("read after the source recovered: %v", err)
 	}
 }
 
@@ -747,8 +764,10 @@ func TestStateSavedOnlyAfterDataSync(t *testing.T) {
 			saves++
 		}
 	}
-	if saves != 2 {
-		t.Fatalf("%d state saves, want one per close: %v", saves, events)
+	// One as the first chunk of each open lands and one per close; a
+	// slow machine may add a periodic one.
+	if saves < 4 {
+		t.Fatalf("%d state saves, want at least one per first landing and one per close: %v", saves, events)
 	}
 }
 
