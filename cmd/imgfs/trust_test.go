@@ -36,6 +36,11 @@ import (
 // a hang guard only.
 const trustReadTimeout = 60 * time.Second
 
+// mismatchBackoff outlasts how long the cache fails reads of a blob at once
+// after its first digest mismatch (1 s, as the README's failure table
+// says), so a re-read after it fetches afresh.
+const mismatchBackoff = 1500 * time.Millisecond
+
 // trustMount mounts in the foreground and fails the test unless it is
 // mounted; the mount is unmounted (MNT_DETACH) and its process waited for
 // when the test ends.
@@ -180,13 +185,18 @@ func TestCorruptLayerThroughMountFailsCat(t *testing.T) {
 	if proxy.BlobBytes() == 0 {
 		t.Fatal("the read fetched no bytes through the corrupting proxy: the test proves nothing")
 	}
-	t.Logf("the failing cat pulled %d bytes, %.1f times the layer, in %d requests", proxy.BlobBytes(), float64(proxy.BlobBytes())/float64(large.Size), proxy.BlobRequests())
+	pulled := bytesOf(proxy, large.Digest)
+	t.Logf("the failing cat pulled %d bytes of the layer, %.2f times its size, in %d blob requests", pulled, float64(pulled)/float64(large.Size), proxy.BlobRequests())
+	if pulled > large.Size {
+		t.Errorf("one failing cat pulled %d bytes of the layer, more than its %d: the reads queued behind it fetched it again", pulled, large.Size)
+	}
 	checkCacheBlobs(t, cacheDir)
 	if _, err := os.Stat(blobPathIn(cacheDir, large)); err == nil {
 		t.Error("the layer was committed from corrupted bytes")
 	}
 
 	proxy.SetFault(testregistry.None)
+	time.Sleep(mismatchBackoff) // reads fail fast this long after a mismatch
 	c = catFile(t, layer)
 	if c.err != nil || c.digest != large.Digest || c.n != large.Size {
 		t.Errorf("re-read after the fault cleared: %s; want exit 0 and %d bytes hashing to %s", c, large.Size, large.Digest)
@@ -228,6 +238,7 @@ func TestStrictModeServesNoUnverifiedByte(t *testing.T) {
 
 	// Strict mode still serves a blob once it verifies.
 	proxy.SetFault(testregistry.None)
+	time.Sleep(mismatchBackoff)
 	want := registryRange(t, fx.reg.Host(), "three/oci", large.Digest, 0, 4096)
 	g, err := os.Open(layer) // a fresh handle, as a new reader would
 	if err != nil {
@@ -426,4 +437,15 @@ func ingestListing(cacheDir string) []string {
 		}
 	}
 	return names
+}
+
+// bytesOf sums the body bytes the proxy passed for blob d.
+func bytesOf(proxy *testregistry.Proxy, d digest.Digest) int64 {
+	var n int64
+	for _, req := range proxy.Requests() {
+		if strings.HasSuffix(req.Path, "/blobs/"+d.String()) {
+			n += req.Bytes
+		}
+	}
+	return n
 }
