@@ -17,11 +17,16 @@ import (
 // bytes, so nodes that index the same layer agree on its digest.
 const (
 	indexMagic   = "imgfsLV\x00"
-	indexVersion = 1
+	indexVersion = IndexVersion
 	// MaxIndexSize bounds a decoded index body.
 	MaxIndexSize = 1 << 30
 	windowSize   = 32 << 10
 )
+
+// IndexVersion is the version of the serialized index this package writes.
+// A store keys indexes by it as well as by the layer digest, so a new
+// version never reads an old one.
+const IndexVersion = 1
 
 // ErrIndexFormat means bytes are not an index this version can read.
 var ErrIndexFormat = errors.New("layerview: not a layer index of a known version")

@@ -100,6 +100,9 @@ func (l *tocLayer) index() {
 		})
 		sort.Strings(names)
 		for _, base := range names {
+			if dir == "" && isLandmark(base) {
+				continue
+			}
 			te := kids[base]
 			raw := base
 			if dir != "" {
@@ -125,6 +128,14 @@ func (l *tocLayer) index() {
 		}
 	}
 	walk("", root)
+}
+
+// isLandmark reports whether a root entry is one of the markers eStargz
+// builders add to delimit prioritized files. They are build artifacts, not
+// image content, and are hidden as containerd's stargz snapshotter hides
+// them (with stargz.index.json, which the TOC does not list).
+func isLandmark(base string) bool {
+	return base == estargz.PrefetchLandmark || base == estargz.NoPrefetchLandmark
 }
 
 func tocEntry(te *estargz.TOCEntry) Entry {

@@ -1,0 +1,88 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Layer indexes (cache/layerview) are stored under indexes/v<version>/,
+// named by the layer's digest and size like ingest files, so a new index
+// format never reads an old one and two descriptors with one digest and
+// different sizes never share an index.
+const indexesDir = "indexes"
+
+// MaxLayerIndexSize bounds a stored layer index read back from disk.
+const MaxLayerIndexSize = 1 << 30
+
+// ErrBlobNotVerified means a layer index was offered for a blob the cache
+// does not hold complete, so its bytes were never verified.
+var ErrBlobNotVerified = errors.New("blob not verified in the cache")
+
+func (s *Store) layerIndexPath(desc ocispec.Descriptor, version int) (string, error) {
+	if err := checkDescriptor(desc.Digest, desc.Size); err != nil {
+		return "", err
+	}
+	if version <= 0 {
+		return "", fmt.Errorf("layer index version %d", version)
+	}
+	name := fmt.Sprintf("%s-%s-%d", desc.Digest.Algorithm(), desc.Digest.Encoded(), desc.Size)
+	return filepath.Join(s.root, indexesDir, "v"+strconv.Itoa(version), name), nil
+}
+
+// WriteLayerIndex stores data, the serialized index of the layer desc in
+// format version, atomically and synced. An index is only as trusted as
+// the bytes it was built from, so it is refused unless the blob is
+// committed, that is verified, in the cache: the caller builds it from a
+// pass that read the blob to its verified end.
+func (s *Store) WriteLayerIndex(desc ocispec.Descriptor, version int, data []byte) error {
+	path, err := s.layerIndexPath(desc, version)
+	if err != nil {
+		return err
+	}
+	if !s.Exists(desc) {
+		return fmt.Errorf("index of %s: %w", desc.Digest, ErrBlobNotVerified)
+	}
+	if int64(len(data)) > MaxLayerIndexSize {
+		return fmt.Errorf("index of %s: %w: %d bytes", desc.Digest, ErrTooLarge, len(data))
+	}
+	if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
+		return err
+	}
+	return writeFileAtomic(path, data)
+}
+
+// ReadLayerIndex returns the stored index of the layer desc in format
+// version, and false if there is none. It stays valid when the blob itself
+// is evicted: its span digests verify whatever is fetched again.
+func (s *Store) ReadLayerIndex(desc ocispec.Descriptor, version int) ([]byte, bool, error) {
+	path, err := s.layerIndexPath(desc, version)
+	if err != nil {
+		return nil, false, err
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, false, err
+	}
+	if fi.Size() > MaxLayerIndexSize {
+		return nil, false, fmt.Errorf("index of %s: %w: %d bytes", desc.Digest, ErrTooLarge, fi.Size())
+	}
+	data := make([]byte, fi.Size())
+	if _, err := f.ReadAt(data, 0); err != nil {
+		return nil, false, fmt.Errorf("read index of %s: %w", desc.Digest, err)
+	}
+	return data, true, nil
+}
