@@ -21,6 +21,11 @@ type Image struct {
 	// first. For a root that is a manifest there is exactly one.
 	Platforms []PlatformImage
 
+	// RegistryRoot is the root as the registry serves it, set when Root is
+	// an OCI-typed view of a Docker-typed root. index.json names it
+	// <Name>-docker, so that users who pin the registry's digest find it.
+	RegistryRoot *ocispec.Descriptor
+
 	// IndexComplete says every child of a root index was reached, so the
 	// whole index can be named in index.json (skopeo copy --all needs it).
 	IndexComplete bool

@@ -25,8 +25,9 @@ var errInvalidImage = errors.New("invalid image")
 // names the default platform's manifest <Name>, because umoci rejects a name
 // that points at an index. When the root is an index it also names every
 // platform <Name>-<os>-<arch>[-<variant>], and, if the whole index was
-// reached, the index itself <Name>-index, for skopeo copy --all. Names are
-// deterministic and unique.
+// reached, the index itself <Name>-index, for skopeo copy --all. A root
+// the registry served in Docker media types, shown as its OCI twin, is
+// named <Name>-docker as served. Names are deterministic and unique.
 func layoutIndex(img Image) ([]byte, error) {
 	refs, err := layoutRefs(img)
 	if err != nil {
@@ -48,6 +49,13 @@ func layoutRefs(img Image) ([]ocispec.Descriptor, error) {
 	}
 	def := img.Platforms[0]
 	refs := []ocispec.Descriptor{named(def.Manifest, platformOf(def), img.Name)}
+	if r := img.RegistryRoot; r != nil {
+		p := platformOf(def)
+		if mediatype.IsIndex(r.MediaType) {
+			p = nil
+		}
+		refs = append(refs, named(*r, p, img.Name+"-docker"))
+	}
 	if !mediatype.IsIndex(img.Root.MediaType) {
 		return refs, nil
 	}
@@ -72,6 +80,9 @@ func validate(img Image) error {
 		return fmt.Errorf("%w %s: no root descriptor", errInvalidImage, img.Name)
 	}
 	descs := append([]ocispec.Descriptor{img.Root}, img.Blobs...)
+	if img.RegistryRoot != nil {
+		descs = append(descs, *img.RegistryRoot)
+	}
 	for _, p := range img.Platforms {
 		descs = append(append(descs, p.Manifest, p.Config), p.Layers...)
 	}

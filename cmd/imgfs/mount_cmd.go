@@ -206,6 +206,9 @@ func resolveForMount(ctx context.Context, g *globalFlags, f *mountFlags, store *
 		_, err := fetchConfig(ctx, desc)
 		return err
 	})
+	if err == nil {
+		img, err = withOCIView(ctx, store, img)
+	}
 	if err != nil && f.offline {
 		err = fmt.Errorf("--offline: metadata of %s is not all cached: %w", ref, err)
 	}
