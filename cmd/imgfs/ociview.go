@@ -25,6 +25,14 @@ const (
 	dockerForeignLayerTar = "application/vnd.docker.image.rootfs.foreign.diff.tar"
 )
 
+// The OCI non-distributable layer types. image-spec deprecates them for
+// new images, but they are what a foreign Docker layer already is, and
+// what skopeo writes for one.
+const (
+	ociNonDistributableLayer     = "application/vnd.oci.image.layer.nondistributable.v1.tar"
+	ociNonDistributableLayerGzip = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+)
+
 // ociLayerTypes maps Docker layer media types to the OCI ones skopeo's
 // copy --format oci writes for them. Foreign layers become OCI
 // non-distributable layers and keep their urls.
@@ -32,8 +40,8 @@ var ociLayerTypes = map[string]string{
 	mediatype.DockerLayer:        ocispec.MediaTypeImageLayerGzip,
 	dockerLayerTar:               ocispec.MediaTypeImageLayer,
 	dockerLayerZstd:              ocispec.MediaTypeImageLayerZstd,
-	mediatype.DockerForeignLayer: ocispec.MediaTypeImageLayerNonDistributableGzip, //nolint:staticcheck // deprecated, but existing images use it
-	dockerForeignLayerTar:        ocispec.MediaTypeImageLayerNonDistributable,     //nolint:staticcheck // as above
+	mediatype.DockerForeignLayer: ociNonDistributableLayerGzip,
+	dockerForeignLayerTar:        ociNonDistributableLayer,
 }
 
 // ociTypeOf returns the OCI media type of a descriptor a Docker manifest

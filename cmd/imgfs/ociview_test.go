@@ -49,7 +49,7 @@ func TestOCIManifestTranslatesMediaTypesOnly(t *testing.T) {
 	}
 	want := []string{
 		ocispec.MediaTypeImageLayerGzip, ocispec.MediaTypeImageLayer, ocispec.MediaTypeImageLayerZstd,
-		ocispec.MediaTypeImageLayerNonDistributableGzip, ocispec.MediaTypeImageLayerNonDistributable, //nolint:staticcheck // what skopeo writes
+		ociNonDistributableLayerGzip, ociNonDistributableLayer,
 		ocispec.MediaTypeImageLayerGzip,
 	}
 	for i, l := range got.Layers {
