@@ -3,6 +3,7 @@ module github.com/imgfs/imgfs
 go 1.26.8
 
 require (
+	github.com/BurntSushi/toml v1.6.0
 	github.com/containerd/platforms v0.2.1
 	github.com/containerd/stargz-snapshotter/estargz v0.19.1
 	github.com/hanwen/go-fuse/v2 v2.12.1
