@@ -20,6 +20,7 @@ import (
 var (
 	errMountpointMissing = errors.New("mountpoint does not exist")
 	errNotDirectory      = errors.New("mountpoint is not a directory")
+	errNotWritable       = errors.New("mountpoint is not writable")
 	errNotEmpty          = errors.New("mountpoint is not empty")
 	errMounted           = errors.New("already mounted")
 	errStaleMount        = errors.New("stale mount")
@@ -84,6 +85,12 @@ func CheckMountpoint(path string) error {
 	} else if err != io.EOF {
 		return fmt.Errorf("mountpoint %s: %w", path, err)
 	}
+	// fusermount3 mounts only on a directory the user may write to.
+	if os.Geteuid() != 0 {
+		if err := unix.Access(path, unix.W_OK); err != nil {
+			return &pathError{kind: errNotWritable, cause: err, msg: fmt.Sprintf("mountpoint %s is not writable by this user, and fusermount3 mounts only on such directories: use a directory you own", path)}
+		}
+	}
 	return nil
 }
 
@@ -96,21 +103,44 @@ func friendlyType(t string) string {
 
 // CheckFuseDevice reports whether this process can mount FUSE filesystems,
 // with the fix in one line if not.
+//
+// Root mounts directly and opens /dev/fuse itself. Other users mount
+// through fusermount3, which is setuid root but opens /dev/fuse with the
+// user's file system uid (it drops privileges first, so that the device's
+// mode and group decide who may use FUSE): with /dev/fuse 0600, as on some
+// machines, fusermount3 fails with "failed to open /dev/fuse: Permission
+// denied"; with stock Debian's 0666 it works. So opening the device here
+// asks exactly what fusermount3 will ask.
 func CheckFuseDevice() error {
 	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return &pathError{kind: errNoFuse, cause: err, msg: "/dev/fuse does not exist: load the module with modprobe fuse (in a container, pass --device /dev/fuse)"}
-	case errors.Is(err, fs.ErrPermission):
-		return &pathError{kind: errNoFuse, cause: err, msg: "/dev/fuse is not accessible to this user: run as root, or apt-get install fuse3 and make /dev/fuse mode 0666"}
+	case errors.Is(err, fs.ErrPermission) && os.Geteuid() != 0:
+		return &pathError{kind: errNoFuse, cause: err, msg: "FUSE is not allowed for this user: fusermount3 opens /dev/fuse as the user, who cannot read and write it: chmod 0666 /dev/fuse (Debian's default), or run as root"}
 	case err != nil:
 		return &pathError{kind: errNoFuse, cause: err, msg: fmt.Sprintf("/dev/fuse: %v", err)}
 	}
 	f.Close()
 	if os.Geteuid() != 0 {
-		if _, err := fusermount(); err != nil {
-			return &pathError{kind: errNoFuse, cause: err, msg: "mounting as a non-root user needs fusermount3: apt-get install fuse3, or run as root"}
-		}
+		return checkFusermount()
+	}
+	return nil
+}
+
+// checkFusermount reports whether fusermount3 (or fuse2's fusermount) is
+// on PATH, owned by root and setuid, as a non-root mount fails otherwise.
+func checkFusermount() error {
+	bin, err := fusermount()
+	if err != nil {
+		return &pathError{kind: errNoFuse, cause: err, msg: "mounting as a non-root user needs fusermount3 on PATH: apt-get install fuse3, or run as root"}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(bin, &st); err != nil {
+		return &pathError{kind: errNoFuse, cause: err, msg: fmt.Sprintf("%s: %v", bin, err)}
+	}
+	if st.Uid != 0 || st.Mode&unix.S_ISUID == 0 {
+		return &pathError{kind: errNoFuse, msg: fmt.Sprintf("%s is not setuid root, so it cannot mount for this user: chown root %s && chmod u+s %s, or run as root", bin, bin, bin)}
 	}
 	return nil
 }
