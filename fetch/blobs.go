@@ -11,6 +11,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/fetch/hosts"
 	"github.com/imgfs/imgfs/fetch/mediatype"
 )
 
@@ -36,25 +37,38 @@ func (r *Remote) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadClo
 	if k := mediatype.KindOf(desc); k == mediatype.KindIndex || k == mediatype.KindManifest {
 		header.Set("Accept", desc.MediaType)
 	}
-	resp, err := r.get(ctx, r.path(desc), header)
+	what := desc.Digest.String()
+	var body io.ReadCloser
+	err := r.do(ctx, hosts.Pull, desc.Digest, what, r.path(desc), header, func(ep *endpoint, resp *http.Response, last bool) error {
+		if resp.StatusCode != http.StatusOK {
+			defer resp.Body.Close()
+			return r.blobStatusError(desc, resp)
+		}
+		if resp.ContentLength >= 0 && resp.ContentLength != desc.Size {
+			resp.Body.Close()
+			return r.mirrorOr(ep, last, permanent(fmt.Errorf("fetch %s: %s sent %d bytes, descriptor says %d", desc.Digest, ep.sender(), resp.ContentLength, desc.Size)))
+		}
+		body = resp.Body
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", desc.Digest, err)
+		return nil, r.fetchError(desc, err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		return nil, r.blobStatusError(desc, resp)
-	}
-	if resp.ContentLength >= 0 && resp.ContentLength != desc.Size {
-		resp.Body.Close()
-		return nil, permanent(fmt.Errorf("fetch %s: registry sent %d bytes, descriptor says %d", desc.Digest, resp.ContentLength, desc.Size))
-	}
-	return resp.Body, nil
+	return body, nil
 }
+
+// maxSkipToRange is how far into a whole-blob answer to a range request
+// imgfs reads and discards to reach the range: cheaper than another
+// request up to about this much.
+const maxSkipToRange = 4 << 20
 
 // FetchRange returns exactly length bytes of desc from off with one bounded
 // Range request. It insists on 206 and a Content-Range naming exactly the
 // bytes asked for, so a registry that ignores Range cannot hand back the
-// wrong bytes.
+// wrong bytes. A host that answers with 200 and the whole blob (a mirror
+// that has not cached it yet) is used when the range starts within
+// maxSkipToRange; otherwise the next host is asked, and the mirror is
+// asked again for that blob's ranges after wholeAnswerFor.
 func (r *Remote) FetchRange(ctx context.Context, desc ocispec.Descriptor, off, length int64) (io.ReadCloser, error) {
 	if err := ValidateDescriptor(desc); err != nil {
 		return nil, permanent(fmt.Errorf("fetch: %w", err))
@@ -64,27 +78,73 @@ func (r *Remote) FetchRange(ctx context.Context, desc ocispec.Descriptor, off, l
 	}
 	last := off + length - 1
 	header := http.Header{"Range": {fmt.Sprintf("bytes=%d-%d", off, last)}}
-	resp, err := r.get(ctx, r.path(desc), header)
-	if err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", desc.Digest, err)
-	}
-	switch resp.StatusCode {
-	case http.StatusPartialContent:
-		if err := checkContentRange(resp.Header.Get("Content-Range"), off, last, desc.Size); err != nil {
+	what := desc.Digest.String()
+	var body io.ReadCloser
+	err := r.do(ctx, hosts.Pull, desc.Digest, what, r.path(desc), header, func(ep *endpoint, resp *http.Response, isLast bool) error {
+		switch resp.StatusCode {
+		case http.StatusPartialContent:
+			if err := checkContentRange(resp.Header.Get("Content-Range"), off, last, desc.Size); err != nil {
+				resp.Body.Close()
+				return r.mirrorOr(ep, isLast, permanent(fmt.Errorf("fetch %s from %s: %w", desc.Digest, ep.role(), err)))
+			}
+			body = resp.Body
+			return nil
+		case http.StatusOK:
+			if resp.ContentLength >= 0 && resp.ContentLength != desc.Size {
+				resp.Body.Close()
+				return r.mirrorOr(ep, isLast, permanent(fmt.Errorf("fetch %s: %s sent %d bytes, descriptor says %d", desc.Digest, ep.sender(), resp.ContentLength, desc.Size)))
+			}
+			if off <= maxSkipToRange {
+				b, err := skipTo(resp.Body, off, length)
+				if err != nil {
+					return r.mirrorOr(ep, isLast, fmt.Errorf("fetch %s from %s: %w", desc.Digest, ep.role(), err))
+				}
+				body = b
+				return nil
+			}
 			resp.Body.Close()
-			return nil, permanent(fmt.Errorf("fetch %s from %s: %w", desc.Digest, r.ref.Registry, err))
+			r.routes.markWhole(ep, desc.Digest)
+			return r.mirrorOr(ep, isLast, fmt.Errorf("fetch %s from %s: %w", desc.Digest, ep.role(), cache.ErrRangeUnsupported))
+		default:
+			defer resp.Body.Close()
+			return r.blobStatusError(desc, resp)
 		}
-		return resp.Body, nil
-	case http.StatusOK:
-		if off == 0 && length == desc.Size && (resp.ContentLength < 0 || resp.ContentLength == desc.Size) {
-			return resp.Body, nil
-		}
-		resp.Body.Close()
-		return nil, fmt.Errorf("fetch %s from %s: %w", desc.Digest, r.ref.Registry, cache.ErrRangeUnsupported)
-	default:
-		defer resp.Body.Close()
-		return nil, r.blobStatusError(desc, resp)
+	})
+	if err != nil {
+		return nil, r.fetchError(desc, err)
 	}
+	return body, nil
+}
+
+// mirrorOr returns err for the last host, and for any other asks for the
+// next: a host that misbehaves is passed over while another may serve.
+func (r *Remote) mirrorOr(ep *endpoint, last bool, err error) error {
+	if last {
+		return err
+	}
+	return fallBack{reason: err.Error()}
+}
+
+// fetchError wraps a transport error with the digest; judged answers
+// already name it.
+func (r *Remote) fetchError(desc ocispec.Descriptor, err error) error {
+	if strings.Contains(err.Error(), desc.Digest.String()) {
+		return err
+	}
+	return fmt.Errorf("fetch %s: %w", desc.Digest, err)
+}
+
+// skipTo reads and discards off bytes of a whole-blob body and returns
+// the next length bytes of it; closing the result closes the body.
+func skipTo(body io.ReadCloser, off, length int64) (io.ReadCloser, error) {
+	if _, err := io.CopyN(io.Discard, body, off); err != nil {
+		body.Close()
+		return nil, fmt.Errorf("skipping to byte %d of a whole-blob answer: %w", off, err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(body, length), body}, nil
 }
 
 // checkContentRange reports whether a 206's Content-Range names exactly

@@ -2,7 +2,6 @@ package fetch
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,10 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"oras.land/oras-go/v2/registry"
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/credentials"
 	"oras.land/oras-go/v2/registry/remote/retry"
+
+	"github.com/imgfs/imgfs/fetch/hosts"
 )
 
 // userAgent identifies imgfs to registries.
@@ -26,20 +26,29 @@ type RemoteOptions struct {
 	TransportOptions
 
 	// User is "user[:password]" for the registry. Without a password, one
-	// line is read from Stdin.
+	// line is read from Stdin. It is sent to the registry's server only,
+	// never to a mirror.
 	User  string
 	Stdin io.Reader
+
+	// HostsDir is a containerd hosts directory (certs.d) that says which
+	// mirrors to try before the registry's server; "" means none.
+	HostsDir string
+	// Hosts, when not nil, is used instead of HostsDir.
+	Hosts []hosts.Host
 }
 
-// Remote reads one repository of one registry. It rides on oras-go's auth
-// client, so bearer and basic challenges, the token cache, docker config
-// credentials and helpers, and retries with backoff all apply to every
-// request, including the bounded range reads lazy blobs make.
+// Remote reads one repository of one registry, through the hosts that
+// hosts.toml names for it: mirrors first, in order, then the server. It
+// rides on oras-go's auth client, so bearer and basic challenges, the
+// token cache, docker config credentials and helpers, and retries with
+// backoff all apply to every request, including the bounded range reads
+// lazy blobs make.
 type Remote struct {
-	ref    Reference
-	scheme string // "http" with PlainHTTP, else "https"
-	client *auth.Client
-	log    *slog.Logger
+	ref       Reference
+	endpoints []*endpoint
+	log       *slog.Logger
+	routes    routes
 }
 
 // NewRemote returns a client for ref's repository.
@@ -48,35 +57,47 @@ func NewRemote(ref Reference, opts RemoteOptions) (*Remote, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	rt, err := newTransport(opts.TransportOptions)
-	if err != nil {
-		return nil, err
+	hs := opts.Hosts
+	if hs == nil {
+		scheme := "https"
+		if opts.PlainHTTP {
+			scheme = "http"
+		}
+		var err error
+		if hs, err = hosts.Load(opts.HostsDir, ref.Registry, hosts.Defaults{Scheme: scheme}); err != nil {
+			return nil, fmt.Errorf("hosts.toml: %w", err)
+		}
 	}
-	client := &auth.Client{
-		Client: &http.Client{Transport: &retry.Transport{Base: rt, Policy: func() retry.Policy { return noStallRetry{retry.DefaultPolicy} }}},
-		Cache:  auth.NewCache(),
+	if len(hs) == 0 {
+		return nil, fmt.Errorf("hosts.toml for %s names no host", ref.Registry)
 	}
-	client.SetUserAgent(userAgent)
+	server := hs[len(hs)-1]
+	var cred auth.CredentialFunc
 	switch {
 	case opts.User != "":
-		cred, err := parseUser(opts.User, opts.Stdin)
+		c, err := parseUser(opts.User, opts.Stdin)
 		if err != nil {
 			return nil, err
 		}
-		client.Credential = auth.StaticCredential(ref.APIHost(), cred)
+		cred = auth.StaticCredential(server.Host, c)
 	default:
 		store, err := credentials.NewStoreFromDocker(credentials.StoreOptions{})
 		if err != nil {
 			log.Warn("ignoring docker credentials", "error", err)
 		} else {
-			client.Credential = credentials.Credential(store)
+			cred = credentials.Credential(store)
 		}
 	}
-	scheme := "https"
-	if opts.PlainHTTP {
-		scheme = "http"
+	r := &Remote{ref: ref, log: log}
+	tokens := auth.NewCache()
+	for _, h := range hs {
+		ep, err := newEndpoint(h, opts.TransportOptions, cred, tokens)
+		if err != nil {
+			return nil, err
+		}
+		r.endpoints = append(r.endpoints, ep)
 	}
-	return &Remote{ref: ref, scheme: scheme, client: client, log: log}, nil
+	return r, nil
 }
 
 // maxPasswordLine bounds the line read from standard input as a password.
@@ -106,37 +127,6 @@ func (r *Remote) Reference() Reference { return r.ref }
 // Source names the repository the remote reads, as the cache's logs and
 // read errors name where bad bytes came from.
 func (r *Remote) Source() string { return r.ref.Name() }
-
-// get sends a GET for the repository path (e.g. "manifests/latest") with
-// the pull scope oras needs to ask for a token.
-func (r *Remote) get(ctx context.Context, path string, header http.Header) (*http.Response, error) {
-	host := r.ref.APIHost()
-	scopeRef := registry.Reference{Registry: host, Repository: r.ref.Repository}
-	ctx = auth.AppendRepositoryScope(ctx, scopeRef, auth.ActionPull)
-	url := r.scheme + "://" + host + "/v2/" + r.ref.Repository + "/" + path
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := r.client.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, context.Cause(ctx)
-		}
-		if errors.Is(err, auth.ErrBasicCredentialNotFound) {
-			// The registry asked for a password and none was given: the
-			// same answer as a 401, and permanent for the cache.
-			return nil, permanent(fmt.Errorf("%w: %s asked for credentials and none were given; check credentials (--user, or docker login %s)",
-				ErrUnauthorized, r.ref.Registry, r.ref.Registry))
-		}
-		// Redact first: the wrapping below copies the message.
-		return nil, transportError(r.ref.Registry, redactError(err))
-	}
-	return resp, nil
-}
 
 // noStallRetry is oras' retry policy, which backs off on 408, 429 and 5xx
 // (honouring Retry-After on 429) and on connection resets, and leaves 401,

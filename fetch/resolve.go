@@ -16,6 +16,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/fetch/hosts"
 	"github.com/imgfs/imgfs/fetch/mediatype"
 )
 
@@ -25,14 +26,30 @@ import (
 func (r *Remote) Resolve(ctx context.Context) (ocispec.Descriptor, []byte, error) {
 	what := r.ref.String()
 	header := http.Header{"Accept": {strings.Join(mediatype.Manifests, ", ")}}
-	resp, err := r.get(ctx, "manifests/"+r.ref.Object(), header)
+	// A tag needs a host that may resolve; a digest is content, which any
+	// host that may pull can serve.
+	capability := hosts.Pull
+	if r.ref.Digest == "" {
+		capability |= hosts.Resolve
+	}
+	var resp *http.Response
+	var statusErr error
+	err := r.do(ctx, capability, "", what, "manifests/"+r.ref.Object(), header, func(ep *endpoint, got *http.Response, last bool) error {
+		if got.StatusCode != http.StatusOK {
+			defer got.Body.Close()
+			statusErr = statusError(what, got)
+			return statusErr
+		}
+		resp = got
+		return nil
+	})
+	if err != nil && err == statusErr {
+		return ocispec.Descriptor{}, nil, err
+	}
 	if err != nil {
 		return ocispec.Descriptor{}, nil, fmt.Errorf("resolve %s: %w", what, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return ocispec.Descriptor{}, nil, statusError(what, resp)
-	}
 	data, err := readMetadata(what, resp)
 	if err != nil {
 		return ocispec.Descriptor{}, nil, err

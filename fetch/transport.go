@@ -12,6 +12,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/imgfs/imgfs/fetch/hosts"
 )
 
 // TransportOptions say how to reach registries.
@@ -37,11 +39,13 @@ type TransportOptions struct {
 // defaultIdleTimeout is the IdleTimeout when none is given.
 const defaultIdleTimeout = 30 * time.Second
 
-// newTransport builds the HTTP transport under oras' auth and retry
-// layers. It keeps enough idle connections per host for parallel range
-// requests, and never asks for transparent compression: blob bytes must
-// arrive exactly as stored.
-func newTransport(opts TransportOptions) (http.RoundTripper, error) {
+// newHostTransport builds the HTTP transport under oras' auth and retry
+// layers for one host: the options' TLS settings amended by the host's
+// own (hosts.toml ca, client, skip_verify) and its dial timeout. It keeps
+// enough idle connections per host for parallel range requests, and never
+// asks for transparent compression: blob bytes must arrive exactly as
+// stored.
+func newHostTransport(opts TransportOptions, h hosts.Host) (http.RoundTripper, error) {
 	tlsConfig := &tls.Config{InsecureSkipVerify: opts.SkipVerify}
 	if opts.TLSCACert != "" {
 		pem, err := os.ReadFile(opts.TLSCACert)
@@ -57,8 +61,14 @@ func newTransport(opts TransportOptions) (http.RoundTripper, error) {
 		}
 		tlsConfig.RootCAs = pool
 	}
+	if h.HasTLSConfig() {
+		tlsConfig = h.ApplyTLS(tlsConfig)
+	}
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.TLSClientConfig = tlsConfig
+	if h.DialTimeout > 0 {
+		base.DialContext = (&net.Dialer{Timeout: h.DialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	}
 	base.MaxIdleConnsPerHost = 32
 	base.DisableCompression = true
 	base.ReadBufferSize = 64 << 10
@@ -68,7 +78,8 @@ func newTransport(opts TransportOptions) (http.RoundTripper, error) {
 	}
 	base.ResponseHeaderTimeout = idle
 	var rt http.RoundTripper = &idleTransport{base: base, timeout: idle}
-	rt = &schemeTransport{base: rt, plain: opts.PlainHTTP, fallback: map[string]bool{}}
+	// --plain-http is for the registry; a mirror's URL says its scheme.
+	rt = &schemeTransport{base: rt, plain: opts.PlainHTTP && !h.Mirror, fallback: map[string]bool{}}
 	if opts.HTTPTrace && opts.Logger != nil {
 		rt = &traceTransport{base: rt, log: opts.Logger}
 	}

@@ -263,9 +263,6 @@ func TestPermanentStatusesWrapErrPermanent(t *testing.T) {
 		}, true, true, nil, "registry sent 7 bytes, descriptor says 20"},
 
 		{"400 is not permanent", status(http.StatusBadRequest), false, false, ErrUnexpectedStatus, "400"},
-		{"200 to a range is not permanent", func(w http.ResponseWriter, r *http.Request) {
-			w.Write(blob)
-		}, false, false, cache.ErrRangeUnsupported, "range requests not supported"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

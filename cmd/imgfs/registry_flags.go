@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/imgfs/imgfs/fetch"
+	"github.com/imgfs/imgfs/fetch/hosts"
 )
 
 // registryFlags are shared by every command that talks to a registry. The
@@ -19,6 +20,7 @@ type registryFlags struct {
 	user          string
 	passwordStdin bool
 	httpTrace     bool
+	hostsDir      string
 	platforms     []string
 	allPlatforms  bool
 }
@@ -29,6 +31,7 @@ func (r *registryFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&r.tlsCACert, "tlscacert", "", "PEM `file` of CA certificates to trust for the registry")
 	fs.StringVarP(&r.user, "user", "u", "", "registry credentials as `user[:password]`; without a password it is read from standard input")
 	fs.BoolVar(&r.passwordStdin, "password-stdin", false, "read the --user password from standard input (keeps it off the command line)")
+	fs.StringVar(&r.hostsDir, "hosts-dir", hosts.DefaultDir(), "containerd hosts `directory` (certs.d): <registry>/hosts.toml names mirrors to try first, and TLS settings")
 	fs.BoolVar(&r.httpTrace, "http-trace", false, "log DNS, connect, TLS and first-byte timings of each request (with --debug)")
 	fs.StringSliceVar(&r.platforms, "platform", nil, "platform to select, e.g. linux/arm64/v8 (repeatable; default: this host's)")
 	fs.BoolVar(&r.allPlatforms, "all-platforms", false, "select every platform of an index")
@@ -57,7 +60,8 @@ func (r *registryFlags) remote(g *globalFlags, ref string, idleTimeout time.Dura
 			IdleTimeout: idleTimeout,
 			Logger:      g.logger,
 		},
-		User: user,
+		User:     user,
+		HostsDir: r.hostsDir,
 	})
 	if err != nil {
 		return parsed, nil, usageError{err}
