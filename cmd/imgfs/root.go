@@ -40,7 +40,9 @@ func newRootCommand(g *globalFlags) *cobra.Command {
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see %s --help)", err, cmd.CommandPath())}
 	})
-	root.AddCommand(newFetchCommand(g), newMountCommand(g), newUnmountCommand(g), newCacheCommand(g))
+	root.AddCommand(newFetchCommand(g), newMountCommand(g), newUnmountCommand(g), newCacheCommand(g),
+		newInspectCommand(g), newVersionCommand(), newCompletionCommand())
+	root.CompletionOptions.DisableDefaultCmd = true
 	return root
 }
 

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/containerd/platforms"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/fetch"
+	"github.com/imgfs/imgfs/fetch/mediatype"
+)
+
+type inspectFlags struct {
+	registryFlags
+	cacheOptions
+	json bool
+}
+
+func newInspectCommand(g *globalFlags) *cobra.Command {
+	f := &inspectFlags{}
+	cmd := &cobra.Command{
+		Use:   "inspect [flags] <ref>",
+		Short: "Print an image's tree (index, manifests, configs, layers) without mounting it",
+		Long: `Inspect resolves <ref> and prints its tree: the index, the manifests
+with their platforms, and each manifest's config and layers, with digests,
+sizes and media types. Platforms are selected as fetch and mount select
+them; entries of an index that are not selected are listed but not
+opened. Indexes, manifests and configs go into the cache, verified; no
+layer bytes are fetched.`,
+		Args: exactArgs("ref"),
+		PreRun: func(*cobra.Command, []string) {
+			// Every failure is returned as the one-line error.
+			if !g.debug {
+				g.logger = slog.New(slog.DiscardHandler)
+			}
+		},
+		RunE: func(cmd *cobra.Command, args []string) error { return runInspect(cmd, g, f, args[0]) },
+	}
+	f.registryFlags.register(cmd.Flags())
+	f.cacheOptions.register(cmd.Flags())
+	cmd.Flags().BoolVar(&f.json, "json", false, "print the tree as JSON")
+	return cmd
+}
+
+// inspectNode is one descriptor of the printed tree. Selected is false for
+// index entries the platform flags left out; their children are unknown.
+type inspectNode struct {
+	Kind        mediatype.Kind     `json:"kind"`
+	MediaType   string             `json:"mediaType"`
+	Digest      digest.Digest      `json:"digest"`
+	Size        int64              `json:"size"`
+	Platform    *ocispec.Platform  `json:"platform,omitempty"`
+	Annotations map[string]string  `json:"annotations,omitempty"`
+	Selected    bool               `json:"selected"`
+	Children    []*inspectNode     `json:"children,omitempty"`
+	URLs        []string           `json:"urls,omitempty"`
+	desc        ocispec.Descriptor // the descriptor as listed, for the walk
+}
+
+// inspectResult is what --json prints.
+type inspectResult struct {
+	Reference string       `json:"reference"`
+	Root      *inspectNode `json:"root"`
+}
+
+func runInspect(cmd *cobra.Command, g *globalFlags, f *inspectFlags, refArg string) error {
+	ps, err := f.parsePlatforms()
+	if err != nil {
+		return err
+	}
+	ref, remote, err := f.remote(g, refArg, f.fetchTimeout)
+	if err != nil {
+		return err
+	}
+	store, err := g.openCache(f.cacheOptions.options())
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	ctx := cmd.Context()
+	root, data, err := remote.Resolve(ctx)
+	if err != nil {
+		return err
+	}
+	// Layers are recorded, not fetched: the tree needs only their
+	// descriptors, which the manifests list.
+	tree, err := fetch.Walk(ctx, store, fetch.Origin{Root: root, RootData: data, Fetcher: remote, Repository: ref.Name()}, fetch.WalkOptions{
+		Platforms:     ps,
+		AllPlatforms:  f.allPlatforms,
+		Lazy:          []mediatype.Kind{mediatype.KindLayer},
+		MaxConcurrent: 8,
+	})
+	if err != nil {
+		return err
+	}
+	top, err := inspectTree(ctx, store, tree)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if f.json {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(inspectResult{Reference: ref.String(), Root: top})
+	}
+	fmt.Fprintln(out, ref.String())
+	printInspect(out, top, "", "")
+	return nil
+}
+
+// inspectTree builds the printed tree from what the walk reached. An
+// index lists every entry, selected or not; a manifest without a platform
+// (the root, or an index entry without one) gets its config's.
+func inspectTree(ctx context.Context, store *cache.Store, tree *fetch.Tree) (*inspectNode, error) {
+	var build func(d ocispec.Descriptor, depth int) (*inspectNode, error)
+	build = func(d ocispec.Descriptor, depth int) (*inspectNode, error) {
+		n := &inspectNode{Kind: mediatype.KindOf(d), MediaType: d.MediaType, Digest: d.Digest, Size: d.Size,
+			Platform: d.Platform, Annotations: d.Annotations, URLs: d.URLs, Selected: true, desc: d}
+		if depth > fetch.MaxWalkDepth || n.Kind == mediatype.KindLayer || n.Kind == mediatype.KindConfig {
+			return n, nil
+		}
+		reached := map[digest.Digest]bool{}
+		for _, c := range tree.Children(d.Digest) {
+			reached[c.Digest] = true
+		}
+		listed := tree.Children(d.Digest)
+		if n.Kind == mediatype.KindIndex {
+			data, err := store.ReadMetadata(ctx, d)
+			if err != nil {
+				return nil, err
+			}
+			if listed, err = fetch.Children(d, data); err != nil {
+				return nil, err
+			}
+		}
+		for _, c := range listed {
+			if !reached[c.Digest] {
+				n.Children = append(n.Children, &inspectNode{Kind: mediatype.KindOf(c), MediaType: c.MediaType, Digest: c.Digest,
+					Size: c.Size, Platform: c.Platform, Annotations: c.Annotations, URLs: c.URLs, desc: c})
+				continue
+			}
+			child, err := build(c, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			n.Children = append(n.Children, child)
+		}
+		if n.Kind == mediatype.KindManifest && n.Platform == nil {
+			n.Platform = configPlatform(ctx, store, n.Children)
+		}
+		return n, nil
+	}
+	return build(tree.Root, 0)
+}
+
+// configPlatform reads the platform from a manifest's config, if it is an
+// image config that names one.
+func configPlatform(ctx context.Context, store *cache.Store, children []*inspectNode) *ocispec.Platform {
+	for _, c := range children {
+		if c.Kind != mediatype.KindConfig {
+			continue
+		}
+		data, err := store.ReadMetadata(ctx, c.desc)
+		if err != nil {
+			return nil
+		}
+		var config ocispec.Image
+		if json.Unmarshal(data, &config) != nil || config.OS == "" {
+			return nil
+		}
+		p := platforms.Normalize(ocispec.Platform{OS: config.OS, Architecture: config.Architecture, Variant: config.Variant})
+		return &p
+	}
+	return nil
+}
+
+// printInspect prints n and its children as an indented tree, one
+// descriptor a line: kind, digest, platform, media type, size.
+func printInspect(w io.Writer, n *inspectNode, first, rest string) {
+	line := []string{string(n.Kind), n.Digest.String()}
+	if n.Platform != nil {
+		line = append(line, platforms.Format(*n.Platform))
+	}
+	line = append(line, n.MediaType, sizeText(n.Size))
+	if n.Annotations[attestationRefType] != "" {
+		line = append(line, "("+n.Annotations[attestationRefType]+")")
+	}
+	if !n.Selected {
+		line = append(line, "[not selected]")
+	}
+	fmt.Fprintln(w, first+strings.Join(line, "  "))
+	for i, c := range n.Children {
+		if i == len(n.Children)-1 {
+			printInspect(w, c, rest+"└── ", rest+"    ")
+		} else {
+			printInspect(w, c, rest+"├── ", rest+"│   ")
+		}
+	}
+}
+
+// attestationRefType is the index entry annotation BuildKit puts on
+// attestation manifests, worth showing because their platform says
+// nothing.
+const attestationRefType = "vnd.docker.reference.type"
+
+// sizeText prints an exact byte count and, from 1 KiB, the rounded one
+// fetch prints.
+func sizeText(n int64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	return fmt.Sprintf("%d B (%s)", n, humanSize(float64(n)))
+}
