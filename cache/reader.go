@@ -25,7 +25,8 @@ type Reader struct {
 	window  int64 // current readahead window, 0 when random
 	aheadTo int64 // readahead already requested up to here
 
-	// unverified: never wait for the verdict (see RangeReader).
+	// unverified: never wait for the verdict, and no readahead (see
+	// RangeReader).
 	unverified bool
 }
 
@@ -105,7 +106,10 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want Range) (*dataFile,
 	s := b.store
 	needVerdict := !r.unverified && (s.opts.Verify == VerifyStrict || want.End == b.desc.Size)
 	b.mu.Lock()
-	ahead := r.readaheadLocked(want.Start, want.End)
+	var ahead Range
+	if !r.unverified { // a RangeReader's caller asks for exactly what it needs
+		ahead = r.readaheadLocked(want.Start, want.End)
+	}
 	gen, failures := b.m.gen, b.m.failures
 	progress := b.waitProgressLocked(want, needVerdict)
 	var idle *time.Timer // started on the first wait: most reads never wait

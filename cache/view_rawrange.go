@@ -9,7 +9,8 @@ import (
 // RangeReader reads raw byte ranges of a blob that may be partial or
 // evicted, without waiting for the verdict on the whole blob. It shares the
 // blob's chunk machinery with Reader: the same fetches, the same partial
-// file, the same fetch timeouts. Bytes it lands still count only toward
+// file, the same fetch timeouts; but it reads no further ahead than asked,
+// as its callers (a TOC, a tar header walk, a span) know what they need. Bytes it lands still count only toward
 // the blob's own verification, never as verifying it.
 //
 // A RangeReader's bytes are UNVERIFIED. It exists for layer formats that

@@ -35,6 +35,10 @@ type Image struct {
 
 	// Created is the image's creation time, used as every node's mtime.
 	Created time.Time
+
+	// Files, when set, adds the file views: rootfs/ and a directory per
+	// layer, layers/<n>-<hex>/, beside each layer's blob link.
+	Files LayerFiles
 }
 
 // PlatformImage is one single-platform image of the mount.

@@ -116,6 +116,7 @@ func Mount(mountpoint string, img Image, blobs Blobs, opts Options) (*Server, er
 	}
 
 	fo := fsOptions(opts, log)
+	fo.MountOptions.DisableXAttrs = img.Files == nil // the file views show tar xattrs
 	raw := &passthroughCounter{RawFileSystem: fs.NewNodeFS(&root{dir: dir{attrs: &fsys.attrs}, fsys: fsys}, fo), stats: &fsys.stats}
 	srv, err := fuse.NewServer(raw, abs, &fo.MountOptions)
 	if err != nil {

@@ -38,6 +38,9 @@ type imageFS struct {
 	// files finds a blob's node by digest. OnAdd fills it while the mount
 	// is made; it is only read after that.
 	files map[digest.Digest]*blobFile
+
+	// views counts the file views made, to give each its inode range.
+	views int
 }
 
 // passthroughDeclined records that a passthrough handle got READs: go-fuse
@@ -114,6 +117,7 @@ func (b *builder) views(dir string, p PlatformImage) {
 	for i, name := range layerNames(p.Layers) {
 		b.link(path.Join(dir, "layers", name), p.Layers[i])
 	}
+	b.fileViews(dir, p)
 }
 
 // link adds a relative symlink at p to the blob of d.

@@ -112,13 +112,15 @@ func runMount(cmd *cobra.Command, g *globalFlags, f *mountFlags, refArg, mountpo
 	if err != nil {
 		return err
 	}
+	files := newLayerFiles(store, fetcher, g.logger)
+	img.Files = files
 	server, err := fusefs.Mount(mountpoint, img, blobSource{store: store, fetcher: fetcher}, fusefs.Options{
 		FsName:      ref.String(),
 		Logger:      g.logger,
 		Debug:       f.debugFUSE,
 		Passthrough: !f.noPassthrough,
 		AllowOther:  f.allowOther,
-		ExtraStats:  func() any { return store.Stats() },
+		ExtraStats:  func() any { return withViewStats{store.Stats(), files.Stats()} },
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,336 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/layerview"
+	"github.com/imgfs/imgfs/fusefs"
+)
+
+// layerFiles opens the files inside layers for the mount's file views,
+// from the cache through cache/layerview, picking each layer's best index
+// source (see layerFormat). One build per layer digest runs under the
+// store, so closing the store cancels it; a failed build is tried again by
+// the next caller.
+type layerFiles struct {
+	store   *cache.Store
+	fetcher cache.Fetcher
+	log     *slog.Logger
+	strict  bool // --verify strict: tar layers too are read only once verified
+
+	mu     sync.Mutex
+	builds map[digest.Digest]*layerBuild
+}
+
+var _ fusefs.LayerFiles = (*layerFiles)(nil)
+
+func newLayerFiles(store *cache.Store, fetcher cache.Fetcher, log *slog.Logger) *layerFiles {
+	return &layerFiles{store: store, fetcher: fetcher, log: log, strict: store.Options().Verify == cache.VerifyStrict, builds: map[digest.Digest]*layerBuild{}}
+}
+
+// layerBuild is the index build of one layer, and its outcome.
+type layerBuild struct {
+	desc   ocispec.Descriptor
+	format layerview.Format
+	done   chan struct{}
+	read   atomic.Int64 // bytes of the layer read by the index pass
+	state  atomic.Value // string: "indexing", "ready", "failed"
+
+	layer      layerview.Layer
+	err        error
+	indexBytes int
+	source     string // where the index came from
+}
+
+func (l *layerFiles) Layer(ctx context.Context, desc ocispec.Descriptor) (layerview.Layer, error) {
+	l.mu.Lock()
+	b := l.builds[desc.Digest]
+	if b != nil {
+		select {
+		case <-b.done:
+			if b.err != nil {
+				b = nil // try again
+			}
+		default:
+		}
+	}
+	if b == nil {
+		b = &layerBuild{desc: desc, done: make(chan struct{})}
+		b.state.Store("indexing")
+		l.builds[desc.Digest] = b
+		if err := l.store.Go(func(ctx context.Context) { l.run(ctx, b) }); err != nil {
+			b.err = err
+			b.state.Store("failed")
+			close(b.done)
+		}
+	}
+	l.mu.Unlock()
+	select {
+	case <-b.done:
+		return b.layer, b.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (l *layerFiles) run(ctx context.Context, b *layerBuild) {
+	start := time.Now()
+	layer, err := l.build(ctx, b)
+	b.layer, b.err = layer, err
+	if err != nil {
+		b.state.Store("failed")
+		l.log.Error("layer file view failed", "layer", b.desc.Digest, "format", b.format, "err", err)
+	} else {
+		b.state.Store("ready")
+		x := layer.Index()
+		l.log.Info("layer indexed", "layer", b.desc.Digest, "format", b.format, "source", b.source, "entries", len(x.Entries),
+			"index_bytes", b.indexBytes, "index_pct_of_layer", pct(b.indexBytes, b.desc.Size), "took", time.Since(start).Round(time.Millisecond))
+		if x.Err != "" {
+			l.log.Warn("layer index stops early: entries after this point are not shown", "layer", b.desc.Digest, "err", x.Err)
+		}
+	}
+	close(b.done)
+}
+
+func pct(n int, of int64) string {
+	if of <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.3f%%", 100*float64(n)/float64(of))
+}
+
+// build opens the layer from its best index source.
+func (l *layerFiles) build(ctx context.Context, b *layerBuild) (_ layerview.Layer, err error) {
+	format, toc, err := layerFormat(b.desc)
+	if err != nil {
+		return nil, err
+	}
+	b.format = format
+	raw, err := l.store.NewRangeReader(b.desc, l.fetcher)
+	if err != nil {
+		return nil, err
+	}
+	// The layer keeps its readers for the mount's life.
+	defer func() {
+		if err != nil {
+			raw.Close()
+		}
+	}()
+	switch format {
+	case layerview.FormatEStargz, layerview.FormatZstdChunked:
+		b.source = "toc"
+		return layerview.OpenEStargz(ctx, raw, b.desc.Size, format, toc)
+	case layerview.FormatTar:
+		return l.walkTar(ctx, b, raw)
+	}
+	if data, ok, err := l.store.ReadLayerIndex(b.desc, layerview.IndexVersion); err != nil {
+		l.log.Warn("stored layer index unreadable; indexing again", "layer", b.desc.Digest, "err", err)
+	} else if ok {
+		idx, err := layerview.UnmarshalIndex(data)
+		if err == nil && (idx.Format != format || idx.BlobSize != b.desc.Size) {
+			err = fmt.Errorf("index is of a %s blob of %d bytes", idx.Format, idx.BlobSize)
+		}
+		if err == nil {
+			b.source, b.indexBytes = "stored", len(data)
+			return layerview.NewLayer(idx, raw)
+		}
+		l.log.Warn("stored layer index unusable; indexing again", "layer", b.desc.Digest, "err", err)
+	}
+	idx, err := l.indexPass(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	b.source = "pass"
+	// Spans are checked against the index, so the raw reader serves them
+	// even once the blob is evicted.
+	return layerview.NewLayer(idx, raw)
+}
+
+// walkTar lists an uncompressed tar by its headers, fetching little more
+// than them. Headers are read raw, as lazy blob reads are; file content is
+// read through the verifying reader. With --verify strict both wait for
+// the whole layer to verify.
+func (l *layerFiles) walkTar(ctx context.Context, b *layerBuild, raw *cache.RangeReader) (layerview.Layer, error) {
+	verifying, err := l.store.NewReader(b.desc, l.fetcher)
+	if err != nil {
+		return nil, err
+	}
+	var headers layerview.Source = raw
+	if l.strict {
+		headers = verifying
+	}
+	b.source = "headers"
+	idx, fetched, err := layerview.WalkTar(ctx, headers, b.desc.Size, layerview.WalkOptions{})
+	b.read.Store(fetched)
+	if err != nil {
+		if idx == nil || len(idx.Entries) == 0 || isCacheError(err) {
+			return nil, err
+		}
+		idx.Err = err.Error()
+	}
+	return layerview.NewLayer(idx, verifying)
+}
+
+// indexPass builds the index of a gzip or zstd layer in one sequential
+// pass through the verifying reader, which also fills the cache. The pass
+// reads to the end of the blob even when the tar inside is broken, so the
+// entries it found come from verified bytes, and the index is stored only
+// when the blob verified and the stream was whole.
+func (l *layerFiles) indexPass(ctx context.Context, b *layerBuild) (*layerview.Index, error) {
+	rd, err := l.store.NewReader(b.desc, l.fetcher)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	seq := &seqReader{ctx: ctx, src: rd, read: &b.read}
+	br := bufio.NewReaderSize(seq, 1<<20)
+	build := layerview.BuildGzip
+	if b.format == layerview.FormatZstd {
+		build = layerview.BuildZstd
+	}
+	idx, berr := build(br, layerview.BuildOptions{})
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		return nil, fmt.Errorf("index pass: %w", err) // not verified: nothing of it is used
+	}
+	if seq.err != nil {
+		return nil, fmt.Errorf("index pass: %w", seq.err)
+	}
+	if idx == nil || len(idx.Checkpoints) == 0 {
+		return nil, fmt.Errorf("index pass: %w", berr)
+	}
+	if berr != nil {
+		idx.Err = berr.Error()
+		return idx, nil
+	}
+	data, err := idx.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	b.indexBytes = len(data)
+	// The verdict comes before the commit: give the commit a moment.
+	for i := 0; i < 50 && !l.store.Exists(b.desc); i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := l.store.WriteLayerIndex(b.desc, layerview.IndexVersion, data); err != nil {
+		l.log.Warn("layer index not stored; the next mount indexes the layer again", "layer", b.desc.Digest, "err", err)
+	}
+	return idx, nil
+}
+
+// seqReader reads a cache reader from the start, counting progress. It
+// remembers a read error, so that a pass that stopped on the source is not
+// mistaken for one that stopped on the format.
+type seqReader struct {
+	ctx  context.Context
+	src  *cache.Reader
+	off  int64
+	read *atomic.Int64
+	err  error
+}
+
+func (s *seqReader) Read(p []byte) (int, error) {
+	n, err := s.src.ReadAt(s.ctx, p, s.off)
+	s.off += int64(n)
+	s.read.Store(s.off)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	if n > 0 && err == io.EOF {
+		err = nil
+	}
+	return n, err
+}
+
+// isCacheError reports whether err came from fetching or verifying the
+// blob rather than from its format.
+func isCacheError(err error) bool {
+	for _, e := range []error{cache.ErrDigestMismatch, cache.ErrFetchTimeout, cache.ErrOffline, cache.ErrClosed, cache.ErrPermanent, cache.ErrSizeMismatch, context.Canceled} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// layerFormat picks a layer's index source from its media type and
+// annotations: a TOC when the layer carries one (eStargz, zstd:chunked),
+// else its compression.
+func layerFormat(desc ocispec.Descriptor) (layerview.Format, digest.Digest, error) {
+	mt := desc.MediaType
+	gz := strings.HasSuffix(mt, "gzip")
+	zst := strings.HasSuffix(mt, "zstd")
+	if toc, ok := desc.Annotations[layerview.TOCDigestAnnotation]; ok && gz {
+		d, err := digest.Parse(toc)
+		if err != nil {
+			return 0, "", fmt.Errorf("layer %s: annotation %s: %w", desc.Digest, layerview.TOCDigestAnnotation, err)
+		}
+		return layerview.FormatEStargz, d, nil
+	}
+	if toc, ok := desc.Annotations[layerview.ZstdChunkedManifestAnnotation]; ok && zst {
+		d, err := digest.Parse(toc)
+		if err != nil {
+			return 0, "", fmt.Errorf("layer %s: annotation %s: %w", desc.Digest, layerview.ZstdChunkedManifestAnnotation, err)
+		}
+		return layerview.FormatZstdChunked, d, nil
+	}
+	switch {
+	case gz:
+		return layerview.FormatGzip, "", nil
+	case zst:
+		return layerview.FormatZstd, "", nil
+	case strings.HasSuffix(mt, ".tar"):
+		return layerview.FormatTar, "", nil
+	}
+	return 0, "", fmt.Errorf("layer %s: media type %q is not a tar layer", desc.Digest, mt)
+}
+
+// viewStats is the file views' part of .imgfs/stats.json: per layer, how
+// its index was made and how far the pass has come.
+type viewStats struct {
+	Layer       digest.Digest `json:"layer"`
+	Format      string        `json:"format"`
+	State       string        `json:"state"`
+	Source      string        `json:"source,omitempty"`
+	Size        int64         `json:"size"`
+	IndexedRead int64         `json:"index_pass_bytes"`
+	IndexBytes  int           `json:"index_bytes,omitempty"`
+}
+
+// Stats reports every layer build so far, sorted by digest.
+func (l *layerFiles) Stats() []viewStats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]viewStats, 0, len(l.builds))
+	for _, b := range l.builds {
+		s := viewStats{Layer: b.desc.Digest, State: b.state.Load().(string), Size: b.desc.Size, IndexedRead: b.read.Load()}
+		select {
+		case <-b.done:
+			s.Format, s.Source, s.IndexBytes = b.format.String(), b.source, b.indexBytes
+		default:
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Layer < out[j].Layer })
+	return out
+}
+
+// withViewStats is the "cache" part of .imgfs/stats.json: the store's
+// counters, unchanged at the top level, plus the file views' layers.
+type withViewStats struct {
+	cache.Stats
+	Views []viewStats `json:"views"`
+}
