@@ -229,9 +229,8 @@ func TestRootlessMountRefusals(t *testing.T) {
 	withFuseMode(t, 0o600)
 	r := u.run(t, standardPath, "imgfs", "mount", "--background", ref, mnt)
 	wantError(t, r, 1, "FUSE is not allowed for this user", "chmod 0666 /dev/fuse")
-	r = u.run(t, standardPath, "/usr/bin/python3", "-c", fusermountProbe, mnt)
-	if !strings.Contains(r.stdout+r.stderr, "failed to open /dev/fuse: Permission denied") {
-		t.Errorf("fusermount3 itself, with /dev/fuse 0600: %s", describe(r))
+	if out := u.fusermount(t, mnt); !strings.Contains(out, "failed to open /dev/fuse: Permission denied") {
+		t.Errorf("fusermount3 itself, as the user with /dev/fuse 0600, says %q; want it refused", out)
 	}
 
 	withFuseMode(t, 0o666)
@@ -249,13 +248,25 @@ func TestRootlessMountRefusals(t *testing.T) {
 	wantError(t, r, 1, rootOwned, "not writable by this user")
 }
 
-// fusermountProbe calls fusermount3 as go-fuse does, with a socket in
-// _FUSE_COMMFD, and prints what it says; it unmounts again if it mounted.
-const fusermountProbe = `
-import socket, subprocess, sys
-a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-r = subprocess.run(["fusermount3", "-o", "ro", sys.argv[1]], env={"_FUSE_COMMFD": str(b.fileno()), "PATH": "/usr/bin:/bin"}, pass_fds=[b.fileno()], capture_output=True, text=True)
-print(r.returncode, r.stderr)
-if r.returncode == 0:
-    subprocess.run(["fusermount3", "-u", "-z", sys.argv[1]])
-`
+// fusermount runs fusermount3 as the user the way go-fuse does, with a
+// socket for the /dev/fuse descriptor in _FUSE_COMMFD, and returns what it
+// printed. A mount it makes is detached at once.
+func (u unprivileged) fusermount(t *testing.T, mnt string) string {
+	t.Helper()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, remote := os.NewFile(uintptr(fds[0]), "local"), os.NewFile(uintptr(fds[1]), "remote")
+	defer local.Close()
+	defer remote.Close()
+	cmd := exec.Command("fusermount3", "-o", "ro", mnt)
+	cmd.Env = append(u.env(standardPath), "_FUSE_COMMFD=3")
+	cmd.ExtraFiles = []*os.File{remote}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.uid, Gid: u.gid, Groups: []uint32{}}}
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		unix.Unmount(mnt, unix.MNT_DETACH)
+	}
+	return string(out)
+}
