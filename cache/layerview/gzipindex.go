@@ -59,16 +59,16 @@ func BuildGzip(r io.Reader, opts BuildOptions) (*Index, error) {
 			idx.Err = err.Error()
 		}
 	}
-	if err != nil {
-		return idx, err
-	}
+	// Even when the stream breaks, hash the rest of the blob, so that the
+	// last span has its digest and the entries before the break can be
+	// served.
 	sh.writeAt(f.in[:f.ie], f.inOff)
 	rest, _ := io.Copy(sh.h, r)
 	idx.BlobSize = f.inOff + int64(f.ie) + rest
 	if n := len(idx.Checkpoints); n > 0 {
 		idx.Checkpoints[n-1].SpanDigest = sh.cut()
 	}
-	return idx, nil
+	return idx, err
 }
 
 // spanHasher hashes a compressed stream span by span.

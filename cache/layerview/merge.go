@@ -81,6 +81,7 @@ func (t *Tree) apply(idx *Index, layer int, whiteouts bool) {
 		e := &idx.Entries[i]
 		if e.Bad != "" {
 			t.bad(layer, i, e, e.Bad)
+			t.placeBad(layer, i, e)
 			continue
 		}
 		dir, b := splitName(e.Name)
@@ -161,4 +162,24 @@ func (t *Tree) mkdirAll(dir string) (*Node, error) {
 		n = c
 	}
 	return n, nil
+}
+
+// placeBad puts an entry that must not be served at its name, when the name
+// itself is sound (a file whose data is cut short, say), so that its path
+// answers EIO instead of vanishing. Entries with unsound names, and
+// whiteouts, are only listed in Tree.Bad.
+func (t *Tree) placeBad(layer, i int, e *Entry) {
+	if n, err := NormalizeName(e.Name); err != nil || n != e.Name || n == "." || e.IsWhiteout() {
+		return
+	}
+	dir, b := splitName(e.Name)
+	parent, err := t.mkdirAll(dir)
+	if err != nil {
+		return
+	}
+	be := *e
+	if be.Type == TypeDir || be.Type == TypeHardlink {
+		be.Type = TypeRegular
+	}
+	parent.children[b] = &Node{name: b, inode: &Inode{Entry: be, Layer: layer, Index: i, Bad: e.Bad}}
 }
