@@ -1,6 +1,7 @@
 package fusefs
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -134,7 +135,13 @@ func Mount(mountpoint string, img Image, blobs Blobs, opts Options) (*Server, er
 			kb = 4096
 		}
 		if err := setReadAhead(abs, kb); err != nil {
-			log.Warn("could not raise read-ahead; sequential reads will be slower", "mountpoint", abs, "err", err)
+			// Only root may write /sys: a rootless mount always lands
+			// here, and there is nothing for its user to do about it.
+			level := slog.LevelWarn
+			if os.Geteuid() != 0 {
+				level = slog.LevelDebug
+			}
+			log.Log(context.Background(), level, "could not raise read-ahead; sequential reads will be slower", "mountpoint", abs, "err", err)
 		}
 	}
 	return s, nil
