@@ -12,6 +12,8 @@ have umoci || need+=(umoci)
 have jq || need+=(jq)
 have zstd || need+=(zstd)
 have curl || need+=(curl)
+have nginx || need+=(nginx-light)    # the range-caching mirror of the mirror tests
+have htpasswd || need+=(apache2-utils) # bcrypt htpasswd for the basic-auth registry
 if [ "${IMGFS_BENCH:-}" = 1 ]; then
   have containerd || need+=(containerd)
 fi

@@ -34,6 +34,7 @@ const startTimeout = 10 * time.Second
 // 127.0.0.1. Its methods push content over the registry's HTTP API.
 type Registry struct {
 	host   string
+	scheme string // "http", or "https" for a registry serving TLS
 	dir    string
 	log    string
 	cmd    *exec.Cmd
@@ -117,6 +118,13 @@ func (r *Registry) Close() error {
 }
 
 func startRegistry(dir, upstream string) (*Registry, error) {
+	return startConfigured(dir, func(host string) string { return registryConfig(dir, host, upstream) }, nil)
+}
+
+// startConfigured starts a registry with the config cfg returns for its
+// host. probe, when not nil, is the client that checks it answers (an
+// HTTPS client for a registry serving TLS).
+func startConfigured(dir string, cfg func(host string) string, probe *http.Client) (*Registry, error) {
 	bin, err := exec.LookPath(RegistryBinary)
 	if err != nil {
 		return nil, ErrNotInstalled
@@ -129,7 +137,7 @@ func startRegistry(dir, upstream string) (*Registry, error) {
 	// taken is simply started again on a new one.
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		r, err := tryStart(bin, dir, upstream)
+		r, err := tryStart(bin, dir, cfg, probe)
 		if err == nil {
 			return r, nil
 		}
@@ -145,14 +153,14 @@ func startRegistry(dir, upstream string) (*Registry, error) {
 // took the port first.
 var errPortTaken = errors.New("port taken")
 
-func tryStart(bin, dir, upstream string) (*Registry, error) {
+func tryStart(bin, dir string, cfg func(host string) string, probe *http.Client) (*Registry, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	host := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cfgPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgPath, []byte(registryConfig(dir, host, upstream)), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(cfg(host)), 0o644); err != nil {
 		return nil, err
 	}
 	logPath := filepath.Join(dir, "registry.log")
@@ -166,8 +174,13 @@ func tryStart(bin, dir, upstream string) (*Registry, error) {
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = childProcAttr()
+	scheme := "http"
+	if probe != nil {
+		scheme = "https"
+	}
 	r := &Registry{
 		host:   host,
+		scheme: scheme,
 		dir:    dir,
 		log:    logPath,
 		cmd:    cmd,
@@ -193,26 +206,28 @@ func tryStart(bin, dir, upstream string) (*Registry, error) {
 	if err := <-started; err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	if err := r.waitReady(); err != nil {
+	if err := r.waitReady(probe); err != nil {
 		r.Close()
 		return nil, fmt.Errorf("registry on %s: %w\n--- tail of %s ---\n%s", host, err, logPath, tail(logPath, 20))
 	}
 	return r, nil
 }
 
-// waitReady polls GET /v2/ until the registry answers, it exits, or
-// startTimeout passes.
-func (r *Registry) waitReady() error {
+// waitReady polls GET /v2/ until the registry answers (401 counts, for a
+// registry with auth), it exits, or startTimeout passes.
+func (r *Registry) waitReady(probe *http.Client) error {
 	deadline := time.NewTimer(startTimeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	probe := &http.Client{Timeout: time.Second}
+	if probe == nil {
+		probe = &http.Client{Timeout: time.Second}
+	}
 	for {
-		resp, err := probe.Get("http://" + r.host + "/v2/")
+		resp, err := probe.Get(r.scheme + "://" + r.host + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
 				return nil
 			}
 			return fmt.Errorf("GET /v2/: %s", resp.Status)
@@ -232,7 +247,8 @@ func (r *Registry) waitReady() error {
 
 // registryConfig is the registry's config.yml. Logging is at warn with the
 // access log off so that a test run's output stays readable; the log still
-// goes to a file for StartProcess's error messages.
+// goes to a file for StartProcess's error messages. A mirror keeps its
+// access log, so that tests can show the traffic it served.
 func registryConfig(dir, host, upstream string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `version: 0.1
@@ -240,7 +256,7 @@ log:
   level: warn
   formatter: text
   accesslog:
-    disabled: true
+    disabled: %t
 storage:
   filesystem:
     rootdirectory: %s
@@ -252,7 +268,7 @@ storage:
 http:
   addr: %s
   secret: imgfs-testregistry-not-a-secret
-`, strconv.Quote(filepath.Join(dir, "data")), strconv.Quote(host))
+`, upstream == "", strconv.Quote(filepath.Join(dir, "data")), strconv.Quote(host))
 	if upstream != "" {
 		if !strings.Contains(upstream, "://") {
 			upstream = "http://" + upstream
