@@ -30,6 +30,7 @@ var scenarios = []scenario{
 	{"5", "100 random 4 KiB reads of a cold layer", (*bench).randomReadScenario},
 	{"6", "8 concurrent cold readers (vs 1 reader)", (*bench).concurrentScenario},
 	{"8", "mount readiness of many manifests and many layers (vs 1 layer)", (*bench).manyReadyScenario},
+	{"9", "file views: eStargz first byte, gzip index pass, warm rootfs read", (*bench).viewScenario},
 }
 
 // Targets, as ratios to the anchor unless they say otherwise.
