@@ -89,7 +89,7 @@ func NewRemote(ref Reference, opts RemoteOptions) (*Remote, error) {
 		}
 	}
 	r := &Remote{ref: ref, log: log}
-	tokens := auth.NewCache()
+	tokens := newRenewOnceCache()
 	for _, h := range hs {
 		ep, err := newEndpoint(h, opts.TransportOptions, cred, tokens)
 		if err != nil {

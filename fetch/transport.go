@@ -45,19 +45,19 @@ const defaultIdleTimeout = 30 * time.Second
 // enough idle connections per host for parallel range requests, and never
 // asks for transparent compression: blob bytes must arrive exactly as
 // stored.
-func newHostTransport(opts TransportOptions, h hosts.Host) (http.RoundTripper, error) {
+func newHostTransport(opts TransportOptions, h hosts.Host) (http.RoundTripper, *schemeTransport, error) {
 	tlsConfig := &tls.Config{InsecureSkipVerify: opts.SkipVerify}
 	if opts.TLSCACert != "" {
 		pem, err := os.ReadFile(opts.TLSCACert)
 		if err != nil {
-			return nil, fmt.Errorf("--tlscacert: %w", err)
+			return nil, nil, fmt.Errorf("--tlscacert: %w", err)
 		}
 		pool, err := x509.SystemCertPool()
 		if err != nil {
 			pool = x509.NewCertPool()
 		}
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--tlscacert %s: no PEM certificates found", opts.TLSCACert)
+			return nil, nil, fmt.Errorf("--tlscacert %s: no PEM certificates found", opts.TLSCACert)
 		}
 		tlsConfig.RootCAs = pool
 	}
@@ -79,11 +79,12 @@ func newHostTransport(opts TransportOptions, h hosts.Host) (http.RoundTripper, e
 	base.ResponseHeaderTimeout = idle
 	var rt http.RoundTripper = &idleTransport{base: base, timeout: idle}
 	// --plain-http is for the registry; a mirror's URL says its scheme.
-	rt = &schemeTransport{base: rt, plain: opts.PlainHTTP && !h.Mirror, fallback: map[string]bool{}}
+	st := &schemeTransport{base: rt, plain: opts.PlainHTTP && !h.Mirror, fallback: map[string]bool{}}
+	rt = st
 	if opts.HTTPTrace && opts.Logger != nil {
 		rt = &traceTransport{base: rt, log: opts.Logger}
 	}
-	return rt, nil
+	return rt, st, nil
 }
 
 // schemeTransport decides between HTTPS and HTTP per host. With --plain-http
@@ -122,6 +123,13 @@ func (t *schemeTransport) RoundTrip(orig *http.Request) (*http.Response, error) 
 		resp.Request = orig
 	}
 	return resp, err
+}
+
+// isPlain reports whether requests to host go over plain HTTP.
+func (t *schemeTransport) isPlain(host string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.plain || t.fallback[host]
 }
 
 func withScheme(req *http.Request, scheme string) *http.Request {
