@@ -72,7 +72,9 @@ func mkTar(t *testing.T, ents ...tarEntry) []byte {
 	return buf.Bytes()
 }
 
-func dirEntry(name string, mode int64) tarEntry { return tarEntry{name: name, typ: tar.TypeDir, mode: mode} }
+func dirEntry(name string, mode int64) tarEntry {
+	return tarEntry{name: name, typ: tar.TypeDir, mode: mode}
+}
 func fileEntry(name string, data string) tarEntry {
 	return tarEntry{name: name, mode: 0o644, data: []byte(data)}
 }
