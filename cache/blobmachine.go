@@ -354,6 +354,24 @@ func (m *blobMachine) mismatched(gen uint64, now time.Time) blobActions {
 	if gen != m.gen || m.phase != phaseVerifying {
 		return blobActions{}
 	}
+	return m.dropGeneration(now)
+}
+
+// rejected records that bytes read from generation gen failed a digest a
+// layer format records for them (an eStargz chunk, an indexed gzip span),
+// which proves the fetched bytes bad before the whole blob is hashed. They
+// are dropped as after a mismatch, with its backoff. A verified blob
+// ignores it: its bytes are the manifest's, so the fault is not theirs.
+func (m *blobMachine) rejected(gen uint64, now time.Time) blobActions {
+	if gen != m.gen || m.verified() {
+		return blobActions{}
+	}
+	return m.dropGeneration(now)
+}
+
+// dropGeneration drops every byte and starts a new generation that fails
+// fast for mismatchBackoff.
+func (m *blobMachine) dropGeneration(now time.Time) blobActions {
 	m.gen++
 	m.phase = phaseFetching
 	m.present, m.presentBytes, m.fetched = RangeSet{}, 0, RangeSet{}

@@ -239,6 +239,50 @@ func TestBlobMachineMismatchStartsNewGeneration(t *testing.T) {
 	})
 }
 
+// TestBlobMachineRejectedDropsTheGeneration: bytes a layer format proved
+// bad (a chunk or span digest) drop the generation like a mismatch, while
+// fetching or verifying; a verified blob, or an old generation, ignores it.
+func TestBlobMachineRejectedDropsTheGeneration(t *testing.T) {
+	evReject := func(gen uint64, at time.Time) func(*blobMachine) (blobActions, error) {
+		return func(m *blobMachine) (blobActions, error) { return m.rejected(gen, at), nil }
+	}
+	dropped := func(gen uint64) func(*testing.T, *blobMachine, blobActions, error) {
+		return func(t *testing.T, m *blobMachine, a blobActions, _ error) {
+			if !a.replace || !a.wake || m.gen != gen || m.phase != phaseFetching || m.presentBytes != 0 || len(m.flights) != 0 || m.hashing {
+				t.Errorf("%+v gen %d, want a fresh generation %d", a, m.gen, gen)
+			}
+			if !errors.Is(m.failFast(t0), ErrDigestMismatch) {
+				t.Errorf("failFast %v, want the mismatch backoff", m.failFast(t0))
+			}
+		}
+	}
+	m, _ := newTestMachine(nil, 0)
+	runMachine(t, m, []machineStep{
+		{"fetch two chunks", evWant(Range{0, 20}, testRead), wantRuns([2]int64{0, 2})},
+		{"one lands", evLand(0, 1, 0), wantHash(0, 10, false)},
+		{"rejected while fetching", evReject(0, t0), dropped(1)},
+		{"an old generation's rejection: ignored", evReject(0, t0), nothing},
+		{"the old run lands: ignored", evLand(0, 1, 1), nothing},
+		{"want within the backoff: fails fast", evWant(Range{0, 10}, testRead), wantErr(ErrDigestMismatch)},
+		{"fetch afresh after the backoff", evWantAt(Range{0, 10}, testRead, t0.Add(mismatchBackoff(1))), wantRuns([2]int64{0, 1})},
+	})
+
+	verifying, _ := newTestMachine([]Range{{0, 35}}, 35)
+	runMachine(t, verifying, []machineStep{
+		{"rejected while verifying", evReject(0, t0), dropped(1)},
+	})
+	if verifying.mismatches != 1 {
+		t.Errorf("mismatches %d, want the rejection counted as one", verifying.mismatches)
+	}
+
+	done, _ := newTestMachine([]Range{{0, 35}}, 35)
+	runMachine(t, done, []machineStep{
+		{"verdict", evMatch(0), wantPhase(phaseCommitting)},
+		{"rejected once verified: ignored", evReject(0, t0), nothing},
+		{"still committing", evReject(0, t0), wantPhase(phaseCommitting)},
+	})
+}
+
 func TestBlobMachineMismatchBacksOff(t *testing.T) {
 	m, _ := newTestMachine([]Range{{0, 35}}, 35)
 	now := t0
