@@ -94,6 +94,7 @@ func (s *Store) OpenBlob(desc ocispec.Descriptor, f Fetcher) (*Blob, error) {
 	if err := checkDescriptor(desc.Digest, desc.Size); err != nil {
 		return nil, fmt.Errorf("open blob: %w", err)
 	}
+	s.beforeOpen(desc) // last use, and room under a cap (evict.go)
 	key := blobKey{desc.Digest, desc.Size}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -48,6 +48,7 @@ func (b *Blob) commit(gen uint64) {
 		return
 	}
 	s.stats.commits.Add(1)
+	s.afterCommit() // the cache cap's pass (evict.go), in the background
 	b.swapFileLocked(newDataFile(ro, path))
 	b.done.Store(ro)
 	b.applyLocked(b.m.committed())

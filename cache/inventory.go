@@ -1,0 +1,332 @@
+package cache
+
+import (
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// BlobInfo describes one blob the cache holds, complete or partial.
+type BlobInfo struct {
+	Digest digest.Digest `json:"digest"`
+	Size   int64         `json:"size"`
+	// State is "complete" or "partial".
+	State string `json:"state"`
+	// Present is how many of the blob's bytes are in the cache: all of a
+	// complete blob, and for a partial what its saved state claims.
+	Present int64 `json:"present"`
+	// DiskBytes is what the blob's files take on disk.
+	DiskBytes int64 `json:"disk_bytes"`
+	// InUse says a live process holds a partial's writer lock.
+	InUse bool `json:"in_use,omitempty"`
+	// Indexed says a layer file index is stored for the blob.
+	Indexed bool `json:"indexed"`
+	// LastUse is when a reader last opened the blob, recorded at most
+	// once an hour (see touchLastUse), or when it was last written.
+	LastUse time.Time `json:"last_use"`
+	// Refs are the references in index.json whose tree reaches the blob.
+	Refs []string `json:"refs"`
+	// Metadata says the blob is an index or manifest that a reference's
+	// tree walks through.
+	Metadata bool `json:"metadata,omitempty"`
+
+	files []string // every file of the blob, for prune
+}
+
+// RefInfo is one reference in index.json.
+type RefInfo struct {
+	Name   string             `json:"name"`
+	Target ocispec.Descriptor `json:"target"`
+	// Missing says the reference's root blob is not in the cache.
+	Missing bool `json:"missing,omitempty"`
+	// Blobs are the digests its tree reaches that the cache holds.
+	Blobs []digest.Digest `json:"blobs"`
+}
+
+// Inventory is what the cache holds.
+type Inventory struct {
+	Refs  []RefInfo  `json:"refs"`
+	Blobs []BlobInfo `json:"blobs"`
+}
+
+// maxWalkedDocument bounds an index or manifest the inventory parses, and
+// maxWalkedNodes the descriptors it follows from one reference.
+const (
+	maxWalkedDocument = 4 << 20
+	maxWalkedNodes    = 1 << 16
+)
+
+// Inventory lists the references and blobs in the cache, with which
+// references reach each blob. It reads only the cache directory.
+func (s *Store) Inventory() (Inventory, error) {
+	var inv Inventory
+	blobs, err := s.listBlobs()
+	if err != nil {
+		return inv, err
+	}
+	index, err := s.readIndex()
+	if err != nil {
+		return inv, err
+	}
+	byDigest := map[digest.Digest][]int{}
+	for i, b := range blobs {
+		byDigest[b.Digest] = append(byDigest[b.Digest], i)
+	}
+	for _, m := range index.Manifests {
+		ref := RefInfo{Name: m.Annotations[ocispec.AnnotationRefName], Target: m}
+		if CheckDigest(m.Digest) != nil {
+			ref.Missing = true
+			inv.Refs = append(inv.Refs, ref)
+			continue
+		}
+		reached, meta := s.reach(m)
+		ref.Missing = !s.Exists(m)
+		for _, d := range reached {
+			idx, ok := byDigest[d]
+			if !ok {
+				continue
+			}
+			ref.Blobs = append(ref.Blobs, d)
+			for _, i := range idx {
+				if !slices.Contains(blobs[i].Refs, ref.Name) {
+					blobs[i].Refs = append(blobs[i].Refs, ref.Name)
+				}
+				if meta[d] {
+					blobs[i].Metadata = true
+				}
+			}
+		}
+		inv.Refs = append(inv.Refs, ref)
+	}
+	for i := range blobs {
+		if blobs[i].Refs == nil {
+			blobs[i].Refs = []string{}
+		}
+	}
+	inv.Blobs = blobs
+	return inv, nil
+}
+
+// reach walks the tree under root through the complete index and manifest
+// blobs in the cache, and returns every digest it names (root included)
+// and which of them are indexes or manifests.
+func (s *Store) reach(root ocispec.Descriptor) ([]digest.Digest, map[digest.Digest]bool) {
+	seen := map[digest.Digest]bool{}
+	meta := map[digest.Digest]bool{}
+	var out []digest.Digest
+	queue := []ocispec.Descriptor{root}
+	for len(queue) > 0 && len(seen) < maxWalkedNodes {
+		desc := queue[0]
+		queue = queue[1:]
+		if CheckDigest(desc.Digest) != nil || seen[desc.Digest] {
+			continue
+		}
+		seen[desc.Digest] = true
+		out = append(out, desc.Digest)
+		if !isTreeDocument(desc.MediaType) {
+			continue
+		}
+		meta[desc.Digest] = true
+		queue = append(queue, s.children(desc)...)
+	}
+	return out, meta
+}
+
+// treeDocument is the part of an index or manifest that names children.
+type treeDocument struct {
+	Manifests []ocispec.Descriptor `json:"manifests"`
+	Config    *ocispec.Descriptor  `json:"config"`
+	Layers    []ocispec.Descriptor `json:"layers"`
+	Blobs     []ocispec.Descriptor `json:"blobs"`
+	Subject   *ocispec.Descriptor  `json:"subject"`
+}
+
+func (s *Store) children(desc ocispec.Descriptor) []ocispec.Descriptor {
+	path, ok := s.CompletePath(desc)
+	if !ok || desc.Size > maxWalkedDocument {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var doc treeDocument
+	if json.NewDecoder(io.LimitReader(f, maxWalkedDocument)).Decode(&doc) != nil {
+		return nil
+	}
+	out := append(doc.Manifests, doc.Layers...)
+	out = append(out, doc.Blobs...)
+	if doc.Config != nil {
+		out = append(out, *doc.Config)
+	}
+	if doc.Subject != nil {
+		out = append(out, *doc.Subject)
+	}
+	return out
+}
+
+// isTreeDocument reports whether a media type is an index or manifest,
+// OCI or Docker, whose children the walk follows.
+func isTreeDocument(mediaType string) bool {
+	switch mediaType {
+	case ocispec.MediaTypeImageIndex, ocispec.MediaTypeImageManifest,
+		"application/vnd.docker.distribution.manifest.list.v2+json",
+		"application/vnd.docker.distribution.manifest.v2+json":
+		return true
+	}
+	return false
+}
+
+// listBlobs lists the complete blobs under blobs/ and the partial ones
+// under ingest/.
+func (s *Store) listBlobs() ([]BlobInfo, error) {
+	var out []BlobInfo
+	indexed := s.indexedBlobs()
+	for alg := range hexLengths {
+		dir := filepath.Join(s.root, "blobs", alg.String())
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			d := digest.NewDigestFromEncoded(alg, e.Name())
+			if CheckDigest(d) != nil || !e.Type().IsRegular() {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil {
+				continue
+			}
+			path := filepath.Join(dir, e.Name())
+			out = append(out, BlobInfo{
+				Digest: d, Size: fi.Size(), State: "complete", Present: fi.Size(),
+				DiskBytes: diskBytes(fi), Indexed: indexed[indexKey(d, fi.Size())],
+				LastUse: fi.ModTime(), files: []string{path},
+			})
+		}
+	}
+	partials, err := s.listPartials(indexed)
+	return append(out, partials...), err
+}
+
+// listPartials lists the shared partials under ingest/, by the stems
+// <alg>-<hex>-<size> of their .partial, .state and .lock files. Private
+// partials (*.private.tmp) belong to a live process's open blob, or are
+// swept at the next open.
+func (s *Store) listPartials(indexed map[string]bool) ([]BlobInfo, error) {
+	dir := ingestDir(s.root)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	byStem := map[string]*BlobInfo{}
+	var stems []string
+	for _, e := range entries {
+		name := e.Name()
+		var stem string
+		for _, suffix := range []string{".partial", ".state", ".lock"} {
+			if st, ok := strings.CutSuffix(name, suffix); ok {
+				stem = st
+			}
+		}
+		d, size, ok := parseStem(stem)
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		b := byStem[stem]
+		if b == nil {
+			b = &BlobInfo{Digest: d, Size: size, State: "partial", Indexed: indexed[stem]}
+			byStem[stem] = b
+			stems = append(stems, stem)
+		}
+		path := filepath.Join(dir, name)
+		b.files = append(b.files, path)
+		fi, err := e.Info()
+		if err != nil {
+			continue
+		}
+		b.DiskBytes += diskBytes(fi)
+		if fi.ModTime().After(b.LastUse) {
+			b.LastUse = fi.ModTime()
+		}
+	}
+	out := make([]BlobInfo, 0, len(stems))
+	for _, stem := range stems {
+		b := byStem[stem]
+		b.Present = partialPresent(filepath.Join(dir, stem+".state"), b.Size)
+		b.InUse = lockHeld(filepath.Join(dir, stem+".lock"))
+		out = append(out, *b)
+	}
+	return out, nil
+}
+
+// parseStem splits <alg>-<hex>-<size>.
+func parseStem(stem string) (digest.Digest, int64, bool) {
+	parts := strings.Split(stem, "-")
+	if len(parts) != 3 {
+		return "", 0, false
+	}
+	d := digest.Digest(parts[0] + ":" + parts[1])
+	size, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil || size < 0 || CheckDigest(d) != nil {
+		return "", 0, false
+	}
+	return d, size, true
+}
+
+func indexKey(d digest.Digest, size int64) string {
+	return d.Algorithm().String() + "-" + d.Encoded() + "-" + strconv.FormatInt(size, 10)
+}
+
+// partialPresent is the number of bytes a partial's saved state claims.
+func partialPresent(statePath string, size int64) int64 {
+	data, err := os.ReadFile(statePath)
+	if err != nil {
+		return 0
+	}
+	var st blobState
+	if json.Unmarshal(data, &st) != nil || st.Size != size {
+		return 0
+	}
+	var n int64
+	for _, r := range st.Ranges {
+		if 0 <= r[0] && r[0] < r[1] && r[1] <= size {
+			n += r[1] - r[0]
+		}
+	}
+	return min(n, size)
+}
+
+// lockHeld reports whether a live process holds the lock file at path.
+func lockHeld(path string) bool {
+	held, err := pinHeld(path)
+	return err == nil && held
+}
+
+// indexedBlobs returns the <alg>-<hex>-<size> names that have a layer
+// index in any format version.
+func (s *Store) indexedBlobs() map[string]bool {
+	out := map[string]bool{}
+	versions, _ := os.ReadDir(filepath.Join(s.root, indexesDir))
+	for _, v := range versions {
+		if !v.IsDir() {
+			continue
+		}
+		entries, _ := os.ReadDir(filepath.Join(s.root, indexesDir, v.Name()))
+		for _, e := range entries {
+			if e.Type().IsRegular() {
+				out[e.Name()] = true
+			}
+		}
+	}
+	return out
+}

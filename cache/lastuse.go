@@ -1,0 +1,45 @@
+package cache
+
+import (
+	"os"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// A blob's last use is its file's modification time: prune and eviction
+// take the least recently used first. Reads never write it. An open sets
+// it, at most once an hour per blob per process, so a busy blob costs one
+// utimes(2) an hour and the order is right to within the hour. Writing a
+// partial moves it too, and a commit's rename keeps the last write's time.
+const lastUseResolution = time.Hour
+
+// touched remembers when this process last set a blob's time, per cache
+// directory and digest. It grows with the blobs a process opens, which the
+// cache bounds anyway.
+var touched sync.Map // lastUseKey → time.Time
+
+type lastUseKey struct {
+	root   string
+	digest digest.Digest
+}
+
+// NoteUse records that desc was opened for reading now, unless this
+// process did so within the hour. A blob the cache does not hold complete
+// is skipped: its partial's time moves as it is written.
+func (s *Store) NoteUse(desc ocispec.Descriptor) {
+	key := lastUseKey{s.root, desc.Digest}
+	now := s.now()
+	if t, ok := touched.Load(key); ok && now.Sub(t.(time.Time)) < lastUseResolution {
+		return
+	}
+	path, ok := s.CompletePath(desc)
+	if !ok {
+		return
+	}
+	touched.Store(key, now)
+	// Best effort: a blob we cannot touch is only judged older than it is.
+	_ = os.Chtimes(path, now, now)
+}

@@ -1,0 +1,99 @@
+package cache
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// Usage is the cache directory's disk use, in bytes allocated on disk
+// (st_blocks × 512, what du(1) counts for files), split by what the bytes
+// are. Directories themselves are not counted. Total is every file under
+// the cache directory.
+type Usage struct {
+	Complete int64 `json:"complete"` // blobs/: committed, verified blobs
+	Partial  int64 `json:"partial"`  // ingest/: partial blobs, their state and lock files, temporaries
+	Indexes  int64 `json:"indexes"`  // indexes/: layer file indexes
+	Logs     int64 `json:"logs"`     // logs/: background mounts' logs
+	Other    int64 `json:"other"`    // index.json, oci-layout, sources/, pins/
+	Total    int64 `json:"total"`
+}
+
+// Capped is what --cache-max-size bounds: blobs, partials and indexes.
+// Logs are capped on their own, and the rest is a few small files.
+func (u Usage) Capped() int64 { return u.Complete + u.Partial + u.Indexes }
+
+// usageDirs maps the top-level directories to the field that counts them.
+func (u *Usage) field(top string) *int64 {
+	switch top {
+	case "blobs":
+		return &u.Complete
+	case "ingest":
+		return &u.Partial
+	case indexesDir:
+		return &u.Indexes
+	case logsDir:
+		return &u.Logs
+	}
+	return &u.Other
+}
+
+// logsDir holds background mounts' logs (see cmd/imgfs).
+const logsDir = "logs"
+
+// Usage walks the cache directory and adds up what its files take on disk.
+// Files that vanish during the walk (a commit, a prune) are skipped.
+func (s *Store) Usage() (Usage, error) {
+	var u Usage
+	err := filepath.WalkDir(s.root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		n := diskBytes(fi)
+		rel, _ := filepath.Rel(s.root, path)
+		top, _, _ := cutSlash(rel)
+		*u.field(top) += n
+		u.Total += n
+		return nil
+	})
+	return u, err
+}
+
+// diskBytes is what a file takes on disk. A partial blob is sparse: only
+// the chunks fetched are allocated.
+func diskBytes(fi fs.FileInfo) int64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Blocks * 512
+	}
+	return fi.Size()
+}
+
+func cutSlash(p string) (string, string, bool) {
+	for i := 0; i < len(p); i++ {
+		if p[i] == filepath.Separator {
+			return p[:i], p[i+1:], true
+		}
+	}
+	return p, "", false
+}
+
+// fileDiskBytes is diskBytes of the file at path, 0 if it is gone.
+func fileDiskBytes(path string) int64 {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return 0
+	}
+	return diskBytes(fi)
+}
