@@ -31,6 +31,7 @@ var scenarios = []scenario{
 	{"6", "8 concurrent cold readers (vs 1 reader)", (*bench).concurrentScenario},
 	{"8", "mount readiness of many manifests and many layers (vs 1 layer)", (*bench).manyReadyScenario},
 	{"9", "file views: eStargz first byte, gzip index pass, warm rootfs read", (*bench).viewScenario},
+	{"10", "a fleet of 4 nodes through a mirror (nginx, distribution): origin bytes, wall vs 1 node", (*bench).fleetScenario},
 }
 
 // Targets, as ratios to the anchor unless they say otherwise.
