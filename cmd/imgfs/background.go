@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,6 +50,7 @@ func startBackground(cmd *cobra.Command, g *globalFlags, f *mountFlags) error {
 		if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o700); err != nil {
 			return fmt.Errorf("log directory: %w", err)
 		}
+		pruneOldLogs(dir)
 		logFile = filepath.Join(dir, "logs", "mount-"+strconv.Itoa(os.Getpid())+".log")
 	}
 	abs, _ := filepath.Abs(logFile)
@@ -159,14 +159,10 @@ func (g *globalFlags) redirectLogs(path string) error {
 	if path == "" {
 		return nil
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	f, err := openLogFile(path) // locked and rotated (logging.go)
 	if err != nil {
 		return fmt.Errorf("--log-file: %w", err)
 	}
-	level := slog.LevelInfo
-	if g.debug {
-		level = slog.LevelDebug
-	}
-	g.logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level}))
-	return nil
+	g.logger, err = g.newLogger(f)
+	return err
 }

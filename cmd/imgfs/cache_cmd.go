@@ -17,10 +17,10 @@ func newCacheCommand(g *globalFlags) *cobra.Command {
 		Short: "Look after the cache directory",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return usageError{fmt.Errorf("cache needs a subcommand: verify (see %s --help)", cmd.CommandPath())}
+			return usageError{fmt.Errorf("cache needs a subcommand: ls, du, prune or verify (see %s --help)", cmd.CommandPath())}
 		},
 	}
-	cmd.AddCommand(newCacheVerifyCommand(g))
+	cmd.AddCommand(newCacheLsCommand(g), newCacheDuCommand(g), newCachePruneCommand(g), newCacheVerifyCommand(g))
 	return cmd
 }
 

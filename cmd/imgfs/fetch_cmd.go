@@ -70,6 +70,9 @@ func runFetch(cmd *cobra.Command, g *globalFlags, f *fetchFlags, refArg string) 
 		return err
 	}
 	defer store.Close()
+	if err := f.cacheOptions.applyCap(store, false); err != nil {
+		return err
+	}
 
 	progress := newProgress(os.Stdout, f.quiet)
 	ctx := cmd.Context()

@@ -19,14 +19,15 @@ import (
 type mountFlags struct {
 	registryFlags
 	cacheOptions
-	background    bool
-	offline       bool
-	noPassthrough bool
-	debugFUSE     bool
-	logFile       string
-	prefetch      bool
-	allowOther    bool
-	verify        string
+	background     bool
+	offline        bool
+	noPassthrough  bool
+	debugFUSE      bool
+	logFile        string
+	prefetch       bool
+	allowOther     bool
+	verify         string
+	metricsAddress string
 }
 
 func newMountCommand(g *globalFlags) *cobra.Command {
@@ -58,6 +59,7 @@ It runs in the foreground until SIGINT or SIGTERM, then unmounts. With
 	cmd.Flags().StringVar(&f.verify, "verify", "lazy", "`lazy`: serve bytes as they arrive, the read that ends a blob waits for its digest; strict: serve nothing of a blob until it is verified")
 	cmd.Flags().BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request")
 	cmd.Flags().StringVar(&f.logFile, "log-file", "", "write logs to `file` (default with --background: <cache-dir>/logs/mount-<pid>.log)")
+	cmd.Flags().StringVar(&f.metricsAddress, "metrics-address", "", "serve Prometheus metrics at http://`ADDR`/metrics (host:port)")
 	return cmd
 }
 
@@ -112,19 +114,25 @@ func runMount(cmd *cobra.Command, g *globalFlags, f *mountFlags, refArg, mountpo
 	if err != nil {
 		return err
 	}
+	ops, fetcher, err := startMountOps(g, f, store, ref, img, fetcher) // pin, cap, metrics (mount_ops.go)
+	if err != nil {
+		return err
+	}
+	defer ops.close()
 	files := newLayerFiles(store, fetcher, g.logger)
 	img.Files = files
-	server, err := fusefs.Mount(mountpoint, img, blobSource{store: store, fetcher: fetcher}, fusefs.Options{
+	server, err := fusefs.Mount(mountpoint, img, ops.blobs(blobSource{store: store, fetcher: fetcher}), fusefs.Options{
 		FsName:      ref.String(),
 		Logger:      g.logger,
 		Debug:       f.debugFUSE,
 		Passthrough: !f.noPassthrough,
 		AllowOther:  f.allowOther,
-		ExtraStats:  func() any { return withViewStats{store.Stats(), files.Stats()} },
+		ExtraStats:  func() any { return ops.stats(withViewStats{store.Stats(), files.Stats()}) },
 	})
 	if err != nil {
 		return err
 	}
+	ops.mounted(server)
 	store.OnMismatch(server.InvalidateBlob)
 	g.logger.Info("mounted", "ref", ref.String(), "mountpoint", mountpoint, "platforms", describePlatforms(img), "offline", f.offline, "verify", f.verify)
 	signalReady(nil)

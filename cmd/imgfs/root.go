@@ -18,6 +18,7 @@ type globalFlags struct {
 	// logLevel is where logging starts without --debug. Commands whose
 	// errors are all returned to the user log nothing below it.
 	logLevel slog.Level
+	log      logFlags // --log-format, --log-level (logging.go)
 }
 
 // newRootCommand returns the imgfs command, whose global flags land in g.
@@ -27,21 +28,19 @@ func newRootCommand(g *globalFlags) *cobra.Command {
 		Short:         "Mount container images from a registry as lazy read-only filesystems",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRun: func(cmd *cobra.Command, args []string) {
-			level := g.logLevel
-			if g.debug {
-				level = slog.LevelDebug
-			}
-			g.logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) (err error) {
+			g.logger, err = g.newLogger(os.Stderr)
+			return err
 		},
 	}
 	root.PersistentFlags().StringVar(&g.cacheDir, "cache-dir", "", "cache directory (default $IMGFS_CACHE_DIR, else $XDG_CACHE_HOME/imgfs, else ~/.cache/imgfs)")
 	root.PersistentFlags().BoolVar(&g.debug, "debug", false, "log debug messages, including --http-trace timings")
+	g.log.register(root.PersistentFlags())
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see %s --help)", err, cmd.CommandPath())}
 	})
 	root.AddCommand(newFetchCommand(g), newMountCommand(g), newUnmountCommand(g), newCacheCommand(g),
-		newInspectCommand(g), newVersionCommand(), newCompletionCommand())
+		newInspectCommand(g), newVersionCommand(), newCompletionCommand(), newStatsCommand(g))
 	root.CompletionOptions.DisableDefaultCmd = true
 	return root
 }

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/spf13/cobra"
+
+	"github.com/imgfs/imgfs/cache"
+)
+
+func newCacheLsCommand(g *globalFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "ls [--json]",
+		Short: "List the cached references, then the blobs with their size, state, last use and references",
+		Long: `Ls lists the references in the cache's index.json, then every blob, complete
+or partial: its size, its state (complete, or partial with the share of its
+bytes present), whether a layer file index is stored for it, when it was last
+used, and which references reach it. Last use is recorded at most once an
+hour per blob, so it is right to within the hour.`,
+		Args:   exactArgs(),
+		PreRun: quietUnlessDebug(g),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, err := g.openCache(cache.Options{})
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			inv, err := store.Inventory()
+			if err != nil {
+				return err
+			}
+			sort.SliceStable(inv.Blobs, func(i, j int) bool { return inv.Blobs[i].LastUse.After(inv.Blobs[j].LastUse) })
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(inv)
+			}
+			printInventory(cmd.OutOrStdout(), inv)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, with full digests and sizes in bytes")
+	return cmd
+}
+
+// quietUnlessDebug silences logs for commands whose every failure is
+// returned as the one-line error.
+func quietUnlessDebug(g *globalFlags) func(*cobra.Command, []string) {
+	return func(*cobra.Command, []string) {
+		if !g.debug {
+			g.logger = slog.New(slog.DiscardHandler)
+		}
+	}
+}
+
+func printInventory(out io.Writer, inv cache.Inventory) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REFERENCE\tDIGEST\tBLOBS\t")
+	for _, r := range inv.Refs {
+		note := ""
+		if r.Missing {
+			note = " (root not cached)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d%s\t\n", r.Name, shortDigest(r.Target.Digest), len(r.Blobs), note)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "DIGEST\tSIZE\tSTATE\tINDEX\tLAST USE\tREFERENCES\t")
+	for _, b := range inv.Blobs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", shortDigest(b.Digest), formatSize(b.Size), blobState(b),
+			yesNo(b.Indexed), b.LastUse.Local().Format(time.DateTime), refList(b.Refs))
+	}
+	tw.Flush()
+}
+
+func blobState(b cache.BlobInfo) string {
+	if b.State == "complete" {
+		return "complete"
+	}
+	pct := 100.0
+	if b.Size > 0 {
+		pct = float64(b.Present) * 100 / float64(b.Size)
+	}
+	s := fmt.Sprintf("partial %.0f%%", pct)
+	if b.InUse {
+		s += " (in use)"
+	}
+	return s
+}
+
+// shortDigest is the algorithm and 12 hex digits, as docker images shows.
+func shortDigest(d digest.Digest) string {
+	s := string(d)
+	if alg, hex, ok := strings.Cut(s, ":"); ok && len(hex) > 12 {
+		return alg + ":" + hex[:12]
+	}
+	return s
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func refList(refs []string) string {
+	if len(refs) == 0 {
+		return "-"
+	}
+	return strings.Join(refs, ", ")
+}

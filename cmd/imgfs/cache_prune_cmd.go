@@ -1,0 +1,95 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imgfs/imgfs/cache"
+)
+
+func newCachePruneCommand(g *globalFlags) *cobra.Command {
+	var (
+		all, dryRun, asJSON bool
+		maxSize             string
+		olderThan           time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "prune [--all] [--max-size SIZE] [--older-than DURATION] [--dry-run]",
+		Short: "Remove cached blobs, least recently used first, never one a live mount may read",
+		Long: `Prune removes blobs from the cache and says what it freed. Without flags it
+removes only what nothing uses: blobs no reference in index.json reaches,
+their indexes and sources/ records, references whose root blob is gone,
+stale pins of dead mounts, and the logs of dead background mounts beyond
+the newest five.
+
+--max-size SIZE also removes complete and partial blobs, least recently used
+first, until blobs, partials and indexes fit in SIZE (500M, 10GiB: M is 10^6,
+Mi is 2^20). --older-than DURATION removes the blobs last used longer ago
+(720h). Both leave the indexes and manifests that references walk through.
+--all removes every blob and every reference whose root goes with them.
+
+Nothing a live mount has pinned is ever removed, whatever its process, and
+no partial blob whose writer is alive. A mount killed with kill -9 leaves a
+pin no process holds; prune removes it, and its blobs are fair game.`,
+		Args:   exactArgs(),
+		PreRun: quietUnlessDebug(g),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts := cache.PruneOptions{All: all, MaxSize: -1, OlderThan: olderThan, DryRun: dryRun}
+			if maxSize != "" {
+				n, err := parseSize(maxSize)
+				if err != nil {
+					return usageError{fmt.Errorf("--max-size: %w", err)}
+				}
+				opts.MaxSize = n
+			}
+			if olderThan < 0 {
+				return usageError{fmt.Errorf("--older-than %s: want a positive duration such as 720h", olderThan)}
+			}
+			store, err := g.openCache(cache.Options{})
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			rep, err := store.Prune(opts)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			printPruneReport(cmd, rep)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "remove every blob no live mount pins")
+	cmd.Flags().StringVar(&maxSize, "max-size", "", "remove least recently used blobs until the cache fits in `SIZE`")
+	cmd.Flags().DurationVar(&olderThan, "older-than", 0, "remove blobs last used longer ago than `DURATION`")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be removed, and remove nothing")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func printPruneReport(cmd *cobra.Command, rep cache.PruneReport) {
+	out := cmd.OutOrStdout()
+	verb, freed := "removed", "freed"
+	if rep.DryRun {
+		verb, freed = "would remove", "would free"
+	}
+	for _, b := range rep.Blobs {
+		fmt.Fprintf(out, "%s %s %s %s (%s)\n", verb, b.State, b.Digest, formatSize(b.DiskBytes), b.Reason)
+	}
+	for _, r := range rep.Refs {
+		fmt.Fprintf(out, "%s reference %s (its root blob is gone)\n", verb, r)
+	}
+	fmt.Fprintf(out, "%s %s (%d bytes): %s, %s, %s, %s, %s, %s\n", freed, formatSize(rep.Freed), rep.Freed,
+		plural(len(rep.Blobs), "blob"), plural(len(rep.Refs), "reference"), plural(rep.Indexes, "layer index file"),
+		plural(rep.Sources, "source record"), plural(rep.StalePins, "stale pin"), plural(rep.Logs, "log"))
+	if rep.KeptPinned > 0 || rep.KeptInUse > 0 {
+		fmt.Fprintf(out, "kept %s pinned by live mounts and %s being written\n", plural(rep.KeptPinned, "blob"), plural(rep.KeptInUse, "partial blob"))
+	}
+}
