@@ -2,6 +2,9 @@ package cache
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"os"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -40,5 +43,93 @@ func (r *RangeReader) ReadAt(ctx context.Context, p []byte, off int64) (int, err
 	return r.r.ReadAt(ctx, p, off)
 }
 
+// ReadCheckedAt reads all of p from off and hands it to check, which
+// verifies it against a digest the caller trusts. When check fails, the
+// fetched bytes of the blob are proven bad, so they are dropped as after
+// a whole-blob mismatch (a fresh file, the mismatch backoff, OnMismatch
+// told) and fetched afresh by a later read, instead of answering every
+// read of that range with the same bad bytes until the blob is verified.
+// It returns check's error then. A read that cannot fill p returns what
+// ReadAt would, without calling check.
+func (r *RangeReader) ReadCheckedAt(ctx context.Context, p []byte, off int64, check func([]byte) error) (int, error) {
+	b := r.r.blob
+	if off < 0 || off+int64(len(p)) > b.desc.Size || b.done.Load() != nil {
+		// Short, or complete: the committed file's bytes are the digest's,
+		// so a failed check is the caller's to report, not theirs.
+		n, err := r.r.ReadAt(ctx, p, off)
+		if err != nil {
+			return n, err
+		}
+		return n, check(p)
+	}
+	df, err := b.awaitRead(ctx, r.r, Range{off, off + int64(len(p))})
+	if err != nil {
+		return 0, fmt.Errorf("read %s at %d: %w", b.desc.Digest, off, err)
+	}
+	defer df.release()
+	n, err := df.f.ReadAt(p, off)
+	if n < len(p) {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return n, fmt.Errorf("read %s at %d: %w", b.desc.Digest, off, err)
+	}
+	if err := check(p); err != nil {
+		b.reject(df, Range{off, off + int64(len(p))}, err)
+		return 0, err
+	}
+	return n, nil
+}
+
 // Close releases the reader's hold on the blob.
 func (r *RangeReader) Close() error { return r.r.Close() }
+
+// reject drops the fetched bytes of the generation that df holds, because
+// the bytes at bad failed a check (see ReadCheckedAt). It replaces the
+// file the way a whole-blob mismatch does (Blob.mismatch): the fresh file
+// takes the partial's place before the new generation starts.
+func (b *Blob) reject(df *dataFile, bad Range, cause error) {
+	s := b.store
+	b.diskMu.Lock()
+	defer b.diskMu.Unlock()
+	// Unlike a mismatch, this can race the verdict, so b.mu is held from
+	// the check to the swap: a blob that verified meanwhile keeps its file.
+	// The swap is rare and costs a create and a rename.
+	b.mu.Lock()
+	gen, current := b.m.gen, b.file == df && !b.m.verified()
+	if !current {
+		b.mu.Unlock()
+		return // dropped already, or verified since: then the bytes were good
+	}
+	fresh, err := b.freshFile()
+	if err != nil {
+		b.mu.Unlock()
+		s.log.Error("blob bytes failed a check, and its file cannot be replaced", "digest", b.desc.Digest, "error", err)
+		return
+	}
+	s.stats.digestMismatches.Add(1)
+	fetched := rangesString(&b.m.fetched)
+	source := fetcherName(b.fetcher)
+	a := b.m.rejected(gen, s.now())
+	b.genCancel()
+	b.genCtx, b.genCancel = context.WithCancel(s.life)
+	for off, buf := range b.unhashed {
+		chunkPool.Put(buf)
+		delete(b.unhashed, off)
+	}
+	b.hasher = b.desc.Digest.Algorithm().Hash()
+	b.hashState = nil
+	old := b.partial
+	if !b.owner {
+		b.partial = fresh.Name()
+	}
+	b.swapFileLocked(newDataFile(fresh, b.partial))
+	b.applyLocked(a)
+	b.mu.Unlock()
+	if !b.owner {
+		os.Remove(old)
+	}
+	s.log.Error("blob bytes failed their layer format's digest; its fetched bytes were dropped and will be fetched afresh",
+		"digest", b.desc.Digest, "bad", fmt.Sprintf("%d-%d", bad.Start, bad.End-1), "source", source, "ranges", fetched, "error", cause)
+	s.notifyMismatch(b.desc.Digest)
+}

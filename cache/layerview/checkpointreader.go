@@ -3,6 +3,7 @@ package layerview
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -137,15 +138,17 @@ func (s *spanReader) load(i int) error {
 		return fmt.Errorf("layerview: span %d has a bad extent", i)
 	}
 	b := make([]byte, end-c.In)
-	n, err := s.src.ReadAt(s.ctx, b, c.In)
-	if n < len(b) {
-		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	err := readChecked(s.ctx, s.src, b, c.In, func(b []byte) error {
+		if sha256.Sum256(b) != c.SpanDigest {
+			return fmt.Errorf("span %d [%d,%d): %w", i, c.In, end, ErrCorrupt)
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			return err
 		}
 		return fmt.Errorf("fetch span %d [%d,%d): %w", i, c.In, end, err)
-	}
-	if sha256.Sum256(b) != c.SpanDigest {
-		return fmt.Errorf("span %d [%d,%d): %w", i, c.In, end, ErrCorrupt)
 	}
 	s.buf = b
 	return nil

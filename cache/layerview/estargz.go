@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -216,24 +217,29 @@ func (l *tocLayer) chunk(ctx context.Context, ce *estargz.TOCEntry, fileSize int
 	if end <= ce.Offset || size < 0 || size > 1<<30 {
 		return nil, fmt.Errorf("chunk at %d: bad extent: %w", ce.Offset, ErrCorrupt)
 	}
-	comp := make([]byte, end-ce.Offset)
-	if n, err := l.src.ReadAt(ctx, comp, ce.Offset); n < len(comp) {
-		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, fmt.Errorf("fetch chunk [%d,%d): %w", ce.Offset, end, err)
-	}
-	data, err := l.decompress(comp, ce.InnerOffset, size)
-	if err != nil {
-		return nil, fmt.Errorf("chunk at %d: %w: %v", ce.Offset, ErrCorrupt, err)
-	}
 	ver, err := l.v.Verifier(ce)
 	if err != nil {
 		return nil, fmt.Errorf("chunk at %d: %w", ce.Offset, err)
 	}
-	ver.Write(data)
-	if !ver.Verified() {
-		return nil, fmt.Errorf("chunk at %d: %w", ce.Offset, ErrCorrupt)
+	comp := make([]byte, end-ce.Offset)
+	var data []byte
+	err = readChecked(ctx, l.src, comp, ce.Offset, func(comp []byte) error {
+		var err error
+		data, err = l.decompress(comp, ce.InnerOffset, size)
+		if err != nil {
+			return fmt.Errorf("chunk at %d: %w: %v", ce.Offset, ErrCorrupt, err)
+		}
+		ver.Write(data)
+		if !ver.Verified() {
+			return fmt.Errorf("chunk at %d: %w", ce.Offset, ErrCorrupt)
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("fetch chunk [%d,%d): %w", ce.Offset, end, err)
 	}
 	l.mu.Lock()
 	if len(l.chunks) == maxCachedChunks {

@@ -36,7 +36,10 @@ type layerFiles struct {
 	builds map[digest.Digest]*layerBuild
 }
 
-var _ fusefs.LayerFiles = (*layerFiles)(nil)
+var (
+	_ fusefs.LayerFiles        = (*layerFiles)(nil)
+	_ layerview.CheckedSource = (*cache.RangeReader)(nil) // bad chunks and spans are refetched
+)
 
 func newLayerFiles(store *cache.Store, fetcher cache.Fetcher, log *slog.Logger) *layerFiles {
 	return &layerFiles{store: store, fetcher: fetcher, log: log, strict: store.Options().Verify == cache.VerifyStrict, builds: map[digest.Digest]*layerBuild{}}

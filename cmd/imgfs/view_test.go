@@ -353,7 +353,8 @@ func alignUp(n int64) int64   { return (n + cacheChunk - 1) / cacheChunk * cache
 
 // TestViewEStargzPullsTOCAndChunks: a cold mount and a cat of one file pull
 // each layer's footer and TOC, and the chunk of that file, in cache chunks;
-// a corrupted chunk is refused with EIO.
+// a corrupted chunk is refused with EIO, and fetched afresh after the
+// backoff.
 func TestViewEStargzPullsTOCAndChunks(t *testing.T) {
 	fx := registryFixtures(t)
 	pushViewImages(t, fx)
@@ -383,15 +384,48 @@ func TestViewEStargzPullsTOCAndChunks(t *testing.T) {
 
 	// The proxy flips a byte in the middle of every response of the base
 	// layer: the chunks of big.bin fail their digests.
-	proxy.SetFault(testregistry.Corrupt.On(img.Layers[0].Digest.Encoded()))
-	if _, err := os.ReadFile(filepath.Join(mnt, "rootfs/usr/share/big.bin")); !isEIO(err) {
-		t.Errorf("reading a file whose chunks are corrupted: %v, want EIO", err)
-	}
-	proxy.SetFault(testregistry.None)
+	refusedThenRefetched(t, proxy, img.Layers[0].Digest.Encoded(), filepath.Join(mnt, "rootfs/usr/share/big.bin"), randomData(2, 6<<20))
 	if _, err := os.ReadFile(filepath.Join(mnt, "rootfs/var/lib/dpkg/status")); err != nil {
 		t.Errorf("the rest of the view: %v", err)
 	}
 	waitForLog(t, logFile, "usr/share/big.bin")
+	waitForLog(t, logFile, "its fetched bytes were dropped and will be fetched afresh")
+}
+
+// refusedThenRefetched reads 64 KiB from the middle of path, so that the
+// blob is not fetched whole and verified, while the proxy corrupts every
+// response for the layer named by hex: that must fail with EIO. With the
+// fault cleared, it reads again until the mismatch backoff (1 s) is over,
+// which must give the right bytes: the bad ones were dropped from the
+// cache, not kept to fail every read.
+func refusedThenRefetched(t *testing.T, proxy *testregistry.Proxy, hex, path string, content []byte) {
+	t.Helper()
+	off := int64(len(content) / 2)
+	want := content[off : off+64<<10]
+	readMiddle := func() ([]byte, error) {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		b := make([]byte, len(want))
+		_, err = f.ReadAt(b, off)
+		return b, err
+	}
+	proxy.SetFault(testregistry.Corrupt.On(hex))
+	if _, err := readMiddle(); !isEIO(err) {
+		t.Errorf("reading %s with its bytes corrupted: %v, want EIO", path, err)
+	}
+	proxy.SetFault(testregistry.None)
+	var got []byte
+	var err error
+	waitFor(t, "a re-read after the backoff", func() bool {
+		got, err = readMiddle()
+		return !isEIO(err)
+	})
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("re-read of %s at %d after the fault cleared: %v; want the right %d bytes", path, off, err, len(want))
+	}
 }
 
 func isEIO(err error) bool { return err != nil && strings.Contains(err.Error(), syscall.EIO.Error()) }
@@ -437,7 +471,8 @@ func TestViewUncompressedFindReadsHeaders(t *testing.T) {
 // TestViewGzipIndexIsStoredAndServesSpans: the first mount indexes each
 // gzip layer in one verified pass and stores the index; a later mount with
 // the blobs gone lists at once and reads a 4 KiB file by fetching only the
-// span that holds it, and refuses a corrupted span with EIO.
+// span that holds it, and refuses a corrupted span with EIO, fetching it
+// afresh once the backoff is over.
 func TestViewGzipIndexIsStoredAndServesSpans(t *testing.T) {
 	fx := registryFixtures(t)
 	pushViewImages(t, fx)
@@ -485,6 +520,9 @@ func TestViewGzipIndexIsStoredAndServesSpans(t *testing.T) {
 	if got := proxy.BlobBytes(); got != 0 {
 		t.Errorf("mount and ls with stored indexes (and the config cached) pulled %d blob bytes, want 0", got)
 	}
+	// Before the cat below fetches the last span: the read of big.bin then
+	// leaves the blob partial, so no whole-blob verdict drops its bad bytes.
+	refusedThenRefetched(t, proxy, base.Digest.Encoded(), filepath.Join(mnt, "rootfs/usr/share/big.bin"), randomData(2, 6<<20))
 	proxy.ResetCounters()
 	got, err := os.ReadFile(filepath.Join(mnt, "rootfs/usr/lib/libfoo.so.1"))
 	if err != nil || string(got) != osRelease("libfoo") {
@@ -514,10 +552,6 @@ func TestViewGzipIndexIsStoredAndServesSpans(t *testing.T) {
 		t.Errorf("the cat pulled %d bytes; want at most the cache chunks holding its span, %d", pulled, alignUp(span[1])-alignDown(span[0]))
 	}
 
-	proxy.SetFault(testregistry.Corrupt.On(base.Digest.Encoded()))
-	if _, err := os.ReadFile(filepath.Join(mnt, "rootfs/usr/share/big.bin")); !isEIO(err) {
-		t.Errorf("reading a file whose span is corrupted: %v, want EIO", err)
-	}
 }
 
 // TestViewBadInput: broken layers give EIO on what they affect and a log
