@@ -37,7 +37,7 @@ type layerFiles struct {
 }
 
 var (
-	_ fusefs.LayerFiles        = (*layerFiles)(nil)
+	_ fusefs.LayerFiles       = (*layerFiles)(nil)
 	_ layerview.CheckedSource = (*cache.RangeReader)(nil) // bad chunks and spans are refetched
 )
 
