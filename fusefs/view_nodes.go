@@ -26,6 +26,7 @@ type viewNode struct {
 	t    *viewTree
 	node *layerview.Node // a directory's entry, for its children
 	in   *layerview.Inode
+	file viewFile // a regular file's handles (see view_passthrough.go)
 }
 
 var (
@@ -158,26 +159,42 @@ func (v *viewNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		return nil, 0, syscall.EIO
 	}
 	v.fsys.stats.opens.Add(1)
-	return nil, fuse.FOPEN_KEEP_CACHE, 0
+	if v.in == nil || v.in.Entry.Type != layerview.TypeRegular {
+		return nil, fuse.FOPEN_KEEP_CACHE, 0
+	}
+	return v.openFile()
 }
 
 // Read serves file bytes from the layer that holds them. Bytes that fail
 // verification are never returned: the read fails with EIO and a log line
 // naming the layer and the entry.
 func (v *viewNode) Read(ctx context.Context, f fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if h, ok := f.(fs.FileReader); ok { // go-fuse asks the node first
+		return h.Read(ctx, dest, off)
+	}
+	n, errno := v.readFile(ctx, dest, off)
+	if errno != 0 {
+		return nil, errno
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+// readFile reads into dest from off, returning how much it read: all of
+// dest, or less at the end of the file.
+func (v *viewNode) readFile(ctx context.Context, dest []byte, off int64) (int, syscall.Errno) {
 	in := v.in
 	if in == nil || in.Entry.Type != layerview.TypeRegular || in.Bad != "" {
-		return nil, syscall.EIO
+		return 0, syscall.EIO
 	}
 	v.fsys.stats.reads.Add(1)
 	n, err := v.t.layers[in.Layer].ReadFile(ctx, in.Index, dest, off)
 	if err != nil && err != io.EOF {
 		v.fsys.stats.readErrors.Add(1)
 		v.fsys.log.Error("read failed", "view", v.t.name, "layer", layerName(v.t.descs, in.Layer), "entry", in.Entry.Name, "offset", off, "err", err)
-		return nil, syscall.EIO
+		return 0, syscall.EIO
 	}
 	v.fsys.stats.readBytes.Add(uint64(n))
-	return fuse.ReadResultData(dest[:n]), 0
+	return n, 0
 }
 
 func (v *viewNode) xattrs() map[string]string {

@@ -2,6 +2,7 @@ package fusefs
 
 import (
 	"context"
+	"os"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -18,4 +19,28 @@ type LayerFiles interface {
 	// held up by it. ctx bounds only the caller's wait, not the build.
 	// The Layer's ReadFile serves only bytes its format lets it verify.
 	Layer(ctx context.Context, desc ocispec.Descriptor) (layerview.Layer, error)
+}
+
+// FileCopies keeps whole local copies of the views' regular files, made
+// only from bytes their layer verified, so that a file read once is
+// handed to the kernel (FUSE passthrough) on later opens. A LayerFiles may
+// implement it.
+type FileCopies interface {
+	// OpenCopy opens the copy of file i of the layer desc, if there is a
+	// complete one of size bytes.
+	OpenCopy(desc ocispec.Descriptor, i int, size int64) (*os.File, bool)
+	// NewCopy starts a copy of file i of the layer desc, or returns nil
+	// when the file's bytes may not be copied (they are not verified as
+	// they are served) or the copy cannot be made.
+	NewCopy(desc ocispec.Descriptor, i int, size int64) FileCopy
+}
+
+// FileCopy is a copy being written from the bytes of a file's reads.
+type FileCopy interface {
+	WriteAt(p []byte, off int64) (int, error)
+	// Commit makes the copy, whose every byte has been written, available
+	// to OpenCopy.
+	Commit() error
+	// Abort drops the copy.
+	Abort()
 }

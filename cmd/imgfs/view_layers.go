@@ -51,6 +51,7 @@ type layerBuild struct {
 	format layerview.Format
 	done   chan struct{}
 	read   atomic.Int64 // bytes of the layer read by the index pass
+	copies atomic.Int64 // file copies committed for passthrough (view_copies.go)
 	state  atomic.Value // string: "indexing", "ready", "failed"
 
 	layer      layerview.Layer
@@ -311,6 +312,7 @@ type viewStats struct {
 	Size        int64         `json:"size"`
 	IndexedRead int64         `json:"index_pass_bytes"`
 	IndexBytes  int           `json:"index_bytes,omitempty"`
+	FileCopies  int64         `json:"file_copies"`
 }
 
 // Stats reports every layer build so far, sorted by digest.
@@ -319,7 +321,7 @@ func (l *layerFiles) Stats() []viewStats {
 	defer l.mu.Unlock()
 	out := make([]viewStats, 0, len(l.builds))
 	for _, b := range l.builds {
-		s := viewStats{Layer: b.desc.Digest, State: b.state.Load().(string), Size: b.desc.Size, IndexedRead: b.read.Load()}
+		s := viewStats{Layer: b.desc.Digest, State: b.state.Load().(string), Size: b.desc.Size, IndexedRead: b.read.Load(), FileCopies: b.copies.Load()}
 		select {
 		case <-b.done:
 			s.Format, s.Source, s.IndexBytes = b.format.String(), b.source, b.indexBytes

@@ -554,6 +554,74 @@ func TestViewGzipIndexIsStoredAndServesSpans(t *testing.T) {
 
 }
 
+// TestViewFileCopyServesPassthrough: a file of the view read whole once is
+// copied into the cache from its verified bytes, and later opens are FUSE
+// passthrough from the copy, with no more READs; the copy survives the
+// mount, and a fresh mount serves it by passthrough at once.
+func TestViewFileCopyServesPassthrough(t *testing.T) {
+	fx := registryFixtures(t)
+	pushViewImages(t, fx)
+	cacheDir := t.TempDir()
+	ref := fx.reg.Host() + "/view/gzip:v1"
+	mnt := mount(t, cacheDir, ref)
+	big := filepath.Join(mnt, "rootfs/usr/share/big.bin")
+	want := randomData(2, 6<<20)
+	catEquals := func() {
+		t.Helper()
+		if got, err := os.ReadFile(big); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("cat big.bin: %d bytes, %v", len(got), err)
+		}
+	}
+	catEquals()
+	waitFor(t, "the file copy", func() bool {
+		for _, s := range viewStatsOf(t, mnt) {
+			if s.FileCopies > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	before := fuseStatsOf(t, mnt)
+	catEquals()
+	after := fuseStatsOf(t, mnt)
+	if after.PassthroughOpens != before.PassthroughOpens+1 || after.Reads != before.Reads {
+		t.Errorf("re-read after the copy: passthrough opens %d → %d, READs %d → %d; want one more passthrough open and no READs",
+			before.PassthroughOpens, after.PassthroughOpens, before.Reads, after.Reads)
+	}
+	copies, _ := filepath.Glob(filepath.Join(cacheDir, "files", "v*", "*"))
+	if len(copies) != 1 {
+		t.Errorf("file copies in the cache: %v, want one", copies)
+	}
+	imgfs(t, nil, "unmount", mnt)
+
+	mnt = mount(t, cacheDir, ref)
+	big = filepath.Join(mnt, "rootfs/usr/share/big.bin")
+	catEquals()
+	if s := fuseStatsOf(t, mnt); s.PassthroughOpens != 1 || s.Reads != 0 {
+		t.Errorf("a fresh mount's first cat of a copied file: %+v, want one passthrough open and no READs", s)
+	}
+}
+
+type fuseStats struct {
+	PassthroughOpens uint64 `json:"passthrough_opens"`
+	Reads            uint64 `json:"reads"`
+}
+
+func fuseStatsOf(t *testing.T, mnt string) fuseStats {
+	t.Helper()
+	var doc struct {
+		FS fuseStats `json:"fusefs"`
+	}
+	data, err := os.ReadFile(filepath.Join(mnt, ".imgfs", "stats.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &doc)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc.FS
+}
+
 // TestViewBadInput: broken layers give EIO on what they affect and a log
 // line naming the layer and the entry; the rest of the view works.
 func TestViewBadInput(t *testing.T) {

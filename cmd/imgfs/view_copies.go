@@ -1,0 +1,61 @@
+package main
+
+import (
+	"os"
+	"sync/atomic"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/layerview"
+	"github.com/imgfs/imgfs/fusefs"
+)
+
+var _ fusefs.FileCopies = (*layerFiles)(nil)
+
+// OpenCopy opens the cache's copy of file i of the layer desc.
+func (l *layerFiles) OpenCopy(desc ocispec.Descriptor, i int, size int64) (*os.File, bool) {
+	return l.store.OpenFileCopy(desc, layerview.IndexVersion, i, size)
+}
+
+// NewCopy starts a copy of file i of the layer desc, when the bytes its
+// reads return are verified: always for the formats that verify chunk by
+// chunk or span by span (eStargz, zstd:chunked, indexed gzip and zstd);
+// for an uncompressed tar, only once the whole blob is verified or with
+// --verify strict, as its reads are lazy blob reads otherwise.
+func (l *layerFiles) NewCopy(desc ocispec.Descriptor, i int, size int64) fusefs.FileCopy {
+	l.mu.Lock()
+	b := l.builds[desc.Digest]
+	l.mu.Unlock()
+	if b == nil {
+		return nil
+	}
+	select {
+	case <-b.done:
+	default:
+		return nil
+	}
+	if b.err != nil || b.format == layerview.FormatTar && !l.strict && !l.store.Exists(desc) {
+		return nil
+	}
+	c, err := l.store.NewFileCopy(desc, layerview.IndexVersion, i, size)
+	if err != nil {
+		l.log.Warn("file copy for passthrough not started", "layer", desc.Digest, "entry", i, "err", err)
+		return nil
+	}
+	return countedCopy{c, &b.copies}
+}
+
+// countedCopy counts its layer's committed copies for stats.json.
+type countedCopy struct {
+	*cache.FileCopy
+	committed *atomic.Int64
+}
+
+func (c countedCopy) Commit() error {
+	err := c.FileCopy.Commit()
+	if err == nil {
+		c.committed.Add(1)
+	}
+	return err
+}

@@ -1,0 +1,226 @@
+package fusefs
+
+import (
+	"context"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// minCopySize is the smallest file the views copy for passthrough. Smaller
+// files gain little from it, and each copy costs an inode and an fsync.
+const minCopySize = 1 << 20
+
+// viewFile is the open state of a regular file of a view. Its first reads
+// go through Read, and when FileCopies is set they are also written to a
+// copy; once every byte has been read the copy is committed, and later
+// opens are served by FUSE passthrough from it, as complete blobs are. As
+// for blobs (see blobFile), the kernel fixes the mode per inode while any
+// handle is open, so a passthrough handle is opened only when no plain
+// one is.
+type viewFile struct {
+	mu      sync.Mutex
+	readers int      // open plain handles
+	through int      // open passthrough handles
+	backing *os.File // the copy while through > 0
+	rec     *copyRecorder
+	// stale: a copy was given up while pages of the file may be in the
+	// kernel's page cache, which the next copy's reads would then skip.
+	stale bool
+}
+
+// openFile opens a regular file of a view in passthrough mode if it has a
+// copy and no plain handle is open, else as a plain handle that may record
+// a copy.
+func (v *viewNode) openFile() (fs.FileHandle, uint32, syscall.Errno) {
+	copies, _ := v.fsys.img.Files.(FileCopies)
+	st := &v.file
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	desc, size := v.t.descs[v.in.Layer], v.in.Entry.Size
+	if copies != nil && v.fsys.passthrough && st.readers == 0 {
+		if st.through == 0 {
+			if f, ok := copies.OpenCopy(desc, v.in.Index, size); ok {
+				st.backing = f
+			}
+		}
+		if st.backing != nil {
+			st.through++
+			return &viewPassthroughHandle{v: v, file: st.backing}, fuse.FOPEN_KEEP_CACHE, 0
+		}
+	}
+	st.readers++
+	flags := uint32(fuse.FOPEN_KEEP_CACHE)
+	if copies != nil && v.fsys.passthrough && st.rec == nil && st.through == 0 && size >= minCopySize {
+		if c := copies.NewCopy(desc, v.in.Index, size); c != nil {
+			st.rec = &copyRecorder{c: c, size: size}
+			if st.stale {
+				flags = 0 // drop the cached pages, so that the copy sees every byte
+				st.stale = false
+			}
+		}
+	}
+	return &viewReadHandle{v: v}, flags, 0
+}
+
+// viewReadHandle reads a view file through its layer.
+type viewReadHandle struct{ v *viewNode }
+
+var (
+	_ = (fs.FileReader)((*viewReadHandle)(nil))
+	_ = (fs.FileReleaser)((*viewReadHandle)(nil))
+)
+
+func (h *viewReadHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n, errno := h.v.readFile(ctx, dest, off)
+	if errno != 0 {
+		return nil, errno
+	}
+	st := &h.v.file
+	st.mu.Lock()
+	rec := st.rec
+	st.mu.Unlock()
+	if rec != nil && rec.record(dest[:n], off) {
+		go h.v.commitCopy(rec)
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+// Release gives up an unfinished copy with the last plain handle.
+func (h *viewReadHandle) Release(ctx context.Context) syscall.Errno {
+	st := &h.v.file
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.readers--
+	if st.readers == 0 && st.rec != nil && st.rec.abandon() {
+		st.rec = nil
+		st.stale = true
+	}
+	return 0
+}
+
+// commitCopy commits a copy whose every byte was recorded; it is synced,
+// so off the READ that completed it.
+func (v *viewNode) commitCopy(rec *copyRecorder) {
+	err := rec.c.Commit()
+	st := &v.file
+	st.mu.Lock()
+	if st.rec == rec {
+		st.rec = nil
+	}
+	st.mu.Unlock()
+	if err != nil {
+		v.fsys.log.Warn("file copy for passthrough not kept", "view", v.t.name, "entry", v.in.Entry.Name, "err", err)
+		return
+	}
+	v.fsys.log.Debug("file copied for passthrough", "view", v.t.name, "entry", v.in.Entry.Name, "size", v.in.Entry.Size)
+}
+
+// copyRecorder writes the bytes of a file's reads to its copy and tracks
+// which ranges it holds. Reads arrive in any order (readahead runs in
+// parallel), so the ranges are merged as they come.
+type copyRecorder struct {
+	c    FileCopy
+	size int64
+
+	mu     sync.Mutex
+	have   [][2]int64 // sorted, disjoint, not adjacent
+	done   bool       // committing, or abandoned
+	failed atomic.Bool
+}
+
+// record writes p, read at off, to the copy, and reports whether this made
+// the copy whole: the caller then commits it.
+func (r *copyRecorder) record(p []byte, off int64) bool {
+	if len(p) == 0 || r.failed.Load() {
+		return false
+	}
+	if _, err := r.c.WriteAt(p, off); err != nil {
+		r.failed.Store(true)
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done {
+		return false
+	}
+	r.have = addRange(r.have, off, off+int64(len(p)))
+	if len(r.have) == 1 && r.have[0] == [2]int64{0, r.size} {
+		r.done = true
+		return true
+	}
+	return false
+}
+
+// abandon drops the copy unless it is being committed, and reports
+// whether it did.
+func (r *copyRecorder) abandon() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done {
+		return false
+	}
+	r.done = true
+	r.c.Abort()
+	return true
+}
+
+// addRange adds [start, end) to the sorted, disjoint ranges rs, merging
+// what overlaps or touches it.
+func addRange(rs [][2]int64, start, end int64) [][2]int64 {
+	i := sort.Search(len(rs), func(i int) bool { return rs[i][1] >= start })
+	j := i
+	for j < len(rs) && rs[j][0] <= end {
+		start, end = min(start, rs[j][0]), max(end, rs[j][1])
+		j++
+	}
+	return append(rs[:i], append([][2]int64{{start, end}}, rs[j:]...)...)
+}
+
+// viewPassthroughHandle offers a view file's copy for FUSE passthrough. If
+// go-fuse or the kernel declines, the kernel sends READs, served from the
+// same file.
+type viewPassthroughHandle struct {
+	v        *viewNode
+	file     *os.File
+	fellBack atomic.Bool
+}
+
+var (
+	_ = (fs.FilePassthroughFder)((*viewPassthroughHandle)(nil))
+	_ = (fs.FileReader)((*viewPassthroughHandle)(nil))
+	_ = (fs.FileReleaser)((*viewPassthroughHandle)(nil))
+)
+
+func (h *viewPassthroughHandle) PassthroughFd() (int, bool) { return int(h.file.Fd()), true }
+
+func (h *viewPassthroughHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if !h.fellBack.Swap(true) {
+		h.v.fsys.passthroughDeclined(h.v.t.descs[h.v.in.Layer])
+	}
+	n, err := h.file.ReadAt(dest, off)
+	if n < len(dest) && off+int64(n) < h.v.in.Entry.Size {
+		h.v.fsys.log.Error("read file copy", "view", h.v.t.name, "entry", h.v.in.Entry.Name, "offset", off, "err", err)
+		return nil, syscall.EIO
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+// Release closes the copy with the last passthrough handle; the kernel
+// holds its own reference to a registered backing file.
+func (h *viewPassthroughHandle) Release(ctx context.Context) syscall.Errno {
+	st := &h.v.file
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.through--
+	if st.through == 0 {
+		st.backing.Close()
+		st.backing = nil
+	}
+	return 0
+}
