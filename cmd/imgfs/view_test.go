@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
 	"github.com/imgfs/imgfs/cache"
@@ -701,4 +703,120 @@ func TestViewBadInput(t *testing.T) {
 		t.Errorf("the other layer's tree: %q, %v", b, err)
 	}
 	waitForLog(t, logFile, badTOC.Layers[1].Digest.String())
+}
+
+// gnuTarOf tars dir's tree with GNU tar, deterministically, in the POSIX
+// (PAX) format with sparse files stored as PAX 1.0 sparse entries: a way
+// to build sparse members that archive/tar cannot write.
+func gnuTarOf(t *testing.T, dir string) []byte {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "layer.tar")
+	run(t, "tar", "--sparse", "--sparse-version=1.0", "--format=posix", "--sort=name", "--mtime=@0",
+		"--owner=0", "--group=0", "--numeric-owner", "--pax-option=delete=atime,delete=ctime,exthdr.name=%d/PaxHeaders/%f",
+		"-C", dir, "-cf", out, ".")
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// TestViewPlatformsAndTarEdgeCases mounts a two-platform index with
+// --all-platforms: each platforms/<p>/rootfs/ shows its own files. The
+// amd64 image holds a PAX long name, a GNU long name, a sparse file and a
+// 9 GiB sparse file (PAX size, a few KiB of data in the tar), each with
+// the right size and content.
+func TestViewPlatformsAndTarEdgeCases(t *testing.T) {
+	fx := registryFixtures(t)
+	src := t.TempDir()
+	paxName := "usr/share/" + strings.Repeat("a-long-directory-name/", 5) + "pax-long-name.txt"
+	gnuName := "usr/share/" + strings.Repeat("another-long-directory/", 5) + "gnu-long-name.txt"
+	const hugeSize = 9 << 30
+	sparseData := []byte("sparse data in the middle\n")
+	mustWrite := func(name string, data []byte, size, at int64) {
+		p := filepath.Join(src, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := f.Truncate(size); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt(data, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustWrite(paxName, []byte("pax\n"), 4, 0)
+	mustWrite("data/sparse.img", sparseData, 1<<20, 512<<10)
+	mustWrite("data/huge.img", []byte("end\n"), hugeSize, hugeSize-4096)
+	var gnu bytes.Buffer
+	tw := tar.NewWriter(&gnu)
+	if err := tw.WriteHeader(&tar.Header{Name: gnuName, Mode: 0o644, Size: 4, ModTime: viewTime, Typeflag: tar.TypeReg, Format: tar.FormatGNU}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write([]byte("gnu\n"))
+	tw.Close()
+
+	push := func(repo string, arch string, raws ...[]byte) testregistry.Pushed {
+		var layers []testregistry.PreparedLayer
+		for _, raw := range raws {
+			l, err := testregistry.LayerBlob(raw, testregistry.BlobGzip)
+			if err != nil {
+				t.Fatal(err)
+			}
+			layers = append(layers, l)
+		}
+		p, err := fx.reg.PushPrepared(repo, "", layers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Platform = ocispec.Platform{OS: "linux", Architecture: arch}
+		return p
+	}
+	amd := push("view/multi", "amd64", gnuTarOf(t, src), gnu.Bytes())
+	arm := push("view/multi", "arm64", mkTar(t, dirEntry("etc/", 0o755), fileEntry("etc/os-release", osRelease("arm64"))))
+	if _, err := fx.reg.PushIndex("view/multi", "v1", false, amd.Entry(), arm.Entry()); err != nil {
+		t.Fatal(err)
+	}
+	mnt := mount(t, t.TempDir(), fx.reg.Host()+"/view/multi:v1", "--all-platforms")
+
+	amdRoot := filepath.Join(mnt, "platforms/linux-amd64/rootfs")
+	armRoot := filepath.Join(mnt, "platforms/linux-arm64/rootfs")
+	if got, err := os.ReadFile(filepath.Join(armRoot, "etc/os-release")); err != nil || string(got) != osRelease("arm64") {
+		t.Errorf("arm64 rootfs/etc/os-release: %q, %v", got, err)
+	}
+	for _, p := range []string{filepath.Join(armRoot, "data"), filepath.Join(amdRoot, "etc/os-release")} {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: %v, want it absent: each platform shows its own files", p, err)
+		}
+	}
+	for name, want := range map[string]string{paxName: "pax\n", gnuName: "gnu\n"} {
+		if got, err := os.ReadFile(filepath.Join(amdRoot, name)); err != nil || string(got) != want {
+			t.Errorf("%d-byte name %s: %q, %v", len(name), name, got, err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(amdRoot, "data/huge.img")); err != nil || fi.Size() != hugeSize {
+		t.Errorf("stat data/huge.img: %v, %v; want %d bytes", fi, err, int64(hugeSize))
+	}
+	f, err := os.Open(filepath.Join(amdRoot, "data/sparse.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.Size() != 1<<20 {
+		t.Errorf("stat data/sparse.img: %v, %v; want 1 MiB", fi, err)
+	}
+	got := make([]byte, 8<<10)
+	if _, err := f.ReadAt(got, 508<<10); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, len(got))
+	copy(want[4<<10:], sparseData)
+	if !bytes.Equal(got, want) {
+		t.Errorf("data/sparse.img at 508 KiB: the hole then the data, not %q", bytes.TrimRight(got, "\x00"))
+	}
 }
