@@ -8,19 +8,23 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// A size cap keeps a store's blobs, partials and indexes (Usage.Capped)
-// at or under a limit while the store is open, by evicting complete blobs
-// least recently used first. It acts at two moments, both cheap next to
-// the fetch they come with: when a blob the cache lacks is opened, room is
-// made for its whole size before any byte is fetched, and after each
-// commit. It never evicts:
-//   - a blob open in this process (its readers keep reading it);
-//   - a blob a live pin of another process names (see Pin);
+// A size cap keeps a store's blobs, partials, indexes and file copies
+// (Usage.Capped) at or under a limit while the store is open, by evicting
+// complete blobs and file copies least recently used first. It acts at
+// three moments, each cheap next to the fetch or copy it comes with: when
+// a blob the cache lacks is opened, room is made for its whole size before
+// any byte is fetched; when a file copy starts, room is made for it; and
+// after each commit of a blob or a copy. It never evicts:
+//   - a blob open in this process (its readers keep reading it), nor the
+//     file copies of its layer;
+//   - a blob a live pin of another process names (see Pin), nor the file
+//     copies of a layer so pinned;
 //   - an index or manifest that a reference in index.json walks through,
 //     so references stay resolvable offline;
 //   - with CapOptions.KeepOwnPins, what this process's own pins name.
@@ -69,8 +73,8 @@ func (s *Store) lookupCap() *capState {
 	return nil
 }
 
-// SetMaxSize caps the store's blobs, partials and indexes at max bytes on
-// disk; 0 removes the cap. It evicts at once down to the cap.
+// SetMaxSize caps the store's blobs, partials, indexes and file copies at
+// max bytes on disk; 0 removes the cap. It evicts at once down to the cap.
 func (s *Store) SetMaxSize(max int64, opts CapOptions) {
 	st := s.capState()
 	st.max.Store(max)
@@ -80,7 +84,7 @@ func (s *Store) SetMaxSize(max int64, opts CapOptions) {
 	}
 }
 
-// Evictions returns how many blobs the cap has evicted.
+// Evictions returns how many blobs and file copies the cap has evicted.
 func (s *Store) Evictions() int64 {
 	if st := s.lookupCap(); st != nil {
 		return st.evicted.Load()
@@ -124,8 +128,11 @@ func (s *Store) afterCommit() {
 	_ = s.Go(func(context.Context) { s.evictTo(st.max.Load()) })
 }
 
-// evictTo evicts complete blobs, least recently used first, until the
-// capped usage is at most target, and returns the bytes it freed.
+// evictTo evicts complete blobs and file copies, least recently used
+// first, until the capped usage is at most target, and returns the capped
+// usage it leaves (0 if it cannot measure it). A copy goes on its own: its
+// layer's blob and index stay, and the blob's eviction leaves its copies
+// and index, which serve the layer's files without it.
 func (s *Store) evictTo(target int64) int64 {
 	st := s.capState()
 	st.pass.Lock()
@@ -135,46 +142,70 @@ func (s *Store) evictTo(target int64) int64 {
 		s.log.Warn("cache cap: cannot measure the cache", "error", err)
 		return 0
 	}
-	if usage.Capped() <= max(target, 0) {
-		return 0
+	current := usage.Capped()
+	if current <= max(target, 0) {
+		return current
 	}
 	keep, err := s.evictionKeep(st)
 	if err != nil {
 		s.log.Warn("cache cap: cannot tell what is in use; evicting nothing", "error", err)
-		return 0
+		return current
 	}
 	inv, err := s.Inventory()
 	if err != nil {
 		s.log.Warn("cache cap: cannot list the cache", "error", err)
-		return 0
+		return current
 	}
-	var candidates []BlobInfo
+	var candidates []evictable
 	for _, b := range inv.Blobs {
 		if b.State == "complete" && !b.Metadata && !keep[b.Digest] {
-			candidates = append(candidates, b)
+			candidates = append(candidates, evictable{path: b.files[0], lastUse: b.LastUse, name: string(b.Digest), diskBytes: b.DiskBytes, blob: true})
 		}
 	}
-	sortLRU(candidates)
-	var freed int64
-	current := usage.Capped()
-	for _, b := range candidates {
+	for _, c := range inv.copies {
+		if !keep[c.layer] {
+			candidates = append(candidates, evictable{path: c.path, lastUse: c.lastUse, name: c.path, diskBytes: c.diskBytes})
+		}
+	}
+	sort.SliceStable(candidates, func(i, j int) bool { return candidates[i].before(candidates[j]) })
+	for _, c := range candidates {
 		if current <= max(target, 0) {
 			break
 		}
-		if err := os.Remove(b.files[0]); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.log.Warn("cache cap: eviction failed", "digest", b.Digest, "error", err)
+		// Removing an open copy is safe: its readers keep their file.
+		if err := os.Remove(c.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("cache cap: eviction failed", "path", c.path, "error", err)
 			continue
 		}
-		current -= b.DiskBytes
-		freed += b.DiskBytes
+		current -= c.diskBytes
 		st.evicted.Add(1)
-		s.log.Debug("evicted under the cache cap", "digest", b.Digest, "size", b.Size, "last_use", b.LastUse)
+		if c.blob {
+			s.log.Debug("evicted under the cache cap", "digest", c.name, "last_use", c.lastUse)
+		} else {
+			s.log.Debug("file copy evicted under the cache cap", "path", c.path, "last_use", c.lastUse)
+		}
 	}
 	if current > max(target, 0) && st.overSaid.CompareAndSwap(false, true) {
 		s.log.Warn("the cache is over --cache-max-size: what is open, pinned by other mounts, or needed to resolve references takes more; serving on, over the cap",
 			"cap", st.max.Load(), "usage", current)
 	}
-	return freed
+	return current
+}
+
+// evictable is a complete blob or a file copy the cap may remove.
+type evictable struct {
+	path      string
+	lastUse   time.Time
+	name      string // the digest of a blob, the path of a copy: ties go by it
+	diskBytes int64
+	blob      bool
+}
+
+func (a evictable) before(b evictable) bool {
+	if !a.lastUse.Equal(b.lastUse) {
+		return a.lastUse.Before(b.lastUse)
+	}
+	return a.name < b.name
 }
 
 // evictionKeep is the set of digests the cap must not evict: open in this
@@ -201,18 +232,4 @@ func (s *Store) evictionKeep(st *capState) (map[digest.Digest]bool, error) {
 	}
 	s.mu.Unlock()
 	return keep, nil
-}
-
-// sortLRU orders blobs least recently used first; ties go by digest, so
-// the order is the same on every run.
-func sortLRU(blobs []BlobInfo) {
-	sort.SliceStable(blobs, func(i, j int) bool { return lessLRU(blobs[i], blobs[j]) })
-}
-
-// lessLRU says a was used before b.
-func lessLRU(a, b BlobInfo) bool {
-	if !a.LastUse.Equal(b.LastUse) {
-		return a.LastUse.Before(b.LastUse)
-	}
-	return a.Digest < b.Digest
 }

@@ -29,6 +29,10 @@ type BlobInfo struct {
 	InUse bool `json:"in_use,omitempty"`
 	// Indexed says a layer file index is stored for the blob.
 	Indexed bool `json:"indexed"`
+	// FileCopies and FileCopyBytes count the copies of the layer's files
+	// under files/ and what they take on disk.
+	FileCopies    int   `json:"file_copies"`
+	FileCopyBytes int64 `json:"file_copy_bytes"`
 	// LastUse is when a reader last opened the blob, recorded at most
 	// once an hour (see touchLastUse), or when it was last written.
 	LastUse time.Time `json:"last_use"`
@@ -49,12 +53,19 @@ type RefInfo struct {
 	Missing bool `json:"missing,omitempty"`
 	// Blobs are the digests its tree reaches that the cache holds.
 	Blobs []digest.Digest `json:"blobs"`
+
+	reached []digest.Digest // every digest its tree names, held or not
 }
 
 // Inventory is what the cache holds.
 type Inventory struct {
 	Refs  []RefInfo  `json:"refs"`
 	Blobs []BlobInfo `json:"blobs"`
+	// FileCopies are the view file copies by layer, whether or not the
+	// layer's blob is still in the cache.
+	FileCopies []LayerFileCopies `json:"file_copies"`
+
+	copies []fileCopyFile // every copy, least recently used first, for prune
 }
 
 // maxWalkedDocument bounds an index or manifest the inventory parses, and
@@ -80,6 +91,12 @@ func (s *Store) Inventory() (Inventory, error) {
 	for i, b := range blobs {
 		byDigest[b.Digest] = append(byDigest[b.Digest], i)
 	}
+	inv.copies = s.listFileCopies()
+	inv.FileCopies = groupFileCopies(inv.copies)
+	copiesOf := map[digest.Digest][]int{}
+	for i, g := range inv.FileCopies {
+		copiesOf[g.Layer] = append(copiesOf[g.Layer], i)
+	}
 	for _, m := range index.Manifests {
 		ref := RefInfo{Name: m.Annotations[ocispec.AnnotationRefName], Target: m}
 		if CheckDigest(m.Digest) != nil {
@@ -88,8 +105,14 @@ func (s *Store) Inventory() (Inventory, error) {
 			continue
 		}
 		reached, meta := s.reach(m)
+		ref.reached = reached
 		ref.Missing = !s.Exists(m)
 		for _, d := range reached {
+			for _, i := range copiesOf[d] {
+				if !slices.Contains(inv.FileCopies[i].Refs, ref.Name) {
+					inv.FileCopies[i].Refs = append(inv.FileCopies[i].Refs, ref.Name)
+				}
+			}
 			idx, ok := byDigest[d]
 			if !ok {
 				continue
@@ -109,6 +132,15 @@ func (s *Store) Inventory() (Inventory, error) {
 	for i := range blobs {
 		if blobs[i].Refs == nil {
 			blobs[i].Refs = []string{}
+		}
+	}
+	for gi := range inv.FileCopies {
+		g := &inv.FileCopies[gi]
+		for _, i := range byDigest[g.Layer] {
+			if blobs[i].Size == g.LayerSize {
+				blobs[i].FileCopies, blobs[i].FileCopyBytes = g.Copies, g.DiskBytes
+				g.Blob = blobs[i].State
+			}
 		}
 	}
 	inv.Blobs = blobs

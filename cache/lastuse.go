@@ -17,9 +17,9 @@ import (
 const lastUseResolution = time.Hour
 
 // touched remembers when this process last set a blob's time, per cache
-// directory and digest. It grows with the blobs a process opens, which the
-// cache bounds anyway.
-var touched sync.Map // lastUseKey → time.Time
+// directory and digest, and a file copy's, by path. It grows with the blobs
+// and copies a process opens, which the cache bounds anyway.
+var touched sync.Map // lastUseKey or a copy's path → time.Time
 
 type lastUseKey struct {
 	root   string
@@ -41,5 +41,17 @@ func (s *Store) NoteUse(desc ocispec.Descriptor) {
 	}
 	touched.Store(key, now)
 	// Best effort: a blob we cannot touch is only judged older than it is.
+	_ = os.Chtimes(path, now, now)
+}
+
+// noteFileCopyUse records that the file copy at path was opened now, with
+// the same once-an-hour rule as NoteUse: a copy's last use is its mtime.
+func (s *Store) noteFileCopyUse(path string) {
+	now := s.now()
+	if t, ok := touched.Load(path); ok && now.Sub(t.(time.Time)) < lastUseResolution {
+		return
+	}
+	touched.Store(path, now)
+	// Best effort, as for blobs.
 	_ = os.Chtimes(path, now, now)
 }

@@ -16,16 +16,20 @@ import (
 )
 
 // PruneOptions say what Prune removes. Whatever they say, it never removes
-// a blob a live pin names (a mount in any process), nor a partial whose
-// writer lock a live process holds.
+// a blob a live pin names (a mount in any process), nor the file copies or
+// index of such a layer, nor a partial whose writer lock a live process
+// holds.
 type PruneOptions struct {
-	// All removes every blob not pinned, and so every reference whose
-	// root goes with them, and every dead mount's log.
+	// All removes every blob, file copy and layer index not pinned, and
+	// so every reference whose root goes with them, and every dead
+	// mount's log.
 	All bool
-	// MaxSize, if at least 0, removes complete and partial blobs least
-	// recently used first until Usage.Capped is at most MaxSize.
+	// MaxSize, if at least 0, removes complete and partial blobs and file
+	// copies least recently used first until Usage.Capped is at most
+	// MaxSize; a blob takes its layer's copies and index with it.
 	MaxSize int64
-	// OlderThan, if positive, removes the blobs last used before then.
+	// OlderThan, if positive, removes the blobs and file copies last used
+	// before then.
 	OlderThan time.Duration
 	// DryRun reports what would go, and removes nothing.
 	DryRun bool
@@ -51,23 +55,47 @@ type PrunedBlob struct {
 	Reason string `json:"reason"`
 }
 
+// PrunedFileCopies are the file copies of one layer Prune removed (or
+// would), for one reason.
+type PrunedFileCopies struct {
+	Layer     digest.Digest `json:"layer"`
+	LayerSize int64         `json:"layer_size"`
+	Copies    int           `json:"copies"`
+	DiskBytes int64         `json:"disk_bytes"`
+	Reason    string        `json:"reason"`
+}
+
 // PruneReport says what Prune removed, or would with DryRun.
 type PruneReport struct {
-	Blobs      []PrunedBlob `json:"blobs"`
-	Refs       []string     `json:"refs"`
-	Indexes    int          `json:"indexes"`
-	Sources    int          `json:"sources"`
-	StalePins  int          `json:"stale_pins"`
-	Logs       int          `json:"logs"`
-	Freed      int64        `json:"freed"` // bytes on disk
-	KeptPinned int          `json:"kept_pinned"`
-	KeptInUse  int          `json:"kept_in_use"`
-	DryRun     bool         `json:"dry_run,omitempty"`
+	Blobs      []PrunedBlob       `json:"blobs"`
+	FileCopies []PrunedFileCopies `json:"file_copies"`
+	Refs       []string           `json:"refs"`
+	Indexes    int                `json:"indexes"`
+	Sources    int                `json:"sources"`
+	StalePins  int                `json:"stale_pins"`
+	Logs       int                `json:"logs"`
+	Freed      int64              `json:"freed"` // bytes on disk
+	KeptPinned int                `json:"kept_pinned"`
+	// KeptPinnedCopies counts the file copies kept because a live pin
+	// names their layer.
+	KeptPinnedCopies int  `json:"kept_pinned_file_copies"`
+	KeptInUse        int  `json:"kept_in_use"`
+	DryRun           bool `json:"dry_run,omitempty"`
 }
+
+// File copies and layer indexes are derived from their layer: they go
+// with its blob when Prune removes it, and are pinned with it. A copy is
+// also removed on its own: by --all, when no reference reaches its layer
+// and the layer's blob is gone (after unreferencedGrace), by OlderThan
+// from its own last use, and by MaxSize, least recently used first among
+// blobs and copies alike. An index whose blob was evicted earlier (by the
+// cap) stays while a reference reaches its layer: reads of the layer's
+// files fetch only the spans they need, verified by it.
+const withItsLayer = "with its layer"
 
 // Prune removes blobs and housekeeping leftovers as opts say.
 func (s *Store) Prune(opts PruneOptions) (PruneReport, error) {
-	rep := PruneReport{DryRun: opts.DryRun, Refs: []string{}, Blobs: []PrunedBlob{}}
+	rep := PruneReport{DryRun: opts.DryRun, Refs: []string{}, Blobs: []PrunedBlob{}, FileCopies: []PrunedFileCopies{}}
 	now := opts.Now
 	if now.IsZero() {
 		now = time.Now()
@@ -86,9 +114,19 @@ func (s *Store) Prune(opts PruneOptions) (PruneReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("prune: %w", err)
 	}
+	// reachable: every digest a reference whose root is cached names.
+	reachable := map[digest.Digest]bool{}
+	for _, r := range inv.Refs {
+		if !r.Missing {
+			for _, d := range r.reached {
+				reachable[d] = true
+			}
+		}
+	}
+	indexBytes := s.layerIndexBytes()
 
 	removed := map[int]string{} // index in inv.Blobs → reason
-	var lru []int
+	var lru []lruEntry
 	for i, b := range inv.Blobs {
 		switch {
 		case pinned[b.Digest]:
@@ -107,7 +145,32 @@ func (s *Store) Prune(opts PruneOptions) (PruneReport, error) {
 		case opts.OlderThan > 0 && now.Sub(b.LastUse) > opts.OlderThan:
 			removed[i] = "older than " + opts.OlderThan.String()
 		default:
-			lru = append(lru, i)
+			lru = append(lru, lruEntry{evictable{lastUse: b.LastUse, name: string(b.Digest), diskBytes: b.DiskBytes, blob: true}, i})
+		}
+	}
+	removedLayer := map[digest.Digest]bool{}
+	for i := range removed {
+		removedLayer[inv.Blobs[i].Digest] = true
+	}
+	held := map[digest.Digest]bool{}
+	for _, b := range inv.Blobs {
+		held[b.Digest] = true
+	}
+	copyGone := map[int]string{} // index in inv.copies → reason
+	for i, c := range inv.copies {
+		switch {
+		case pinned[c.layer]:
+			rep.KeptPinnedCopies++
+		case opts.All:
+			copyGone[i] = "all"
+		case removedLayer[c.layer]:
+			copyGone[i] = withItsLayer
+		case !held[c.layer] && !reachable[c.layer] && now.Sub(c.lastUse) > unreferencedGrace:
+			copyGone[i] = "unreferenced"
+		case opts.OlderThan > 0 && now.Sub(c.lastUse) > opts.OlderThan:
+			copyGone[i] = "older than " + opts.OlderThan.String()
+		default:
+			lru = append(lru, lruEntry{evictable{lastUse: c.lastUse, name: c.path, diskBytes: c.diskBytes}, i})
 		}
 	}
 	if opts.MaxSize >= 0 && !opts.All {
@@ -115,13 +178,37 @@ func (s *Store) Prune(opts PruneOptions) (PruneReport, error) {
 		for i := range removed {
 			current -= inv.Blobs[i].DiskBytes
 		}
-		sort.SliceStable(lru, func(a, b int) bool { return lessLRU(inv.Blobs[lru[a]], inv.Blobs[lru[b]]) })
-		for _, i := range lru {
+		for d := range removedLayer {
+			current -= indexBytes[d]
+		}
+		for i := range copyGone {
+			current -= inv.copies[i].diskBytes
+		}
+		sort.SliceStable(lru, func(a, b int) bool { return lru[a].before(lru[b].evictable) })
+		for _, e := range lru {
 			if current <= opts.MaxSize {
 				break
 			}
-			removed[i] = "over --max-size"
-			current -= inv.Blobs[i].DiskBytes
+			if !e.blob {
+				if _, ok := copyGone[e.i]; !ok {
+					copyGone[e.i] = "over --max-size"
+					current -= e.diskBytes
+				}
+				continue
+			}
+			b := inv.Blobs[e.i]
+			removed[e.i] = "over --max-size"
+			current -= b.DiskBytes
+			if !removedLayer[b.Digest] {
+				removedLayer[b.Digest] = true
+				current -= indexBytes[b.Digest]
+			}
+			for i, c := range inv.copies {
+				if _, ok := copyGone[i]; !ok && c.layer == b.Digest {
+					copyGone[i] = withItsLayer
+					current -= c.diskBytes
+				}
+			}
 		}
 	}
 
@@ -152,6 +239,7 @@ func (s *Store) Prune(opts PruneOptions) (PruneReport, error) {
 			left[b.Digest] = true
 		}
 	}
+	s.pruneFileCopies(&rep, inv.copies, copyGone, func(d digest.Digest) bool { return gone[d] && !left[d] })
 	referenced := map[digest.Digest]bool{}
 	for _, r := range inv.Refs {
 		rootGone := r.Missing || gone[r.Target.Digest] && !left[r.Target.Digest]
@@ -168,11 +256,11 @@ func (s *Store) Prune(opts PruneOptions) (PruneReport, error) {
 			return rep, fmt.Errorf("prune: update index.json: %w", err)
 		}
 	}
-	keepMeta := func(name string) bool {
+	keepIndex := func(name string) bool {
 		d, _, ok := parseStem(name)
-		return ok && (left[d] || referenced[d] && !opts.All || pinned[d])
+		return ok && (pinned[d] || left[d] || reachable[d] && !opts.All && !gone[d])
 	}
-	idx, freed := s.pruneDir(filepath.Join(s.root, indexesDir), 2, keepMeta, opts.DryRun)
+	idx, freed := s.pruneDir(filepath.Join(s.root, indexesDir), 2, keepIndex, opts.DryRun)
 	rep.Indexes, rep.Freed = idx, rep.Freed+freed
 	src, freed := s.pruneSources(func(d digest.Digest) bool { return left[d] || referenced[d] || pinned[d] }, opts.DryRun)
 	rep.Sources, rep.Freed = src, rep.Freed+freed
@@ -183,6 +271,63 @@ func (s *Store) Prune(opts PruneOptions) (PruneReport, error) {
 	logs, freed := pruneDeadLogs(filepath.Join(s.root, logsDir), keep, opts.DryRun)
 	rep.Logs, rep.Freed = logs, rep.Freed+freed
 	return rep, nil
+}
+
+// lruEntry is a blob or a copy the MaxSize pass may remove; i is its index
+// in Inventory.Blobs or Inventory.copies.
+type lruEntry struct {
+	evictable
+	i int
+}
+
+// pruneFileCopies removes the copies gone names, except those that were
+// to go with their layer when the layer's blob stayed (its removal
+// failed), and reports them by layer and reason.
+func (s *Store) pruneFileCopies(rep *PruneReport, copies []fileCopyFile, gone map[int]string, layerGone func(digest.Digest) bool) {
+	byKey := map[string]int{}
+	for i, c := range copies {
+		reason, ok := gone[i]
+		if !ok || reason == withItsLayer && !layerGone(c.layer) {
+			continue
+		}
+		if !rep.DryRun {
+			if err := os.Remove(c.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				s.log.Warn("prune: could not remove a file copy", "path", c.path, "error", err)
+				continue
+			}
+		}
+		rep.Freed += c.diskBytes
+		key := indexKey(c.layer, c.layerSize) + " " + reason
+		j, ok := byKey[key]
+		if !ok {
+			j = len(rep.FileCopies)
+			byKey[key] = j
+			rep.FileCopies = append(rep.FileCopies, PrunedFileCopies{Layer: c.layer, LayerSize: c.layerSize, Reason: reason})
+		}
+		rep.FileCopies[j].Copies++
+		rep.FileCopies[j].DiskBytes += c.diskBytes
+	}
+}
+
+// layerIndexBytes is what the stored layer indexes take on disk, by layer
+// digest, over every format version.
+func (s *Store) layerIndexBytes() map[digest.Digest]int64 {
+	out := map[digest.Digest]int64{}
+	versions, _ := os.ReadDir(filepath.Join(s.root, indexesDir))
+	for _, v := range versions {
+		if !v.IsDir() {
+			continue
+		}
+		entries, _ := os.ReadDir(filepath.Join(s.root, indexesDir, v.Name()))
+		for _, e := range entries {
+			if d, _, ok := parseStem(e.Name()); ok && e.Type().IsRegular() {
+				if fi, err := e.Info(); err == nil {
+					out[d] += diskBytes(fi)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // removeBlobFiles removes a blob's files. A complete blob's index goes

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
 	"time"
 
@@ -49,18 +50,18 @@ func layerOf(t *testing.T, s *Store, seed byte, size int, when time.Time) ocispe
 	return ingestBytes(t, s, ocispec.MediaTypeImageLayer, data, when)
 }
 
-func TestSortLRUOldestFirstThenByDigest(t *testing.T) {
+func TestLRUOrderIsOldestFirstThenByName(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	blobs := []BlobInfo{
-		{Digest: "sha256:c", LastUse: t0.Add(2 * time.Hour)},
-		{Digest: "sha256:b", LastUse: t0},
-		{Digest: "sha256:a", LastUse: t0},
-		{Digest: "sha256:d", LastUse: t0.Add(time.Hour)},
+	items := []evictable{
+		{name: "sha256:c", lastUse: t0.Add(2 * time.Hour)},
+		{name: "sha256:b", lastUse: t0},
+		{name: "sha256:a", lastUse: t0},
+		{name: "sha256:d", lastUse: t0.Add(time.Hour)},
 	}
-	sortLRU(blobs)
+	sort.SliceStable(items, func(i, j int) bool { return items[i].before(items[j]) })
 	var got []digest.Digest
-	for _, b := range blobs {
-		got = append(got, b.Digest)
+	for _, e := range items {
+		got = append(got, digest.Digest(e.name))
 	}
 	want := []digest.Digest{"sha256:a", "sha256:b", "sha256:d", "sha256:c"}
 	if !equalDigests(got, want) {
@@ -191,6 +192,7 @@ func TestUsageEqualsADirectoryWalk(t *testing.T) {
 	}
 	r.Close()
 	waitClosed(t, s)
+	fileCopyOf(t, s, desc, 0, bytes.Repeat([]byte{7}, 12<<10), now)
 	u, err := s.Usage()
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +205,16 @@ func TestUsageEqualsADirectoryWalk(t *testing.T) {
 		}
 		return err
 	})
-	if u.Total != total || u.Complete+u.Partial+u.Indexes+u.Logs+u.Other != total || u.Partial == 0 || u.Complete == 0 {
+	copies := 0
+	filepath.WalkDir(filepath.Join(s.Root(), fileCopiesDir), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			fi, _ := d.Info()
+			copies += int(diskBytes(fi))
+		}
+		return err
+	})
+	if u.Total != total || u.Complete+u.Partial+u.Indexes+u.Files+u.Logs+u.Other != total || u.Partial == 0 || u.Complete == 0 ||
+		u.Files == 0 || u.Files != int64(copies) {
 		t.Errorf("usage %+v, walk %d", u, total)
 	}
 }

@@ -16,16 +16,18 @@ type Usage struct {
 	Complete int64 `json:"complete"` // blobs/: committed, verified blobs
 	Partial  int64 `json:"partial"`  // ingest/: partial blobs, their state and lock files, temporaries
 	Indexes  int64 `json:"indexes"`  // indexes/: layer file indexes
+	Files    int64 `json:"files"`    // files/: copies of view files, for passthrough
 	Logs     int64 `json:"logs"`     // logs/: background mounts' logs
 	Other    int64 `json:"other"`    // index.json, oci-layout, sources/, pins/
 	Total    int64 `json:"total"`
 }
 
-// Capped is what --cache-max-size bounds: blobs, partials and indexes.
-// Logs are capped on their own, and the rest is a few small files.
-func (u Usage) Capped() int64 { return u.Complete + u.Partial + u.Indexes }
+// Capped is what --cache-max-size bounds: blobs, partials, indexes and
+// file copies. Logs are capped on their own, and the rest is a few small
+// files.
+func (u Usage) Capped() int64 { return u.Complete + u.Partial + u.Indexes + u.Files }
 
-// usageDirs maps the top-level directories to the field that counts them.
+// field maps the top-level directories to the field that counts them.
 func (u *Usage) field(top string) *int64 {
 	switch top {
 	case "blobs":
@@ -34,6 +36,8 @@ func (u *Usage) field(top string) *int64 {
 		return &u.Partial
 	case indexesDir:
 		return &u.Indexes
+	case fileCopiesDir:
+		return &u.Files
 	case logsDir:
 		return &u.Logs
 	}

@@ -30,8 +30,14 @@ func (s *Store) fileCopyPath(layer ocispec.Descriptor, version, entry int) (stri
 	return filepath.Join(s.root, fileCopiesDir, "v"+strconv.Itoa(version), name), nil
 }
 
+// ErrOverCap means a file copy was not started because it would not fit
+// under the cache's cap (see SetMaxSize) even after eviction.
+var ErrOverCap = errors.New("no room under --cache-max-size")
+
 // OpenFileCopy opens the copy of file entry of layer, if there is one of
-// size bytes.
+// size bytes, and notes its use. Prune or the cap may remove the copy once
+// it is open: the open file stays readable, and the next OpenFileCopy
+// finds none, so the caller reads through the layer again.
 func (s *Store) OpenFileCopy(layer ocispec.Descriptor, version, entry int, size int64) (*os.File, bool) {
 	path, err := s.fileCopyPath(layer, version, entry)
 	if err != nil {
@@ -45,22 +51,30 @@ func (s *Store) OpenFileCopy(layer ocispec.Descriptor, version, entry int, size 
 		f.Close()
 		return nil, false
 	}
+	s.noteFileCopyUse(path)
 	return f, true
 }
 
 // FileCopy is a file copy being written, in ingest/ until Commit.
 type FileCopy struct {
+	s    *Store
 	f    *os.File
 	path string
 }
 
 // NewFileCopy starts the copy of file entry of layer, size bytes long.
 // The caller writes the file's verified bytes with WriteAt, then calls
-// Commit, or Abort.
+// Commit, or Abort. Under a cap, room for size bytes is made first, as
+// for a blob the cache lacks; if there is none, it returns ErrOverCap.
 func (s *Store) NewFileCopy(layer ocispec.Descriptor, version, entry int, size int64) (*FileCopy, error) {
 	path, err := s.fileCopyPath(layer, version, entry)
 	if err != nil {
 		return nil, err
+	}
+	if st := s.lookupCap(); st != nil && st.max.Load() > 0 {
+		if target := st.max.Load() - size; target < 0 || s.evictTo(target) > target {
+			return nil, fmt.Errorf("file copy of %d bytes: %w", size, ErrOverCap)
+		}
 	}
 	if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
 		return nil, err
@@ -74,13 +88,14 @@ func (s *Store) NewFileCopy(layer ocispec.Descriptor, version, entry int, size i
 		os.Remove(f.Name())
 		return nil, err
 	}
-	return &FileCopy{f: f, path: path}, nil
+	return &FileCopy{s: s, f: f, path: path}, nil
 }
 
 // WriteAt writes verified bytes of the file at off.
 func (c *FileCopy) WriteAt(p []byte, off int64) (int, error) { return c.f.WriteAt(p, off) }
 
-// Commit syncs the copy and renames it into files/, read-only.
+// Commit syncs the copy and renames it into files/, read-only; under a
+// cap, an eviction pass follows as after a blob's commit.
 func (c *FileCopy) Commit() error {
 	tmp := c.f.Name()
 	err := errors.Join(c.f.Chmod(0o444), syncData(c.f), c.f.Close())
@@ -91,6 +106,7 @@ func (c *FileCopy) Commit() error {
 		os.Remove(tmp)
 		return fmt.Errorf("file copy %s: %w", filepath.Base(c.path), err)
 	}
+	c.s.afterCommit()
 	if err := syncDir(filepath.Dir(c.path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}

@@ -14,12 +14,13 @@ func newCacheDuCommand(g *globalFlags) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "du [--json]",
-		Short: "Show the cache's disk use: complete blobs, partial blobs, indexes and logs",
+		Short: "Show the cache's disk use: complete blobs, partial blobs, indexes, file copies and logs",
 		Long: `Du adds up what the cache directory's files take on disk (allocated blocks,
 as du(1) counts them: a partial blob takes only the chunks fetched), split
 into complete blobs (blobs/), partial blobs with their state files (ingest/),
-layer file indexes (indexes/), background mounts' logs (logs/), and the rest
-(index.json, sources/, pins/). --cache-max-size bounds the first three.`,
+layer file indexes (indexes/), copies of view files read whole, served by
+passthrough (files/), background mounts' logs (logs/), and the rest
+(index.json, sources/, pins/). --cache-max-size bounds the first four.`,
 		Args:   exactArgs(),
 		PreRun: quietUnlessDebug(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -39,7 +40,7 @@ layer file indexes (indexes/), background mounts' logs (logs/), and the rest
 			for _, row := range []struct {
 				name string
 				n    int64
-			}{{"complete", u.Complete}, {"partial", u.Partial}, {"indexes", u.Indexes}, {"logs", u.Logs}, {"other", u.Other}, {"total", u.Total}} {
+			}{{"complete", u.Complete}, {"partial", u.Partial}, {"indexes", u.Indexes}, {"file copies", u.Files}, {"logs", u.Logs}, {"other", u.Other}, {"total", u.Total}} {
 				fmt.Fprintf(tw, "%s\t%s\t%d bytes\t\n", row.name, formatSize(row.n), row.n)
 			}
 			return tw.Flush()

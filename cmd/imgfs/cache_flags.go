@@ -18,7 +18,7 @@ type cacheOptions struct {
 func (c *cacheOptions) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.fetchTimeout, "fetch-timeout", cache.DefaultFetchTimeout, "how long a read waits for missing bytes, and a registry response may send nothing, before failing (EIO in a mount)")
 	fs.IntVar(&c.maxConnections, "max-connections", cache.DefaultMaxConnections, "range requests in flight at once")
-	fs.StringVar(&c.maxSize, "cache-max-size", "", "keep the cache's blobs under `SIZE` (500M, 10GiB) by evicting unused ones, least recently used first")
+	fs.StringVar(&c.maxSize, "cache-max-size", "", "keep the cache's blobs, indexes and file copies under `SIZE` (500M, 10GiB) by evicting unused blobs and copies, least recently used first")
 }
 
 func (c cacheOptions) options() cache.Options {

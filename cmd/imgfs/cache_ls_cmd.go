@@ -20,12 +20,15 @@ func newCacheLsCommand(g *globalFlags) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "ls [--json]",
-		Short: "List the cached references, then the blobs with their size, state, last use and references",
+		Short: "List the cached references, then the blobs with their size, state, last use and references, then file copies",
 		Long: `Ls lists the references in the cache's index.json, then every blob, complete
 or partial: its size, its state (complete, or partial with the share of its
-bytes present), whether a layer file index is stored for it, when it was last
-used, and which references reach it. Last use is recorded at most once an
-hour per blob, so it is right to within the hour.`,
+bytes present), whether a layer file index is stored for it, how many of its
+files are copied for passthrough (files/) and their size on disk, when it was
+last used, and which references reach it. Then, by layer, the file copies,
+with the state of their layer's blob (gone once evicted: copies outlive it).
+Last use is recorded at most once an hour per blob or copy, so it is right to
+within the hour.`,
 		Args:   exactArgs(),
 		PreRun: quietUnlessDebug(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -73,12 +76,28 @@ func printInventory(out io.Writer, inv cache.Inventory) {
 		fmt.Fprintf(tw, "%s\t%s\t%d%s\t\n", r.Name, shortDigest(r.Target.Digest), len(r.Blobs), note)
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "DIGEST\tSIZE\tSTATE\tINDEX\tLAST USE\tREFERENCES\t")
+	fmt.Fprintln(tw, "DIGEST\tSIZE\tSTATE\tINDEX\tFILE COPIES\tLAST USE\tREFERENCES\t")
 	for _, b := range inv.Blobs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", shortDigest(b.Digest), formatSize(b.Size), blobState(b),
-			yesNo(b.Indexed), b.LastUse.Local().Format(time.DateTime), refList(b.Refs))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", shortDigest(b.Digest), formatSize(b.Size), blobState(b),
+			yesNo(b.Indexed), copiesCell(b.FileCopies, b.FileCopyBytes), b.LastUse.Local().Format(time.DateTime), refList(b.Refs))
+	}
+	if len(inv.FileCopies) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "LAYER\tFILE COPIES\tBLOB\tLAST USE\tREFERENCES\t")
+		for _, c := range inv.FileCopies {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", shortDigest(c.Layer), copiesCell(c.Copies, c.DiskBytes), c.Blob,
+				c.LastUse.Local().Format(time.DateTime), refList(c.Refs))
+		}
 	}
 	tw.Flush()
+}
+
+// copiesCell is how many file copies and their bytes on disk, or "-".
+func copiesCell(n int, bytes int64) string {
+	if n == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d (%s)", n, formatSize(bytes))
 }
 
 func blobState(b cache.BlobInfo) string {

@@ -126,8 +126,8 @@ func TestCacheLsAndDuMatchTheDisk(t *testing.T) {
 		t.Fatalf("cache du --json: %v\n%s", err, r.stdout)
 	}
 	walk := diskWalk(t, cacheDir)
-	want := cache.Usage{Complete: walk["blobs"], Partial: walk["ingest"], Indexes: walk["indexes"], Logs: walk["logs"], Total: walk["total"]}
-	want.Other = want.Total - want.Complete - want.Partial - want.Indexes - want.Logs
+	want := cache.Usage{Complete: walk["blobs"], Partial: walk["ingest"], Indexes: walk["indexes"], Files: walk["files"], Logs: walk["logs"], Total: walk["total"]}
+	want.Other = want.Total - want.Complete - want.Partial - want.Indexes - want.Files - want.Logs
 	if du != want {
 		t.Errorf("cache du = %+v, a walk of the directory = %+v", du, want)
 	}

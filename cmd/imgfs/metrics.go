@@ -241,7 +241,7 @@ func (c *mountCollector) Collect(ch chan<- prometheus.Metric) {
 		c.log.Warn("metrics: cannot measure the cache", "error", err)
 		return
 	}
-	for part, n := range map[string]int64{"complete": u.Complete, "partial": u.Partial, "indexes": u.Indexes, "logs": u.Logs, "other": u.Other} {
+	for part, n := range map[string]int64{"complete": u.Complete, "partial": u.Partial, "indexes": u.Indexes, "files": u.Files, "logs": u.Logs, "other": u.Other} {
 		ch <- prometheus.MustNewConstMetric(descCacheSize, prometheus.GaugeValue, float64(n), part)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"sync/atomic"
 
@@ -39,6 +40,10 @@ func (l *layerFiles) NewCopy(desc ocispec.Descriptor, i int, size int64) fusefs.
 		return nil
 	}
 	c, err := l.store.NewFileCopy(desc, layerview.IndexVersion, i, size)
+	if errors.Is(err, cache.ErrOverCap) {
+		l.log.Debug("file copy for passthrough not started", "layer", desc.Digest, "entry", i, "err", err)
+		return nil
+	}
 	if err != nil {
 		l.log.Warn("file copy for passthrough not started", "layer", desc.Digest, "entry", i, "err", err)
 		return nil
