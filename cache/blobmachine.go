@@ -51,7 +51,6 @@ type blobMachine struct {
 
 	commitErr error // why the last commit failed
 
-	unsaved int64     // bytes landed since the state was last saved
 	savedAt time.Time // when the state was last saved
 }
 
@@ -137,10 +136,12 @@ const (
 	// reader of a corrupt blob costs one fetch of it, not one per READ.
 	firstMismatchBackoff = time.Second
 
-	// The state is saved after this many landed bytes or this long,
-	// whichever comes first, so a kill -9 loses at most that much.
-	saveEveryBytes = 16 << 20
-	saveEvery      = time.Second
+	// The state is saved when a chunk lands this long after the last
+	// save, so a kill -9 loses at most about this much fetching. Time, not
+	// bytes: each save first fdatasyncs the data it claims, and on a fast
+	// link a byte quota would push the whole blob to disk while a cold
+	// reader is still streaming it, taking CPU and disk from the read.
+	saveEvery = time.Second
 )
 
 // mismatchBackoff returns how long a blob fails fast after its nth
@@ -264,10 +265,9 @@ func (m *blobMachine) landed(gen, id uint64, c int64, now time.Time) blobActions
 	m.presentBytes += cr.Len()
 	m.fetched.Add(cr)
 	m.progress++
-	m.unsaved += cr.Len()
-	if m.unsaved >= saveEveryBytes || now.Sub(m.savedAt) >= saveEvery {
+	if now.Sub(m.savedAt) >= saveEvery {
 		a.save = true
-		m.unsaved, m.savedAt = 0, now
+		m.savedAt = now
 	}
 	a.wake = true
 	m.advance(&a)
@@ -379,7 +379,6 @@ func (m *blobMachine) dropGeneration(now time.Time) blobActions {
 	m.runs = make(map[uint64]*runState)
 	m.inClass = [numClasses]int{}
 	m.hashedTo, m.hashing, m.synced = 0, false, false
-	m.unsaved = 0
 	m.mismatches++
 	m.lastErr = ErrDigestMismatch
 	backoff := mismatchBackoff(m.mismatches)
@@ -429,7 +428,7 @@ func (m *blobMachine) adopted() blobActions {
 // saved records that the state was saved (on close, or after a commit
 // failure) so the periodic saves count from here.
 func (m *blobMachine) saved(now time.Time) {
-	m.unsaved, m.savedAt = 0, now
+	m.savedAt = now
 }
 
 // advance moves a blob whose bytes are all present to verifying, and asks

@@ -472,8 +472,10 @@ func TestBlobMachineSavesPeriodically(t *testing.T) {
 			}
 		}
 	}
-	if want := (1 << 30) / saveEveryBytes; saves != want {
-		t.Fatalf("%d saves for 1 GiB landed at once, want one per %d bytes: %d", saves, saveEveryBytes, want)
+	// Only the first: saves are paced by time, so a fast fetch is not
+	// pushed to disk at every few MiB while a reader streams it.
+	if saves != 1 {
+		t.Fatalf("%d saves for 1 GiB landed at once, want 1", saves)
 	}
 	m2, _ := newBlobMachine(100, 10, nil, 0, t0)
 	a, _ = m2.want(Range{0, 100}, fetchPlan{class: classBulk, runChunks: 10}, false, t0)

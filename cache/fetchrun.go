@@ -28,7 +28,10 @@ func (s *Store) bulkPlan(writeback bool) fetchPlan {
 
 // maxUnhashed bounds the landed chunks a blob keeps in memory for the
 // hasher, which must take chunks in order while they land in any order.
-const maxUnhashed = 8
+// A sequential reader's readahead keeps several runs in flight, which land
+// side by side; 24 chunks covers most of that spread, so that few chunks
+// are read back from the file to be hashed.
+const maxUnhashed = 24
 
 var chunkPool = sync.Pool{New: func() any { return new([]byte) }}
 
@@ -129,8 +132,18 @@ func (b *Blob) land(run fetchRun, c int64, cr Range, buf *[]byte) {
 	} else {
 		chunkPool.Put(buf)
 	}
+	// The machine asks for hashing when this chunk extends the present
+	// prefix past the digest: hash here if the buffers are kept.
+	inline := a.hash && b.keptLocked(a.hashFrom)
+	gen, h, from, to := b.m.gen, b.hasher, a.hashFrom, a.hashTo
+	if inline {
+		a.hash = false
+	}
 	b.applyLocked(a)
 	b.mu.Unlock()
+	if inline {
+		b.hashInline(gen, h, from, to)
+	}
 	if a.save {
 		// Off the fetch's path: saving waits for the data to reach the disk.
 		b.goBackground(b.trySaveState)

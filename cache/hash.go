@@ -10,11 +10,15 @@ import (
 // seen, from the landed chunks' buffers when they are still in memory and
 // otherwise reading back from the page cache, so that at completion only
 // the tail is left to hash: verification costs no second pass over the
-// disk. The machine runs one hashLoop per generation at a time, at low
-// priority, so verification takes the CPU that reads leave.
+// disk. The machine runs one hasher per generation at a time: this loop,
+// or hashInline in the fetch that landed the next chunk.
+//
+// It runs at normal priority. The reader of a blob's last byte waits for
+// the verdict, so on a cold sequential read every byte must be hashed
+// before the read can end; a hasher that yields to the reads only makes
+// that wait longer.
 func (b *Blob) hashLoop(gen uint64, h hash.Hash, df *dataFile, from, to int64) {
 	defer df.release()
-	lowerPriority()
 	cs := b.store.opts.ChunkSize
 	buf := getChunkBuf(cs)
 	defer chunkPool.Put(buf)
@@ -49,19 +53,7 @@ func (b *Blob) hashLoop(gen uint64, h hash.Hash, df *dataFile, from, to int64) {
 			h.Write((*buf)[:n])
 			off += n
 		}
-		var state []byte
-		if m, ok := h.(encoding.BinaryMarshaler); ok {
-			state, _ = m.MarshalBinary()
-		}
-		b.mu.Lock()
-		if b.m.gen == gen {
-			b.hashState = state
-		}
-		a := b.m.hashed(gen, to)
-		next := a
-		a.hash = false // this loop is the hasher: it goes on itself
-		b.applyLocked(a)
-		b.mu.Unlock()
+		next := b.reportHashed(gen, h, to)
 		if !next.hash {
 			return
 		}
@@ -83,4 +75,76 @@ func (b *Blob) verdict(gen uint64, h hash.Hash) {
 		return
 	}
 	b.mismatch(gen, got, b.store.now())
+}
+
+// reportHashed tells the machine the digest h covers [0, to) and returns
+// its next hash action, which the caller, being the hasher, must carry out
+// (or hand to applyLocked).
+func (b *Blob) reportHashed(gen uint64, h hash.Hash, to int64) blobActions {
+	var state []byte
+	if m, ok := h.(encoding.BinaryMarshaler); ok {
+		state, _ = m.MarshalBinary()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m.gen == gen {
+		b.hashState = state
+	}
+	a := b.m.hashed(gen, to)
+	next := a
+	a.hash = false // the caller is the hasher: it goes on itself
+	b.applyLocked(a)
+	return next
+}
+
+// keptLocked reports whether the bytes from off on are in a kept chunk
+// buffer, so hashing can go on without reading the file. b.mu must be held.
+func (b *Blob) keptLocked(off int64) bool {
+	_, ok := b.unhashed[off]
+	return ok
+}
+
+// hashInline is the hasher run by the fetch that landed the chunk the
+// digest needs next: it feeds the digest the kept buffers in order, while
+// their bytes are still in the CPU's caches, at the fetch's own priority,
+// so that verification keeps pace with the download and the reader of the
+// last byte finds little left to hash. Where the next chunk's buffer was
+// not kept it hands over to the background hashLoop, which reads back.
+func (b *Blob) hashInline(gen uint64, h hash.Hash, from, to int64) {
+	cs := b.store.opts.ChunkSize
+	for {
+		off := from
+		for off < to && off%cs == 0 {
+			b.mu.Lock()
+			kept, ok := b.unhashed[off]
+			if ok && b.m.gen == gen {
+				delete(b.unhashed, off)
+			} else {
+				ok = false
+			}
+			b.mu.Unlock()
+			if !ok {
+				break
+			}
+			h.Write(*kept)
+			off += int64(len(*kept))
+			chunkPool.Put(kept)
+		}
+		next := b.reportHashed(gen, h, off)
+		if !next.hash {
+			return
+		}
+		if next.hashFinal && next.hashFrom == b.desc.Size {
+			b.verdict(gen, h)
+			return
+		}
+		b.mu.Lock()
+		if b.m.gen != gen || !b.keptLocked(next.hashFrom) {
+			b.applyLocked(blobActions{hash: true, hashFrom: next.hashFrom, hashTo: next.hashTo, hashFinal: next.hashFinal})
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		from, to = next.hashFrom, next.hashTo
+	}
 }
