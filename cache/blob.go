@@ -57,6 +57,12 @@ type Blob struct {
 	genCtx    context.Context // cancelled when the generation ends, or the store closes
 	genCancel context.CancelFunc
 	changed   chan struct{} // closed and replaced whenever the machine says wake
+
+	// lead is the run streaming a whole-blob answer, if any, and leadAt
+	// the chunk it is reading: later whole answers hand it their chunks
+	// ahead of leadAt instead of streaming the blob again (fetchwhole.go).
+	lead   fetchRun
+	leadAt int64
 }
 
 // dataFile is a blob's file in one generation. Reads, fetches and hashing

@@ -26,6 +26,7 @@ type memFetcher struct {
 	corruptN  atomic.Int64  // corrupt this many requests (after corrupt)
 	stall     chan struct{} // if not nil, bodies block until it is closed
 	noRange   bool
+	whole     bool          // answer every range with the whole blob, as a cold pull-through mirror does
 	permanent bool          // answer every request like a 404
 	pace      time.Duration // if not zero, bodies send 4 KiB at a time, this far apart
 	failures  atomic.Int64  // fail this many requests first
@@ -50,6 +51,13 @@ func (m *memFetcher) FetchRange(ctx context.Context, _ ocispec.Descriptor, off, 
 	if m.failures.Add(-1) >= 0 {
 		return nil, errors.New("injected outage")
 	}
+	if m.whole {
+		var r io.Reader = bytes.NewReader(m.data)
+		if m.pace > 0 {
+			r = &pacedReader{ctx: ctx, pace: m.pace, r: r}
+		}
+		return nil, &WholeBlob{Body: io.NopCloser(&countedReader{r: r, n: &m.bytes})}
+	}
 	m.bytes.Add(n)
 	body := bytes.Clone(m.data[off : off+n])
 	if (m.corrupt || m.corruptN.Add(-1) >= 0) && len(body) > 0 {
@@ -62,6 +70,18 @@ func (m *memFetcher) FetchRange(ctx context.Context, _ ocispec.Descriptor, off, 
 		return io.NopCloser(&stallReader{ctx: ctx, stall: m.stall, r: bytes.NewReader(body)}), nil
 	}
 	return io.NopCloser(bytes.NewReader(body)), nil
+}
+
+// countedReader adds what is read from it to n.
+type countedReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countedReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n.Add(int64(k))
+	return k, err
 }
 
 type stallReader struct {

@@ -274,6 +274,70 @@ func (m *blobMachine) landed(gen, id uint64, c int64, now time.Time) blobActions
 	return a
 }
 
+// claim reports whether run id is to land chunk c, which its source sent
+// although the run did not ask for it (a whole-blob answer). A chunk the
+// run already owns is its own; one the blob lacks and no other run is
+// fetching, the run takes on, so no other run fetches it meanwhile. Chunks
+// present or owned by another run are not the run's: their bytes are
+// dropped, never written over what may have been served.
+func (m *blobMachine) claim(gen, id uint64, c int64) bool {
+	run, ok := m.runs[id]
+	if gen != m.gen || !ok || c < 0 || c*m.chunkSize >= m.size {
+		return false
+	}
+	if owner, inFlight := m.flights[c]; inFlight {
+		return owner == id
+	}
+	if m.phase != phaseFetching || m.present.Contains(m.chunkRange(c)) {
+		return false
+	}
+	m.flights[c] = id
+	run.left++
+	run.c0, run.c1 = min(run.c0, c), max(run.c1, c+1)
+	return true
+}
+
+// handOver gives run to the chunks run from is fetching that lie after
+// chunk after, and reports whether run from has none left, in which case
+// it ends without being a failure. A later whole-blob answer uses it to
+// leave the chunks ahead to the stream already reading towards them, and
+// lands only those the stream has passed.
+func (m *blobMachine) handOver(gen, from, to uint64, after int64) bool {
+	src, ok1 := m.runs[from]
+	dst, ok2 := m.runs[to]
+	if gen != m.gen || !ok1 || !ok2 || from == to {
+		return false
+	}
+	for c := src.c0; c < src.c1; c++ {
+		if m.flights[c] == from && c > after {
+			m.flights[c] = to
+			src.left--
+			dst.left++
+			dst.c0, dst.c1 = min(dst.c0, c), max(dst.c1, c+1)
+		}
+	}
+	if src.left > 0 {
+		return false
+	}
+	delete(m.runs, from)
+	m.inClass[src.class]--
+	return true
+}
+
+// owns reports whether run id of generation gen is fetching chunk c.
+func (m *blobMachine) owns(gen, id uint64, c int64) bool {
+	return gen == m.gen && m.flights[c] == id
+}
+
+// runLeft returns how many chunks run id has yet to land: 0 once it is
+// done, failed, or of an older generation.
+func (m *blobMachine) runLeft(id uint64) int {
+	if run, ok := m.runs[id]; ok {
+		return run.left
+	}
+	return 0
+}
+
 func (m *blobMachine) finishRunChunk(id uint64) {
 	run := m.runs[id]
 	run.left--

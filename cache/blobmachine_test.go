@@ -489,3 +489,79 @@ func TestBlobMachineSavesPeriodically(t *testing.T) {
 		t.Fatal("not saved after saveEvery")
 	}
 }
+
+func TestBlobMachineClaimTakesOnlyWhatNoOneHas(t *testing.T) {
+	// Chunk 0 present, run A fetching chunk 2, run B fetching chunk 3.
+	m, _ := newTestMachine([]Range{{0, 10}}, 0)
+	a, _ := m.want(Range{20, 30}, testRead, false, t0)
+	runA := a.fetch[0]
+	if b, _ := m.want(Range{30, 35}, testRead, false, t0); len(b.fetch) != 1 {
+		t.Fatalf("run B: %+v", b)
+	}
+	for _, tt := range []struct {
+		name string
+		c    int64
+		want bool
+	}{
+		{"a present chunk is never written over", 0, false},
+		{"a chunk no one has is taken on", 1, true},
+		{"taking it again is still the run's", 1, true},
+		{"the run's own chunk", 2, true},
+		{"another run's chunk", 3, false},
+		{"past the end", 4, false},
+		{"before the start", -1, false},
+	} {
+		if got := m.claim(runA.gen, runA.id, tt.c); got != tt.want {
+			t.Errorf("%s: claim(%d) = %v, want %v", tt.name, tt.c, got, tt.want)
+		}
+	}
+	if left := m.runLeft(runA.id); left != 2 {
+		t.Errorf("run A has %d chunks left, want 2 (its own and the one it took on)", left)
+	}
+	if m.claim(runA.gen+1, runA.id, 1) {
+		t.Error("a claim of another generation succeeded")
+	}
+	// The claimed chunk lands through the run like its own.
+	m.landed(runA.gen, runA.id, 1, t0)
+	m.landed(runA.gen, runA.id, 2, t0)
+	if m.runLeft(runA.id) != 0 || !m.present.Contains(Range{10, 30}) {
+		t.Fatalf("after landing: %d left, present %s", m.runLeft(runA.id), m.present.String())
+	}
+	// A run that fails frees every chunk it took on, so others may fetch them.
+	m2, _ := newTestMachine(nil, 0)
+	w, _ := m2.want(Range{0, 10}, testRead, false, t0)
+	run := w.fetch[0]
+	m2.claim(run.gen, run.id, 3)
+	m2.fetchFailed(run.gen, run.id, errors.New("reset"), t0)
+	if len(m2.flights) != 0 {
+		t.Fatalf("flights left after the run failed: %v", m2.flights)
+	}
+}
+
+func TestBlobMachineHandOver(t *testing.T) {
+	m, _ := newBlobMachine(100, 10, nil, 0, t0)
+	lead, _ := m.want(Range{0, 20}, testRead, false, t0)
+	late, _ := m.want(Range{50, 70}, testRead, false, t0)
+	l, r := lead.fetch[0], late.fetch[0]
+	if !m.handOver(r.gen, r.id, l.id, 4) {
+		t.Fatal("hand-over of chunks ahead of the lead refused")
+	}
+	if m.runLeft(r.id) != 0 || m.runLeft(l.id) != 4 || m.flights[5] != l.id || m.flights[6] != l.id {
+		t.Fatalf("after hand-over: late %d left, lead %d left, flights %v", m.runLeft(r.id), m.runLeft(l.id), m.flights)
+	}
+	if m.failures != 0 {
+		t.Fatal("a hand-over counted as a failure")
+	}
+	// A run keeps the chunks the lead has passed, and hands over the rest.
+	other, _ := m.want(Range{20, 40}, testRead, false, t0)
+	o := other.fetch[0]
+	if m.handOver(o.gen, o.id, l.id, 2) {
+		t.Fatal("the run ended though the lead has passed its chunk 2")
+	}
+	if !m.owns(o.gen, o.id, 2) || m.owns(o.gen, o.id, 3) || !m.owns(l.gen, l.id, 3) || m.runLeft(o.id) != 1 {
+		t.Fatalf("after a partial hand-over: flights %v, run left %d", m.flights, m.runLeft(o.id))
+	}
+	if m.handOver(o.gen+1, o.id, l.id, 0) || m.handOver(o.gen, o.id, o.id, 0) {
+		t.Fatal("hand-over across generations or to itself")
+	}
+}

@@ -73,6 +73,11 @@ func (b *Blob) fetchRun(ctx context.Context, run fetchRun, df *dataFile, f Fetch
 
 		s.stats.rangeRequests.Add(1)
 		body, err := f.FetchRange(ctx, b.desc, rr.Start, rr.Len())
+		var whole *WholeBlob
+		if errors.As(err, &whole) {
+			defer whole.Body.Close()
+			return b.landWhole(ctx, run, df, &idleReader{r: whole.Body, idle: idle, timeout: timeout})
+		}
 		if err != nil {
 			return causeOr(ctx, err)
 		}

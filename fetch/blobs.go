@@ -57,18 +57,14 @@ func (r *Remote) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadClo
 	return body, nil
 }
 
-// maxSkipToRange is how far into a whole-blob answer to a range request
-// imgfs reads and discards to reach the range: cheaper than another
-// request up to about this much.
-const maxSkipToRange = 4 << 20
-
 // FetchRange returns exactly length bytes of desc from off with one bounded
 // Range request. It insists on 206 and a Content-Range naming exactly the
 // bytes asked for, so a registry that ignores Range cannot hand back the
 // wrong bytes. A host that answers with 200 and the whole blob (a mirror
-// that has not cached it yet) is used when the range starts within
-// maxSkipToRange; otherwise the next host is asked, and the mirror is
-// asked again for that blob's ranges after wholeAnswerFor.
+// that has not cached it yet, or a registry without ranges) is not asked
+// again: its body goes to the cache as a *cache.WholeBlob, which lands
+// every chunk it lacks from it, and that host is put last for the blob's
+// other ranges for wholeAnswerFor.
 func (r *Remote) FetchRange(ctx context.Context, desc ocispec.Descriptor, off, length int64) (io.ReadCloser, error) {
 	if err := ValidateDescriptor(desc); err != nil {
 		return nil, permanent(fmt.Errorf("fetch: %w", err))
@@ -79,7 +75,7 @@ func (r *Remote) FetchRange(ctx context.Context, desc ocispec.Descriptor, off, l
 	last := off + length - 1
 	header := http.Header{"Range": {fmt.Sprintf("bytes=%d-%d", off, last)}}
 	what := desc.Digest.String()
-	var body io.ReadCloser
+	var body, whole io.ReadCloser
 	err := r.do(ctx, hosts.Pull, desc.Digest, what, r.path(desc), header, func(ep *endpoint, resp *http.Response, isLast bool) error {
 		switch resp.StatusCode {
 		case http.StatusPartialContent:
@@ -94,17 +90,10 @@ func (r *Remote) FetchRange(ctx context.Context, desc ocispec.Descriptor, off, l
 				resp.Body.Close()
 				return r.mirrorOr(ep, isLast, permanent(fmt.Errorf("fetch %s: %s sent %d bytes, descriptor says %d", desc.Digest, ep.sender(), resp.ContentLength, desc.Size)))
 			}
-			if off <= maxSkipToRange {
-				b, err := skipTo(resp.Body, off, length)
-				if err != nil {
-					return r.mirrorOr(ep, isLast, fmt.Errorf("fetch %s from %s: %w", desc.Digest, ep.role(), err))
-				}
-				body = b
-				return nil
-			}
-			resp.Body.Close()
 			r.routes.markWhole(ep, desc.Digest)
-			return r.mirrorOr(ep, isLast, fmt.Errorf("fetch %s from %s: %w", desc.Digest, ep.role(), cache.ErrRangeUnsupported))
+			r.log.Debug("whole-blob answer to a range request; the cache streams it", "digest", desc.Digest, "host", ep.sender(), "range", header.Get("Range"))
+			whole = resp.Body
+			return nil
 		default:
 			defer resp.Body.Close()
 			return r.blobStatusError(desc, resp)
@@ -112,6 +101,9 @@ func (r *Remote) FetchRange(ctx context.Context, desc ocispec.Descriptor, off, l
 	})
 	if err != nil {
 		return nil, r.fetchError(desc, err)
+	}
+	if whole != nil {
+		return nil, &cache.WholeBlob{Body: whole}
 	}
 	return body, nil
 }
@@ -132,19 +124,6 @@ func (r *Remote) fetchError(desc ocispec.Descriptor, err error) error {
 		return err
 	}
 	return fmt.Errorf("fetch %s: %w", desc.Digest, err)
-}
-
-// skipTo reads and discards off bytes of a whole-blob body and returns
-// the next length bytes of it; closing the result closes the body.
-func skipTo(body io.ReadCloser, off, length int64) (io.ReadCloser, error) {
-	if _, err := io.CopyN(io.Discard, body, off); err != nil {
-		body.Close()
-		return nil, fmt.Errorf("skipping to byte %d of a whole-blob answer: %w", off, err)
-	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{io.LimitReader(body, length), body}, nil
 }
 
 // checkContentRange reports whether a 206's Content-Range names exactly

@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/imgfs/imgfs/cache"
 	"github.com/imgfs/imgfs/fetch/hosts"
 )
 
@@ -91,6 +93,23 @@ func readRange(t *testing.T, r *Remote, desc ocispec.Descriptor, off, n int64) [
 	return b
 }
 
+// wholeAnswer asks for a range that the host answers with the whole blob,
+// and returns that blob.
+func wholeAnswer(t *testing.T, r *Remote, desc ocispec.Descriptor, off, n int64) []byte {
+	t.Helper()
+	_, err := r.FetchRange(callContext(t), desc, off, n)
+	var whole *cache.WholeBlob
+	if !errors.As(err, &whole) {
+		t.Fatalf("range %d+%d = %v, want a whole-blob answer", off, n, err)
+	}
+	defer whole.Body.Close()
+	b, err := io.ReadAll(whole.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 const all = hosts.Pull | hosts.Resolve
 
 func TestResolveFallsBackAndHonoursCapabilities(t *testing.T) {
@@ -134,7 +153,7 @@ func TestResolveFallsBackAndHonoursCapabilities(t *testing.T) {
 }
 
 func TestRangesStickToTheHostThatServedAndFallBack(t *testing.T) {
-	blob := bytes.Repeat([]byte("0123456789abcdef"), (6<<20)/16) // 6 MiB: past maxSkipToRange
+	blob := bytes.Repeat([]byte("0123456789abcdef"), (6<<20)/16) // 6 MiB: several chunks
 	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.FromBytes(blob), Size: int64(len(blob))}
 	m1 := newFakeHost(t, blob, nil)
 	m2 := newFakeHost(t, blob, nil)
@@ -151,28 +170,26 @@ func TestRangesStickToTheHostThatServedAndFallBack(t *testing.T) {
 		t.Errorf("after m2 served the first bytes: m1 %d hits, m2 %d; want 1 and 2", m1.hits(), m2.hits())
 	}
 
-	// A whole-blob answer near the start is used: the range is cut out.
+	// A whole-blob answer, however far in the range, goes to the cache
+	// whole (which lands every chunk it lacks from it), and the mirror is
+	// passed over for this blob's other ranges for a while.
 	m2.whole = true
-	if got := readRange(t, r, desc, 1000, 50); !bytes.Equal(got, blob[1000:1050]) {
-		t.Fatalf("range from a whole answer: got %q", got)
-	}
-	// Far in, it costs too much: the next host serves, and the mirror is
-	// passed over for this blob for a while.
-	if got := readRange(t, r, desc, 5<<20, 50); !bytes.Equal(got, blob[5<<20:5<<20+50]) {
-		t.Fatalf("far range: got %q", got)
+	if got := wholeAnswer(t, r, desc, 5<<20, 50); !bytes.Equal(got, blob) {
+		t.Fatal("the whole answer is not the blob")
 	}
 	before := m2.hits()
-	readRange(t, r, desc, 5<<20+100, 50)
+	if got := readRange(t, r, desc, 5<<20+100, 50); !bytes.Equal(got, blob[5<<20+100:5<<20+150]) {
+		t.Fatalf("range after a whole answer: got %q", got)
+	}
 	if m2.hits() != before {
 		t.Error("the mirror that answered whole was asked again at once")
 	}
 
-	// The server answering 200 far into a blob is still an error, but
-	// only when no host serves the range.
+	// A server without ranges is used the same way, not refused.
 	server.whole, m1.whole = true, true
 	r = routedRemote(t, server.host(false, all))
-	if _, err := r.FetchRange(callContext(t), desc, 5<<20, 10); err == nil || !strings.Contains(err.Error(), "range requests not supported") {
-		t.Errorf("a server without ranges: %v", err)
+	if got := wholeAnswer(t, r, desc, 5<<20, 10); !bytes.Equal(got, blob) {
+		t.Fatal("the server's whole answer is not the blob")
 	}
 
 	// A mirror that is down is passed over, then put last.

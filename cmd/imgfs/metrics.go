@@ -127,6 +127,13 @@ func (c *countingFetcher) FetchRange(ctx context.Context, desc ocispec.Descripto
 	}
 	c.m.mu.Unlock()
 	body, err := c.f.FetchRange(ctx, desc, off, n)
+	var whole *cache.WholeBlob
+	if errors.As(err, &whole) {
+		// Not a failure: the cache streams the whole answer, whose bytes
+		// count like any others.
+		tracked, _ := c.m.track(ctx, desc, whole.Body, nil, true)
+		return nil, &cache.WholeBlob{Body: tracked}
+	}
 	return c.m.track(ctx, desc, body, err, true)
 }
 
