@@ -123,14 +123,28 @@ func (b *Blob) mismatch(gen uint64, got digest.Digest, now time.Time) {
 		s.log.Error("blob failed verification, and its file cannot be replaced", "digest", b.desc.Digest, "error", err)
 		return
 	}
-	// Counted before waiters wake, so that what they see adds up.
-	s.stats.digestMismatches.Add(1)
 	b.mu.Lock()
-	fetched := rangesString(&b.m.fetched)
-	source := fetcherName(b.fetcher)
-	a := b.m.mismatched(gen, now)
+	fetched, source := b.dropGenerationLocked(fresh, func() blobActions { return b.m.mismatched(gen, now) })
+	s.log.Error("blob failed verification; its fetched bytes were dropped and will be fetched afresh",
+		"digest", b.desc.Digest, "got", got, "source", source, "ranges", fetched, "error", ErrDigestMismatch)
+	s.notifyMismatch(b.desc.Digest)
+}
+
+// dropGenerationLocked ends the current generation, whose fetched bytes
+// were proven bad, once drop (the machine's mismatched or rejected event)
+// has said so: the generation's runs are cancelled, its kept buffers and
+// its hasher are dropped, and fresh, the new generation's empty file from
+// freshFile, takes the old file's place. It returns the fetched ranges and
+// the source for the caller's log. b.mu must be held; it is released on
+// return. b.diskMu must be held too, as for freshFile.
+func (b *Blob) dropGenerationLocked(fresh *os.File, drop func() blobActions) (fetched, source string) {
+	// Counted before waiters wake, so that what they see adds up.
+	b.store.stats.digestMismatches.Add(1)
+	fetched = rangesString(&b.m.fetched)
+	source = fetcherName(b.fetcher)
+	a := drop()
 	b.genCancel()
-	b.genCtx, b.genCancel = context.WithCancel(s.life)
+	b.genCtx, b.genCancel = context.WithCancel(b.store.life)
 	for off, buf := range b.unhashed {
 		chunkPool.Put(buf)
 		delete(b.unhashed, off)
@@ -147,10 +161,7 @@ func (b *Blob) mismatch(gen uint64, got digest.Digest, now time.Time) {
 	if !b.owner {
 		os.Remove(old)
 	}
-
-	s.log.Error("blob failed verification; its fetched bytes were dropped and will be fetched afresh",
-		"digest", b.desc.Digest, "got", got, "source", source, "ranges", fetched, "error", ErrDigestMismatch)
-	s.notifyMismatch(b.desc.Digest)
+	return fetched, source
 }
 
 // freshFile creates the empty file of a new generation. For the owner it

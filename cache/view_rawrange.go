@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -85,9 +84,9 @@ func (r *RangeReader) ReadCheckedAt(ctx context.Context, p []byte, off int64, ch
 func (r *RangeReader) Close() error { return r.r.Close() }
 
 // reject drops the fetched bytes of the generation that df holds, because
-// the bytes at bad failed a check (see ReadCheckedAt). It replaces the
-// file the way a whole-blob mismatch does (Blob.mismatch): the fresh file
-// takes the partial's place before the new generation starts.
+// the bytes at bad failed a check (see ReadCheckedAt), the way a
+// whole-blob mismatch does (dropGenerationLocked): the fresh file takes
+// the partial's place before the new generation starts.
 func (b *Blob) reject(df *dataFile, bad Range, cause error) {
 	s := b.store
 	b.diskMu.Lock()
@@ -107,28 +106,7 @@ func (b *Blob) reject(df *dataFile, bad Range, cause error) {
 		s.log.Error("blob bytes failed a check, and its file cannot be replaced", "digest", b.desc.Digest, "error", err)
 		return
 	}
-	s.stats.digestMismatches.Add(1)
-	fetched := rangesString(&b.m.fetched)
-	source := fetcherName(b.fetcher)
-	a := b.m.rejected(gen, s.now())
-	b.genCancel()
-	b.genCtx, b.genCancel = context.WithCancel(s.life)
-	for off, buf := range b.unhashed {
-		chunkPool.Put(buf)
-		delete(b.unhashed, off)
-	}
-	b.hasher = b.desc.Digest.Algorithm().Hash()
-	b.hashState = nil
-	old := b.partial
-	if !b.owner {
-		b.partial = fresh.Name()
-	}
-	b.swapFileLocked(newDataFile(fresh, b.partial))
-	b.applyLocked(a)
-	b.mu.Unlock()
-	if !b.owner {
-		os.Remove(old)
-	}
+	fetched, source := b.dropGenerationLocked(fresh, func() blobActions { return b.m.rejected(gen, s.now()) })
 	s.log.Error("blob bytes failed their layer format's digest; its fetched bytes were dropped and will be fetched afresh",
 		"digest", b.desc.Digest, "bad", fmt.Sprintf("%d-%d", bad.Start, bad.End-1), "source", source, "ranges", fetched, "error", cause)
 	s.notifyMismatch(b.desc.Digest)
