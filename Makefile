@@ -48,8 +48,11 @@ fuzz:
 unit:
 	$(GO) test -short ./cache/ ./fetch/ ./fusefs/
 
-test: setup lint
+test: setup lint build
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	@# The demo is what a new user runs first: it must keep working.
+	@scripts/demo.sh >bin/demo.log 2>&1 || { cat bin/demo.log; echo "make test: scripts/demo.sh failed (log above)"; exit 1; }
+	@echo "demo: ok"
 
 demo: setup build
 	scripts/demo.sh

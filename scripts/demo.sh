@@ -62,9 +62,13 @@ show jq . "$mnt/index.json"
 show jq '.layers[] | {mediaType, size}' "$mnt/manifest.json"
 step "jq .cache.fetched_bytes $mnt/.imgfs/stats.json   # layer bytes pulled so far"
 jq .cache.fetched_bytes "$mnt/.imgfs/stats.json"
-show tar -tzvf "$mnt/layers/0-"*
-step "sha256sum $mnt/layers/1-*   # reads the 64 MiB layer through FUSE, fetching it lazily"
-(cd "$mnt/layers" && sha256sum 1-*)
+show tar -tzvf "$mnt/layers/0-"*.tar.gz
+step "sha256sum $mnt/layers/1-*.tar.gz   # reads the 64 MiB layer through FUSE, fetching it lazily"
+(cd "$mnt/layers" && sha256sum 1-*.tar.gz)
+step "cat $mnt/rootfs/etc/os-release   # a file inside the image: rootfs/ is the merged root filesystem"
+cat "$mnt/rootfs/etc/os-release"
+show ls -l "$mnt/rootfs" "$mnt/rootfs/data"
+show ls "$mnt/layers"   # each layer's own tree sits beside its blob
 step "jq .cache $mnt/.imgfs/stats.json"
 jq .cache "$mnt/.imgfs/stats.json"
 show "$IMGFS" unmount "$mnt"
