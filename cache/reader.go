@@ -28,6 +28,10 @@ type Reader struct {
 	// unverified: never wait for the verdict, and no readahead (see
 	// RangeReader).
 	unverified bool
+
+	// stream: the reader reads the blob once, in order, and its readahead
+	// is streamAheadLocked's (see NewStreamReader).
+	stream bool
 }
 
 // NewReader opens a reader of desc, fetching missing bytes through f (nil
@@ -107,7 +111,11 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want Range) (*dataFile,
 	needVerdict := !r.unverified && (s.opts.Verify == VerifyStrict || want.End == b.desc.Size)
 	b.mu.Lock()
 	var ahead Range
-	if !r.unverified { // a RangeReader's caller asks for exactly what it needs
+	plan := readPlan
+	switch {
+	case r.stream:
+		ahead, plan = r.streamAheadLocked(want.Start, want.End), streamPlan
+	case !r.unverified: // a RangeReader's caller asks for exactly what it needs
 		ahead = r.readaheadLocked(want.Start, want.End)
 	}
 	gen, failures := b.m.gen, b.m.failures
@@ -127,7 +135,7 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want Range) (*dataFile,
 		}
 		if ready {
 			if ahead.Len() > 0 {
-				_ = b.wantLocked(ahead, readPlan) // best effort
+				_ = b.wantLocked(ahead, plan) // best effort
 			}
 			df := b.file.acquire()
 			b.mu.Unlock()
@@ -150,7 +158,7 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want Range) (*dataFile,
 			}
 		}
 		if err == nil {
-			err = b.scheduleLocked(want, ahead, needVerdict)
+			err = b.scheduleLocked(want, ahead, plan, needVerdict)
 			ahead = Range{}
 		}
 		if err != nil {
@@ -181,19 +189,19 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want Range) (*dataFile,
 	}
 }
 
-// scheduleLocked asks for the read's bytes and what is ahead of them, and
-// for a read waiting on the verdict, for the whole blob too, bounded like
-// a fill. b.mu must be held.
-func (b *Blob) scheduleLocked(want, ahead Range, needVerdict bool) error {
+// scheduleLocked asks for the read's bytes and what is ahead of them, cut
+// into runs by plan, and for a read waiting on the verdict, for the whole
+// blob too, bounded like a fill. b.mu must be held.
+func (b *Blob) scheduleLocked(want, ahead Range, plan fetchPlan, needVerdict bool) error {
 	var err error
 	if ahead.Len() > 0 && ahead.Start <= want.End {
 		// One pass over the read and what follows makes the longest runs,
 		// so the read's chunk leads a multi-chunk request.
-		err = b.wantLocked(Range{want.Start, ahead.End}, readPlan)
+		err = b.wantLocked(Range{want.Start, ahead.End}, plan)
 	} else {
-		err = b.wantLocked(want, readPlan)
+		err = b.wantLocked(want, plan)
 		if err == nil && ahead.Len() > 0 {
-			_ = b.wantLocked(ahead, readPlan) // best effort
+			_ = b.wantLocked(ahead, plan) // best effort
 		}
 	}
 	if err == nil && needVerdict {

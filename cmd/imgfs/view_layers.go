@@ -193,9 +193,10 @@ func (l *layerFiles) walkTar(ctx context.Context, b *layerBuild, raw *cache.Rang
 // pass through the verifying reader, which also fills the cache. The pass
 // reads to the end of the blob even when the tar inside is broken, so the
 // entries it found come from verified bytes, and the index is stored only
-// when the blob verified and the stream was whole.
+// when the blob verified and the stream was whole. The reader fetches in
+// order, so that inflating overlaps the download on a slow link.
 func (l *layerFiles) indexPass(ctx context.Context, b *layerBuild) (*layerview.Index, error) {
-	rd, err := l.store.NewReader(b.desc, l.fetcher)
+	rd, err := l.store.NewStreamReader(b.desc, l.fetcher)
 	if err != nil {
 		return nil, err
 	}
