@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -34,13 +33,8 @@ func newCacheVerifyCommand(g *globalFlags) *cobra.Command {
 digest and size. It prints one line per bad blob and a summary, and exits 1
 if bad blobs remain. With --repair it removes them, so that the next fetch
 or mount fetches them again.`,
-		Args: exactArgs(),
-		PreRun: func(*cobra.Command, []string) {
-			// Every bad blob is printed; logs would only repeat it.
-			if !g.debug {
-				g.logger = slog.New(slog.DiscardHandler)
-			}
-		},
+		Args:   exactArgs(),
+		PreRun: g.quietUnlessDebug,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			store, err := g.openCache(cache.Options{})
 			if err != nil {

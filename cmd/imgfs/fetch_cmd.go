@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 
@@ -29,15 +28,9 @@ func newFetchCommand(g *globalFlags) *cobra.Command {
 		Long: `Fetch resolves <ref> and stores its index, manifests, configs and the
 selected platforms' layers in the cache, each verified against its digest.
 Blobs already in the cache are not fetched again and show as "exists".`,
-		Args: exactArgs("ref"),
-		PreRun: func(*cobra.Command, []string) {
-			// Every failure is returned as the one-line error; logs would
-			// only repeat it.
-			if !g.debug {
-				g.logger = slog.New(slog.DiscardHandler)
-			}
-		},
-		RunE: func(cmd *cobra.Command, args []string) error { return runFetch(cmd, g, f, args[0]) },
+		Args:   exactArgs("ref"),
+		PreRun: g.quietUnlessDebug,
+		RunE:   func(cmd *cobra.Command, args []string) error { return runFetch(cmd, g, f, args[0]) },
 	}
 	f.registryFlags.register(cmd.Flags())
 	f.cacheOptions.register(cmd.Flags())

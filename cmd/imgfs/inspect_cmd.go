@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 
 	"github.com/containerd/platforms"
@@ -35,14 +34,9 @@ sizes and media types. Platforms are selected as fetch and mount select
 them; entries of an index that are not selected are listed but not
 opened. Indexes, manifests and configs go into the cache, verified; no
 layer bytes are fetched.`,
-		Args: exactArgs("ref"),
-		PreRun: func(*cobra.Command, []string) {
-			// Every failure is returned as the one-line error.
-			if !g.debug {
-				g.logger = slog.New(slog.DiscardHandler)
-			}
-		},
-		RunE: func(cmd *cobra.Command, args []string) error { return runInspect(cmd, g, f, args[0]) },
+		Args:   exactArgs("ref"),
+		PreRun: g.quietUnlessDebug,
+		RunE:   func(cmd *cobra.Command, args []string) error { return runInspect(cmd, g, f, args[0]) },
 	}
 	f.registryFlags.register(cmd.Flags())
 	f.cacheOptions.register(cmd.Flags())

@@ -70,3 +70,12 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 }
 
 func defaultCacheDir() (string, error) { return cache.DefaultRoot() }
+
+// quietUnlessDebug is the PreRun of commands that return every failure as
+// their one-line error, or print every finding: logging would only repeat
+// it, so without --debug they log nothing.
+func (g *globalFlags) quietUnlessDebug(*cobra.Command, []string) {
+	if !g.debug {
+		g.logger = slog.New(slog.DiscardHandler)
+	}
+}

@@ -126,22 +126,7 @@ func (b *bench) fleetOnce(kind string, n int) (r fleetResult, err error) {
 		defer cancel()
 		cmds = append(cmds, c)
 	}
-	start := time.Now()
-	var errs []error
-	started := cmds[:0]
-	for _, c := range cmds {
-		if err := c.Start(); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		started = append(started, c)
-	}
-	for _, c := range started {
-		if err := c.Wait(); err != nil {
-			errs = append(errs, fmt.Errorf("cat: %w", err))
-		}
-	}
-	r.wall = time.Since(start)
+	r.wall, err = runAll(cmds)
 	r.pulled = up.BlobBytes() + b.proxy.BlobBytes()
-	return r, errors.Join(errs...)
+	return r, err
 }

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -196,4 +197,26 @@ func quietBytes(ctx context.Context, p *testregistry.Proxy, quiet, limit time.Du
 		}
 	}
 	return p.BlobBytes(), false
+}
+
+// runAll starts every command at once, waits for each started one and
+// returns the wall time from the first start to the last exit, with the
+// errors of any that failed to start or exited non-zero.
+func runAll(cmds []*exec.Cmd) (time.Duration, error) {
+	start := time.Now()
+	var errs []error
+	started := cmds[:0:0]
+	for _, c := range cmds {
+		if err := c.Start(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		started = append(started, c)
+	}
+	for _, c := range started {
+		if err := c.Wait(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", filepath.Base(c.Path), err))
+		}
+	}
+	return time.Since(start), errors.Join(errs...)
 }

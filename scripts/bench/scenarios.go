@@ -467,23 +467,8 @@ func (b *bench) concurrentOnce() (r coldRead, err error) {
 		cmds[i], cancel = catCmd(b.ctx, m.blob(layer.Digest))
 		defer cancel()
 	}
-	start := time.Now()
-	var errs []error
-	started := cmds[:0]
-	for _, c := range cmds {
-		if err := c.Start(); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		started = append(started, c)
-	}
-	for _, c := range started {
-		if err := c.Wait(); err != nil {
-			errs = append(errs, fmt.Errorf("cat: %w", err))
-		}
-	}
-	r.wall = time.Since(start)
-	if err := errors.Join(errs...); err != nil {
+	r.wall, err = runAll(cmds)
+	if err != nil {
 		return r, m.fail(err)
 	}
 	if err := b.waitCommitted(cache, layer.Digest); err != nil {
