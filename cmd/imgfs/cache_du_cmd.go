@@ -22,7 +22,7 @@ layer file indexes (indexes/), copies of view files read whole, served by
 passthrough (files/), background mounts' logs (logs/), and the rest
 (index.json, sources/, pins/). --cache-max-size bounds the first four.`,
 		Args:   exactArgs(),
-		PreRun: quietUnlessDebug(g),
+		PreRun: g.quietUnlessDebug,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			store, err := g.openCache(cache.Options{})
 			if err != nil {

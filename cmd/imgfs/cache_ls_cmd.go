@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -30,7 +29,7 @@ with the state of their layer's blob (gone once evicted: copies outlive it).
 Last use is recorded at most once an hour per blob or copy, so it is right to
 within the hour.`,
 		Args:   exactArgs(),
-		PreRun: quietUnlessDebug(g),
+		PreRun: g.quietUnlessDebug,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			store, err := g.openCache(cache.Options{})
 			if err != nil {
@@ -53,16 +52,6 @@ within the hour.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, with full digests and sizes in bytes")
 	return cmd
-}
-
-// quietUnlessDebug silences logs for commands whose every failure is
-// returned as the one-line error.
-func quietUnlessDebug(g *globalFlags) func(*cobra.Command, []string) {
-	return func(*cobra.Command, []string) {
-		if !g.debug {
-			g.logger = slog.New(slog.DiscardHandler)
-		}
-	}
 }
 
 func printInventory(out io.Writer, inv cache.Inventory) {

@@ -40,7 +40,7 @@ its blobs, nor their file copies and indexes; and no partial blob whose
 writer is alive. A mount killed with kill -9 leaves a
 pin no process holds; prune removes it, and its blobs are fair game.`,
 		Args:   exactArgs(),
-		PreRun: quietUnlessDebug(g),
+		PreRun: g.quietUnlessDebug,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts := cache.PruneOptions{All: all, MaxSize: -1, OlderThan: olderThan, DryRun: dryRun}
 			if maxSize != "" {

@@ -50,7 +50,7 @@ their size, the share of their bytes in the cache, their state and the
 FUSE reads each has served (passthrough reads are the kernel's, and not
 counted). --watch prints it again every --interval until interrupted.`,
 		Args:   exactArgs("mountpoint"),
-		PreRun: quietUnlessDebug(g),
+		PreRun: g.quietUnlessDebug,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if interval <= 0 {
 				return usageError{fmt.Errorf("--interval %s: want a positive duration", interval)}
