@@ -200,7 +200,12 @@ func (l *layerFiles) indexPass(ctx context.Context, b *layerBuild) (*layerview.I
 	if err != nil {
 		return nil, err
 	}
-	defer rd.Close()
+	storing := false
+	defer func() {
+		if !storing {
+			rd.Close()
+		}
+	}()
 	seq := &seqReader{ctx: ctx, src: rd, read: &b.read}
 	br := bufio.NewReaderSize(seq, 1<<20)
 	build := layerview.BuildGzip
@@ -226,14 +231,30 @@ func (l *layerFiles) indexPass(ctx context.Context, b *layerBuild) (*layerview.I
 		return nil, err
 	}
 	b.indexBytes = len(data)
-	// The verdict comes before the commit: give the commit a moment.
-	for i := 0; i < 50 && !l.store.Exists(b.desc); i++ {
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err := l.store.WriteLayerIndex(b.desc, layerview.IndexVersion, data); err != nil {
-		l.log.Warn("layer index not stored; the next mount indexes the layer again", "layer", b.desc.Digest, "err", err)
-	}
+	storing = l.store.Go(func(context.Context) { l.storeIndex(b.desc, rd, data) }) == nil
 	return idx, nil
+}
+
+// indexCommitWait bounds the wait for the blob's commit (an fsync and a
+// rename) before its index is stored.
+const indexCommitWait = time.Minute
+
+// storeIndex stores a layer's index once its blob is committed, and closes
+// rd. The verdict that ended the pass comes before the commit's fsync, so
+// the view is served at once and the index follows. The wait does not end
+// when the store closes: the commit in flight finishes before Close
+// returns, and an unmount right after the first ls still keeps the index.
+func (l *layerFiles) storeIndex(desc ocispec.Descriptor, rd *cache.Reader, data []byte) {
+	defer rd.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), indexCommitWait)
+	defer cancel()
+	err := rd.AwaitCommit(ctx)
+	if err == nil {
+		err = l.store.WriteLayerIndex(desc, layerview.IndexVersion, data)
+	}
+	if err != nil {
+		l.log.Warn("layer index not stored; the next mount indexes the layer again", "layer", desc.Digest, "err", err)
+	}
 }
 
 // seqReader reads a cache reader from the start, counting progress. It
