@@ -847,3 +847,27 @@ func TestHelperMount(t *testing.T) {
 	fmt.Println("mounted")
 	srv.Wait()
 }
+
+// TestCloseSendsOneFlush: the first close of a file gets ENOSYS for its
+// FLUSH, and the kernel then sends no more, so later closes do not wait on
+// the daemon. Each close of a passthrough blob, a plain blob and a small
+// file would otherwise be a FLUSH.
+func TestCloseSendsOneFlush(t *testing.T) {
+	requireFUSE(t)
+	ti := newTestImage(t)
+	srv, mnt := mountTest(t, ti, io.Discard)
+	for range 3 {
+		for _, p := range []string{"oci-layout", blobPath(ti.onDisk.Digest), blobPath(ti.lazy.Digest)} {
+			f, err := os.Open(filepath.Join(mnt, p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatalf("close %s: %v", p, err)
+			}
+		}
+	}
+	if st := srv.stats(); st.Flushes != 1 {
+		t.Errorf("9 opens and closes sent %d FLUSHes, want 1 (answered ENOSYS, then none)", st.Flushes)
+	}
+}

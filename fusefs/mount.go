@@ -118,7 +118,9 @@ func Mount(mountpoint string, img Image, blobs Blobs, opts Options) (*Server, er
 
 	fo := fsOptions(opts, log)
 	fo.MountOptions.DisableXAttrs = img.Files == nil // the file views show tar xattrs
-	raw := &passthroughCounter{RawFileSystem: fs.NewNodeFS(&root{dir: dir{attrs: &fsys.attrs}, fsys: fsys}, fo), stats: &fsys.stats}
+	var raw fuse.RawFileSystem = fs.NewNodeFS(&root{dir: dir{attrs: &fsys.attrs}, fsys: fsys}, fo)
+	raw = &passthroughCounter{RawFileSystem: raw, stats: &fsys.stats}
+	raw = &noFlush{RawFileSystem: raw, stats: &fsys.stats}
 	srv, err := fuse.NewServer(raw, abs, &fo.MountOptions)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)

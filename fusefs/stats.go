@@ -21,6 +21,7 @@ type fsStats struct {
 	ReadBytes            uint64 `json:"read_bytes"`
 	ReadErrors           uint64 `json:"read_errors"`
 	PassthroughFallbacks uint64 `json:"passthrough_fallbacks"`
+	Flushes              uint64 `json:"flushes"` // FLUSHes the kernel sent: one, then none (noflush.go)
 }
 
 // counters are the live form of fsStats.
@@ -28,6 +29,7 @@ type counters struct {
 	opens, passthroughOpens      atomic.Uint64
 	reads, readBytes, readErrors atomic.Uint64
 	passthroughFallbacks         atomic.Uint64
+	flushes                      atomic.Uint64
 }
 
 func (c *counters) snapshot() fsStats {
@@ -38,6 +40,7 @@ func (c *counters) snapshot() fsStats {
 		ReadBytes:            c.readBytes.Load(),
 		ReadErrors:           c.readErrors.Load(),
 		PassthroughFallbacks: c.passthroughFallbacks.Load(),
+		Flushes:              c.flushes.Load(),
 	}
 	s.PlainOpens = s.Opens - min(s.PassthroughOpens, s.Opens)
 	return s
