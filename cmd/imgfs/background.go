@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -88,8 +89,23 @@ func startBackground(cmd *cobra.Command, g *globalFlags, f *mountFlags) error {
 		return fmt.Errorf("start background mount: %w", err)
 	}
 	w.Close()
-	line, _ := bufio.NewReader(r).ReadString('\n')
-	line = strings.TrimSpace(line)
+	reports := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(r).ReadString('\n')
+		reports <- strings.TrimSpace(line)
+	}()
+	var line string
+	select {
+	case line = <-reports:
+	case <-cmd.Context().Done():
+	}
+	if cmd.Context().Err() != nil {
+		// Interrupted: the child runs in a session of its own, so the
+		// terminal's signal never reached it. Stop it, and with it a
+		// mount it may have made, rather than leave one the user
+		// thinks was called off.
+		return stopBackgroundChild(child, abs)
+	}
 	if line == "ok" {
 		fmt.Printf("mounted in the background (pid %d, log %s)\n", child.Process.Pid, abs)
 		child.Process.Release()
@@ -100,6 +116,30 @@ func startBackground(cmd *cobra.Command, g *globalFlags, f *mountFlags) error {
 		return errors.New(msg)
 	}
 	return fmt.Errorf("background mount exited before it was ready; see %s", abs)
+}
+
+// childStopGrace is how long an interrupted parent gives the background
+// child to stop (and unmount, if it had mounted) before killing it.
+const childStopGrace = 10 * time.Second
+
+// stopBackgroundChild asks the child to stop with SIGTERM, as `imgfs
+// unmount` would, waits for it to exit, and kills it if it outlives
+// childStopGrace.
+func stopBackgroundChild(child *exec.Cmd, logFile string) error {
+	child.Process.Signal(syscall.SIGTERM)
+	exited := make(chan struct{})
+	go func() {
+		child.Wait()
+		close(exited)
+	}()
+	select {
+	case <-exited:
+		return fmt.Errorf("the background mount was stopped before it was ready; its log is %s", logFile)
+	case <-time.After(childStopGrace):
+	}
+	child.Process.Kill()
+	<-exited
+	return fmt.Errorf("the background mount did not stop within %s and was killed; if the mountpoint is left behind, run imgfs unmount on it; its log is %s", childStopGrace, logFile)
 }
 
 // childArgs rebuilds the command line for the background child from the
