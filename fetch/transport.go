@@ -77,6 +77,10 @@ func newHostTransport(opts TransportOptions, h hosts.Host) (http.RoundTripper, *
 		idle = defaultIdleTimeout
 	}
 	base.ResponseHeaderTimeout = idle
+	// A silent TLS handshake is a stall like silent headers: the same
+	// bound, so that the stall error's "no response for" is the truth
+	// (net/http's default would cut it at 10 s).
+	base.TLSHandshakeTimeout = idle
 	var rt http.RoundTripper = &idleTransport{base: base, timeout: idle}
 	// --plain-http is for the registry; a mirror's URL says its scheme.
 	st := &schemeTransport{base: rt, plain: opts.PlainHTTP && !h.Mirror, fallback: map[string]bool{}}
