@@ -90,6 +90,9 @@ func Mirror(t testing.TB, upstreamHost string) *Registry {
 // references.
 func (r *Registry) Host() string { return r.host }
 
+// Pid returns the registry process's pid, for measuring its CPU time.
+func (r *Registry) Pid() int { return r.cmd.Process.Pid }
+
 // Dir returns the directory holding the registry's config, data and log.
 func (r *Registry) Dir() string { return r.dir }
 

@@ -36,9 +36,15 @@ func need(pkg string, programs ...string) error {
 // includes `sync FILE...` after curl, the fsync a store that must survive
 // a crash pays for. The files are removed after.
 func (b *bench) curl(host, repo string, durable bool, blobs ...ocispec.Descriptor) (time.Duration, error) {
+	u, err := b.curlUsage(host, repo, durable, blobs...)
+	return u.wall, err
+}
+
+// curlUsage is curl, with curl's CPU time too (sync's is not counted).
+func (b *bench) curlUsage(host, repo string, durable bool, blobs ...ocispec.Descriptor) (usage, error) {
 	dir, err := b.dir("curl")
 	if err != nil {
-		return 0, err
+		return usage{}, err
 	}
 	defer os.RemoveAll(dir)
 	args := []string{"-sSf"}
@@ -47,12 +53,13 @@ func (b *bench) curl(host, repo string, durable bool, blobs ...ocispec.Descripto
 		files = append(files, filepath.Join(dir, fmt.Sprintf("blob%d", i)))
 		args = append(args, "-o", files[i], fmt.Sprintf("http://%s/v2/%s/blobs/%s", host, repo, d.Digest))
 	}
-	elapsed, err := runCmd(b.ctx, transferTimeout, nil, "curl", args...)
+	u, err := runCmdUsage(b.ctx, transferTimeout, nil, "curl", args...)
 	if err != nil || !durable {
-		return elapsed, err
+		return u, err
 	}
 	synced, err := runCmd(b.ctx, transferTimeout, nil, "sync", files...)
-	return elapsed + synced, err
+	u.wall += synced
+	return u, err
 }
 
 // skopeo times `skopeo copy docker://REF oci:DIR:TAG` into a new directory

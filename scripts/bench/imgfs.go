@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -179,30 +178,8 @@ func (m *mount) peakRSS() (int64, error) {
 	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", m.pid)
 }
 
-// userHZ is the unit of the CPU times in /proc/<pid>/stat: USER_HZ, which
-// Linux fixes at 100 for every architecture's user-space ABI.
-const userHZ = 100
-
 // cpuTime returns the CPU time (user+sys) the server has used so far.
-func (m *mount) cpuTime() (time.Duration, error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", m.pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name, in parentheses, may hold spaces: count fields
-	// from the last ')'. utime and stime are fields 14 and 15.
-	i := bytes.LastIndexByte(stat, ')')
-	fields := strings.Fields(string(stat[i+1:]))
-	if i < 0 || len(fields) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", m.pid)
-	}
-	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
-	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: %w", m.pid, err)
-	}
-	return time.Duration(utime+stime) * time.Second / userHZ, nil
-}
+func (m *mount) cpuTime() (time.Duration, error) { return processCPU(m.pid) }
 
 // mountStats is the part of .imgfs/stats.json the bench reports.
 type mountStats struct {

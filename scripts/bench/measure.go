@@ -98,6 +98,16 @@ func inTurns(cs ...*contender) {
 // time from start to exit. stdout may be nil to discard the output (the
 // child then writes to /dev/null). The error carries the tail of stderr.
 func runCmd(ctx context.Context, timeout time.Duration, stdout io.Writer, name string, args ...string) (time.Duration, error) {
+	u, err := runCmdUsage(ctx, timeout, stdout, name, args...)
+	return u.wall, err
+}
+
+// usage is what running a command cost: its wall time, and the CPU time
+// (user+sys) of it and its children.
+type usage struct{ wall, cpu time.Duration }
+
+// runCmdUsage is runCmd, with the command's CPU time too.
+func runCmdUsage(ctx context.Context, timeout time.Duration, stdout io.Writer, name string, args ...string) (usage, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
@@ -107,14 +117,17 @@ func runCmd(ctx context.Context, timeout time.Duration, stdout io.Writer, name s
 	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
 	err := cmd.Run()
-	elapsed := time.Since(start)
+	u := usage{wall: time.Since(start)}
+	if cmd.ProcessState != nil {
+		u.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			err = fmt.Errorf("timed out after %v", timeout)
 		}
-		return elapsed, fmt.Errorf("%s %s: %w%s", name, strings.Join(args, " "), err, tailOf(stderr.String()))
+		return u, fmt.Errorf("%s %s: %w%s", name, strings.Join(args, " "), err, tailOf(stderr.String()))
 	}
-	return elapsed, nil
+	return u, nil
 }
 
 // tailOf returns the last lines of a command's stderr, indented, for error

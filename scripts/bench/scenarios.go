@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"time"
 
@@ -152,6 +153,9 @@ type coldRead struct {
 	// end, and to the commit: what the read costs, and how much of it the
 	// read had to wait for.
 	cpuRead, cpuAll time.Duration
+	// The machine during the cat: busy CPU time on all CPUs, the
+	// registry's share, and cat's own.
+	machine, registry, cat time.Duration
 }
 
 // coldReadScenario is scenario 3 (and 7): `cat` of the big layer through a
@@ -163,6 +167,7 @@ type coldRead struct {
 func (b *bench) coldReadScenario() error {
 	layer := b.img.bigLayer()
 	var curl, wall, curlDirect, wallDirect, pulled, requests, rss, cpuRead, cpuAll samples
+	var catBusy, catRegistry, catSelf, curlBusy, curlRegistry, curlSelf samples // no proxy
 	unsettled := 0
 	for i := range b.cfg.runs {
 		for _, proxied := range []bool{true, false} {
@@ -170,10 +175,15 @@ func (b *bench) coldReadScenario() error {
 			if proxied {
 				host = b.proxy.Host()
 			}
-			d, err := b.curl(host, repoBig, false, layer)
+			win := startCPUWindow(b.reg.Pid())
+			cu, err := b.curlUsage(host, repoBig, false, layer)
 			if err != nil {
 				return err
 			}
+			if err := win.stop(); err != nil {
+				return err
+			}
+			d := cu.wall
 			r, err := b.coldReadOnce(proxied, !proxied && i == b.cfg.runs-1)
 			if err != nil {
 				return err
@@ -183,6 +193,8 @@ func (b *bench) coldReadScenario() error {
 				wallDirect = append(wallDirect, r.wall.Seconds())
 				cpuRead = append(cpuRead, r.cpuRead.Seconds())
 				cpuAll = append(cpuAll, r.cpuAll.Seconds())
+				catBusy, catRegistry, catSelf = append(catBusy, r.machine.Seconds()), append(catRegistry, r.registry.Seconds()), append(catSelf, r.cat.Seconds())
+				curlBusy, curlRegistry, curlSelf = append(curlBusy, win.busy.Seconds()), append(curlRegistry, win.registry.Seconds()), append(curlSelf, cu.cpu.Seconds())
 				continue
 			}
 			curl = append(curl, d.Seconds())
@@ -205,7 +217,11 @@ func (b *bench) coldReadScenario() error {
 	b.rep.add(Row{ID: "3", Name: "cold cat of 512 MiB via the mount, no proxy", Unit: unitSeconds, Value: stat(wallDirect),
 		AnchorName: "curl -o, no proxy", Anchor: stat(curlDirect), Target: atMost(coldReadTarget, ofRatio),
 		Notes: []string{fmt.Sprintf("server CPU (user+sys) per cold cat, median: %.2f s until the cat ended, %.2f s until the blob was committed",
-			cpuRead.median(), cpuAll.median())}})
+			cpuRead.median(), cpuAll.median()),
+			cpuBudget("cold cat", catBusy, wallDirect, []string{"imgfs", "registry", "cat"}, cpuRead, catRegistry, catSelf),
+			cpuBudget("curl -o", curlBusy, curlDirect, []string{"registry", "curl"}, curlRegistry, curlSelf),
+			fmt.Sprintf("CPU floor of the cold cat: its busy CPU time spread over all %d CPUs is %.2fx curl -o", runtime.NumCPU(), catBusy.median()/float64(runtime.NumCPU())/curlDirect.median()),
+		}})
 	b.rep.add(Row{ID: "7", Name: "peak RSS of the server in scenario 3", Unit: unitBytes, Value: stat(rss),
 		Target: atMost(rssTarget, ofValue), Notes: []string{fmt.Sprintf("largest of %d runs: %s", len(rss), format(unitBytes, rss.percentile(100)))}})
 	return nil
@@ -236,13 +252,19 @@ func (b *bench) coldReadOnce(proxied, keep bool) (r coldRead, err error) {
 	if err != nil {
 		return r, err
 	}
-	if r.wall, err = timeCat(b.ctx, m.blob(layer.Digest)); err != nil {
+	win := startCPUWindow(b.reg.Pid())
+	u, err := runCmdUsage(b.ctx, transferTimeout, nil, "cat", m.blob(layer.Digest))
+	if err != nil {
 		return r, m.fail(err)
 	}
 	cpuEnd, err := m.cpuTime()
 	if err != nil {
 		return r, err
 	}
+	if err := win.stop(); err != nil {
+		return r, err
+	}
+	r.wall, r.cat, r.machine, r.registry = u.wall, u.cpu, win.busy, win.registry
 	if err := b.waitCommitted(cache, layer.Digest); err != nil {
 		return r, err
 	}
