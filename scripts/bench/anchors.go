@@ -36,15 +36,16 @@ func need(pkg string, programs ...string) error {
 // includes `sync FILE...` after curl, the fsync a store that must survive
 // a crash pays for. The files are removed after.
 func (b *bench) curl(host, repo string, durable bool, blobs ...ocispec.Descriptor) (time.Duration, error) {
-	u, err := b.curlUsage(host, repo, durable, blobs...)
+	u, _, err := b.curlUsage(host, repo, durable, blobs...)
 	return u.wall, err
 }
 
-// curlUsage is curl, with curl's CPU time too (sync's is not counted).
-func (b *bench) curlUsage(host, repo string, durable bool, blobs ...ocispec.Descriptor) (usage, error) {
+// curlUsage is curl, with curl's CPU time too (sync's is not counted), and
+// the machine's CPU over curl's run alone.
+func (b *bench) curlUsage(host, repo string, durable bool, blobs ...ocispec.Descriptor) (usage, *cpuWindow, error) {
 	dir, err := b.dir("curl")
 	if err != nil {
-		return usage{}, err
+		return usage{}, nil, err
 	}
 	defer os.RemoveAll(dir)
 	args := []string{"-sSf"}
@@ -53,13 +54,15 @@ func (b *bench) curlUsage(host, repo string, durable bool, blobs ...ocispec.Desc
 		files = append(files, filepath.Join(dir, fmt.Sprintf("blob%d", i)))
 		args = append(args, "-o", files[i], fmt.Sprintf("http://%s/v2/%s/blobs/%s", host, repo, d.Digest))
 	}
+	win := startCPUWindow(b.reg.Pid())
 	u, err := runCmdUsage(b.ctx, transferTimeout, nil, "curl", args...)
+	err = errors.Join(err, win.stop())
 	if err != nil || !durable {
-		return u, err
+		return u, win, err
 	}
 	synced, err := runCmd(b.ctx, transferTimeout, nil, "sync", files...)
 	u.wall += synced
-	return u, err
+	return u, win, err
 }
 
 // skopeo times `skopeo copy docker://REF oci:DIR:TAG` into a new directory

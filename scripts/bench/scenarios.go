@@ -175,12 +175,8 @@ func (b *bench) coldReadScenario() error {
 			if proxied {
 				host = b.proxy.Host()
 			}
-			win := startCPUWindow(b.reg.Pid())
-			cu, err := b.curlUsage(host, repoBig, false, layer)
+			cu, win, err := b.curlUsage(host, repoBig, false, layer)
 			if err != nil {
-				return err
-			}
-			if err := win.stop(); err != nil {
 				return err
 			}
 			d := cu.wall
