@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"sync"
 	"testing"
 )
@@ -64,5 +65,63 @@ func BenchmarkStdlibGunzipTarT(b *testing.B) {
 			}
 		}
 		io.Copy(io.Discard, zr)
+	}
+}
+
+// zipfText is a ~32 MiB tar of one file of lines of words drawn with a
+// Zipf law from a fixed 4096-word vocabulary, gzipped at BestSpeed: the
+// shape of the bench's file-view layer (scripts/bench, scenario 9), which
+// decodes to many short matches and literals.
+var zipfText = sync.OnceValues(func() ([]byte, []byte) {
+	r := rand.New(rand.NewPCG(7, 7))
+	const letters = "abcdefghijklmnopqrstuvwxyz_"
+	words := make([][]byte, 4096)
+	for i := range words {
+		w := make([]byte, 2+r.IntN(9))
+		for j := range w {
+			w[j] = letters[r.IntN(len(letters))]
+		}
+		words[i] = w
+	}
+	zipf := rand.NewZipf(r, 1.2, 2, uint64(len(words)-1))
+	var text bytes.Buffer
+	for onLine := 1; text.Len() < 32<<20; onLine++ {
+		text.Write(words[zipf.Uint64()])
+		if onLine >= 6+r.IntN(8) {
+			text.WriteByte('\n')
+			onLine = 0
+		} else {
+			text.WriteByte(' ')
+		}
+	}
+	var raw bytes.Buffer
+	tw := tar.NewWriter(&raw)
+	tw.WriteHeader(&tar.Header{Name: "usr/share/doc/big.txt", Typeflag: tar.TypeReg, Size: int64(text.Len()), Mode: 0644, ModTime: epoch})
+	tw.Write(text.Bytes())
+	tw.Close()
+	var z bytes.Buffer
+	w, _ := gzip.NewWriterLevel(&z, gzip.BestSpeed)
+	w.Write(raw.Bytes())
+	w.Close()
+	return raw.Bytes(), z.Bytes()
+})
+
+// BenchmarkInflate is the decoder alone, on the text layer of
+// BenchmarkIndexGzip and on Zipf-distributed text.
+func BenchmarkInflate(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		data func() ([]byte, []byte)
+	}{{"tar", benchLayer}, {"zipf", zipfText}} {
+		b.Run(bc.name, func(b *testing.B) {
+			raw, blob := bc.data()
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				n, err := io.Copy(io.Discard, newInflater(bytes.NewReader(blob)))
+				if err != nil || n != int64(len(raw)) {
+					b.Fatal(n, err)
+				}
+			}
+		})
 	}
 }

@@ -60,13 +60,18 @@ var (
 const (
 	inBufSize  = 64 << 10
 	outChunk   = 256 << 10
-	keepBits   = 8 // bytes kept before ip so a boundary's byte is still buffered
+	outLimit   = windowSize + outChunk // decoding stops for a Read once out is this long
+	keepBits   = 8                     // bytes kept before ip so a boundary's byte is still buffered
 	maxMatch   = 258
 	fastLitLen = 10
+	// outSlack is the room out has past outLimit, for a match that starts
+	// just below it: decodeFast writes at most 264 bytes from a match's
+	// start (its length rounded up to whole words, at least 16).
+	outSlack = maxMatch + 8
 )
 
 func newInflater(r io.Reader) *inflater {
-	f := &inflater{r: r, in: make([]byte, inBufSize), out: make([]byte, 0, windowSize+outChunk+maxMatch), verify: true}
+	f := &inflater{r: r, in: make([]byte, inBufSize), out: make([]byte, 0, outLimit+outSlack), verify: true}
 	return f
 }
 
@@ -221,8 +226,7 @@ func (f *inflater) sumCRC() {
 
 // step decodes until some output is ready, a member ends, or an error.
 func (f *inflater) step() {
-	limit := cap(f.out) - maxMatch
-	for len(f.out) < limit && f.err == nil {
+	for len(f.out) < outLimit && f.err == nil {
 		switch f.state {
 		case stMember:
 			if !f.member() {
@@ -239,9 +243,9 @@ func (f *inflater) step() {
 			}
 			f.blockHeader()
 		case stStored:
-			f.copyStored(limit)
+			f.copyStored()
 		case stHuffman:
-			f.decodeHuffman(limit)
+			f.decodeHuffman()
 		case stDone:
 			return
 		}
@@ -386,8 +390,8 @@ func (f *inflater) blockHeader() {
 	}
 }
 
-func (f *inflater) copyStored(limit int) {
-	for f.stored > 0 && len(f.out) < limit {
+func (f *inflater) copyStored() {
+	for f.stored > 0 && len(f.out) < outLimit {
 		// Drain whole bytes still in the bit buffer first.
 		if f.nbits >= 8 {
 			v, _ := f.getBits(8)
@@ -400,7 +404,7 @@ func (f *inflater) copyStored(limit int) {
 			f.truncated()
 			return
 		}
-		n := min(f.stored, f.ie-f.ip, limit-len(f.out))
+		n := min(f.stored, f.ie-f.ip, outLimit-len(f.out))
 		f.out = append(f.out, f.in[f.ip:f.ip+n]...)
 		f.ip += n
 		f.stored -= n
@@ -431,7 +435,7 @@ func (f *inflater) readDynamic() error {
 		lens[codeOrder[i]] = uint8(v)
 	}
 	var clen huffman
-	if !clen.build(lens[:19]) {
+	if !clen.build(lens[:19], &symEntries) {
 		return errDeflate
 	}
 	clear(lens[:19])
@@ -482,27 +486,34 @@ func (f *inflater) readDynamic() error {
 	if lens[256] == 0 {
 		return errDeflate
 	}
-	if !f.dyn[0].build(lens[:nlit]) || !f.dyn[1].build(lens[nlit:nlit+ndist]) {
+	if !f.dyn[0].build(lens[:nlit], &litLenEntries) || !f.dyn[1].build(lens[nlit:nlit+ndist], &distEntries) {
 		return errDeflate
 	}
 	return nil
 }
 
-// decode reads one symbol; ok is false on a bad code or short input.
-func (f *inflater) decode(h *huffman) (int, bool) {
+// entry reads one code and returns its table entry; ok is false on a bad
+// code or short input.
+func (f *inflater) entry(h *huffman) (uint32, bool) {
 	if f.nbits < 15 {
 		f.fill()
 	}
 	e := h.primary[f.bits&(1<<fastLitLen-1)]
-	if e&linkFlag != 0 {
-		e = h.sub[int(e>>8)+int(f.bits>>fastLitLen&(1<<(15-fastLitLen)-1))]
+	if e&entLink != 0 {
+		e = h.sub[int(e>>16)+int(f.bits>>fastLitLen&(1<<(15-fastLitLen)-1))]
 	}
-	n := uint(e & 0x7f)
+	n := uint(e >> 8 & 15)
 	if n == 0 || n > f.nbits {
 		return 0, false
 	}
 	f.consume(n)
-	return int(e >> 8), true
+	return e, true
+}
+
+// decode reads one symbol of a table built with symEntries.
+func (f *inflater) decode(h *huffman) (int, bool) {
+	e, ok := f.entry(h)
+	return int(e >> 16), ok
 }
 
 var (
@@ -512,76 +523,191 @@ var (
 	dExtra   = [30]uint8{0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13}
 )
 
-func (f *inflater) decodeHuffman(limit int) {
-	out := f.out
+// decodeHuffman decodes a Huffman block until it ends, out reaches
+// outLimit, or an error. The fast loop takes every symbol it can, and
+// decodeSymbol each one it leaves: near the end of the buffered input, or
+// one that is bad.
+func (f *inflater) decodeHuffman() {
+	for len(f.out) < outLimit && f.state == stHuffman && f.err == nil {
+		f.decodeFast()
+		if len(f.out) < outLimit && f.state == stHuffman {
+			f.decodeSymbol()
+		}
+	}
+}
+
+// decodeFast decodes symbols while at least 8 input bytes are buffered
+// past ip. It keeps the bit buffer, the positions and the output in
+// locals, and decodes a literal, or a length or distance with its extra
+// bits, with one table lookup (see huffman).
+//
+// It refills the bit buffer exactly when and as fill would (below 48
+// bits, one 8-byte load), so the decoder stands at the same place at
+// every symbol as the slow path would, and so reports the same errors
+// (see badOrShort) and reads its input at the same times. 48 bits hold
+// a whole length/distance pair (15+5+15+13). A bad code, a bad symbol or
+// a distance too far back it leaves undecoded, at the symbol's start, for
+// decodeSymbol to report.
+//
+// Inside the loop, bits above nbits in the buffer are the next input bits,
+// not zero: the load is not masked, as loading them again ORs in the same
+// bits. They are cleared on the way out, as the rest of the decoder (a
+// stored block takes bytes from in directly) needs zeros there.
+func (f *inflater) decodeFast() {
+	// Arrays rather than slices, so that their lengths are constants:
+	// fewer live registers and bounds checks in the loop.
+	in := (*[inBufSize]byte)(f.in)
+	lastLoad := f.ie - 8 // the last ip a refill can load 8 bytes from
+	ip, bits, nbits := f.ip, f.bits, f.nbits
+	buf := (*[outLimit + outSlack]byte)(f.out[:cap(f.out)])
+	op := len(f.out)
+	// A match may reach back to the member's start but not before it.
+	lowest := 0
+	if f.memberOut < int64(op) {
+		lowest = op - int(f.memberOut)
+	}
 	lit, dist := f.lit, f.dist
-	for len(out) < limit {
-		if f.nbits < 48 {
-			f.fill()
+	for op < outLimit {
+		if nbits < 48 {
+			if ip > lastLoad {
+				break
+			}
+			bits |= binary.LittleEndian.Uint64(in[ip:]) << (nbits & 63)
+			n := (63 - nbits) >> 3 // whole bytes that fit
+			ip += int(n)
+			nbits += n << 3
 		}
-		sym, ok := f.decode(lit)
-		if !ok {
-			f.out = out
-			f.badOrShort()
-			return
+		e := lit.primary[bits&(1<<fastLitLen-1)]
+		if e&entLink != 0 {
+			e = lit.sub[int(e>>16)+int(bits>>fastLitLen&(1<<(15-fastLitLen)-1))]
 		}
-		if sym < 256 {
-			out = append(out, byte(sym))
-			f.memberOut++
+		if e&entLit != 0 {
+			bits >>= e & 31
+			nbits -= uint(e & 31)
+			buf[op] = byte(e >> 16)
+			op++
 			continue
 		}
-		if sym == 256 {
-			f.state = stBlock
+		if e&entLen == 0 {
+			if e&entEnd != 0 {
+				bits >>= e & 31
+				nbits -= uint(e & 31)
+				f.state = stBlock
+			}
 			break
 		}
-		sym -= 257
-		if sym >= 29 {
-			f.out = out
-			f.fail(errDeflate)
-			return
+		symBits, symNbits := bits, nbits
+		// Length and distance: the base, plus the extra bits that follow
+		// the code.
+		n := uint(e & 31)
+		length := int(e>>16) + int(bits&(1<<n-1)>>(e>>8&15))
+		bits >>= n
+		nbits -= n
+		e = dist.primary[bits&(1<<fastLitLen-1)]
+		if e&entLink != 0 {
+			e = dist.sub[int(e>>16)+int(bits>>fastLitLen&(1<<(15-fastLitLen)-1))]
 		}
-		length := int(lenBase[sym])
-		if x := uint(lenExtra[sym]); x > 0 {
-			v, ok := f.getBits(x)
-			if !ok {
-				f.out = out
-				f.truncated()
-				return
+		if e&entLen == 0 {
+			bits, nbits = symBits, symNbits
+			break
+		}
+		n = uint(e & 31)
+		start := op - int(e>>16) - int(bits&(1<<n-1)>>(e>>8&15))
+		if start < lowest {
+			bits, nbits = symBits, symNbits
+			break
+		}
+		bits >>= n
+		nbits -= n
+		// Copy the match as if byte by byte, 8 bytes at a time, which may
+		// write up to 15 bytes past its end (see outSlack). The copy is
+		// written out here, not called: a call in the loop would make
+		// the compiler keep the loop's variables in memory.
+		if d := op - start; d >= 8 {
+			// Each 8 bytes read lie wholly before the 8 written, so
+			// words are right even when source and destination overlap.
+			// Most matches are short: two words, then the loop is done.
+			binary.LittleEndian.PutUint64(buf[op:], binary.LittleEndian.Uint64(buf[start:]))
+			binary.LittleEndian.PutUint64(buf[op+8:], binary.LittleEndian.Uint64(buf[start+8:]))
+			for i := 16; i < length; i += 8 {
+				binary.LittleEndian.PutUint64(buf[op+i:], binary.LittleEndian.Uint64(buf[start+i:]))
 			}
-			length += int(v)
-		}
-		ds, ok := f.decode(dist)
-		if !ok || ds >= 30 {
-			f.out = out
-			f.badOrShort()
-			return
-		}
-		d := int(dBase[ds])
-		if x := uint(dExtra[ds]); x > 0 {
-			v, ok := f.getBits(x)
-			if !ok {
-				f.out = out
-				f.truncated()
-				return
-			}
-			d += int(v)
-		}
-		if int64(d) > f.memberOut || d > len(out) {
-			f.out = out
-			f.fail(errDeflate)
-			return
-		}
-		start := len(out) - d
-		if d >= length {
-			out = append(out, out[start:start+length]...)
 		} else {
-			for i := range length {
-				out = append(out, out[start+i])
+			// The match repeats its first d bytes. Write them byte by
+			// byte up to a whole number of repeats of 8 bytes or more,
+			// then copy words from that far back.
+			span := min(int(repeatSpan[d]), length)
+			for i := range span {
+				buf[op+i] = buf[start+i]
+			}
+			for i := span; i < length; i += 8 {
+				binary.LittleEndian.PutUint64(buf[op+i:], binary.LittleEndian.Uint64(buf[op+i-span:]))
 			}
 		}
-		f.memberOut += int64(length)
+		op += length
 	}
-	f.out = out
+	f.ip, f.bits, f.nbits = ip, bits&(1<<nbits-1), nbits
+	f.memberOut += int64(op - len(f.out))
+	f.out = f.out[:op]
+}
+
+// repeatSpan is, for a match distance d under 8, the least multiple of d
+// of 8 or more.
+var repeatSpan = [8]uint8{0, 8, 8, 9, 8, 10, 12, 14}
+
+// decodeSymbol decodes one symbol of a Huffman block, checking it all.
+func (f *inflater) decodeSymbol() {
+	if f.nbits < 48 {
+		f.fill()
+	}
+	e, ok := f.entry(f.lit)
+	if !ok {
+		f.badOrShort()
+		return
+	}
+	switch {
+	case e&entLit != 0:
+		f.out = append(f.out, byte(e>>16))
+		f.memberOut++
+		return
+	case e&entEnd != 0:
+		f.state = stBlock
+		return
+	case e&entLen == 0:
+		f.fail(errDeflate) // literal/length symbol 286 or 287
+		return
+	}
+	length := int(e >> 16)
+	if x := uint(e&31) - uint(e>>8&15); x > 0 {
+		v, ok := f.getBits(x)
+		if !ok {
+			f.truncated()
+			return
+		}
+		length += int(v)
+	}
+	e, ok = f.entry(f.dist)
+	if !ok {
+		f.badOrShort()
+		return
+	}
+	d := int(e >> 16)
+	if x := uint(e&31) - uint(e>>8&15); x > 0 {
+		v, ok := f.getBits(x)
+		if !ok {
+			f.truncated()
+			return
+		}
+		d += int(v)
+	}
+	if int64(d) > f.memberOut || d > len(f.out) {
+		f.fail(errDeflate)
+		return
+	}
+	for range length {
+		f.out = append(f.out, f.out[len(f.out)-d])
+	}
+	f.memberOut += int64(length)
 }
 
 // badOrShort tells a corrupt code from input that ended mid-block.
@@ -595,15 +721,55 @@ func (f *inflater) badOrShort() {
 
 // huffman is a canonical Huffman decoding table: a primary table indexed
 // by the next 10 bits, linking to 32-entry subtables for longer codes.
-// An entry is sym<<8 | length, or offset<<8 | linkFlag.
+// Following libdeflate, an entry holds what decoding needs next, so that
+// the fast loop decodes a literal, or a length or distance with its extra
+// bits, with one lookup:
+//
+//	bits 0-4    bits to consume: the code's length plus its extra bits
+//	bits 8-11   the code's length (0: no code has these bits)
+//	bits 12-15  kind: entLit, entLen (length or distance), entEnd or
+//	            entLink; none for the symbols of a code-length code, and
+//	            for literal/length symbols 286 and 287, which are invalid
+//	bits 16-31  the literal, the length or distance base, the symbol (of
+//	            a code-length code), or the subtable's offset in sub
 type huffman struct {
 	primary [1 << fastLitLen]uint32
 	sub     []uint32
 }
 
-const linkFlag = 0x80
+const (
+	entLit  = 1 << 12
+	entLen  = 1 << 13
+	entEnd  = 1 << 14
+	entLink = 1 << 15
+)
 
-func (h *huffman) build(lens []uint8) bool {
+// litLenEntries, distEntries and symEntries give each symbol's entry
+// without its code length: kind, value and extra-bit count.
+var litLenEntries, distEntries, symEntries [288]uint32
+
+func init() {
+	for sym := range litLenEntries {
+		switch {
+		case sym < 256:
+			litLenEntries[sym] = entLit | uint32(sym)<<16
+		case sym == 256:
+			litLenEntries[sym] = entEnd
+		case sym < 286:
+			litLenEntries[sym] = entLen | uint32(lenBase[sym-257])<<16 | uint32(lenExtra[sym-257])
+		}
+		symEntries[sym] = uint32(sym) << 16
+	}
+	for sym := range dBase {
+		distEntries[sym] = entLen | dBase[sym]<<16 | uint32(dExtra[sym])
+	}
+}
+
+// build makes the table for the code lengths lens of symbols whose entries
+// (see litLenEntries) are ents; it fails on an over-subscribed code. An
+// incomplete code is allowed, as zlib allows it: its missing codes decode
+// as errors.
+func (h *huffman) build(lens []uint8, ents *[288]uint32) bool {
 	var count [16]int
 	for _, l := range lens {
 		count[l]++
@@ -631,20 +797,21 @@ func (h *huffman) build(lens []uint8) bool {
 		c := next[l]
 		next[l]++
 		rev := int(bits.Reverse16(uint16(c)) >> (16 - l))
+		e := ents[sym] + uint32(l)<<8 + uint32(l)
 		if l <= fastLitLen {
 			for i := rev; i < len(h.primary); i += 1 << l {
-				h.primary[i] = uint32(sym)<<8 | uint32(l)
+				h.primary[i] = e
 			}
 			continue
 		}
 		p := rev & (1<<fastLitLen - 1)
-		if h.primary[p]&linkFlag == 0 {
-			h.primary[p] = uint32(len(h.sub))<<8 | linkFlag
+		if h.primary[p]&entLink == 0 {
+			h.primary[p] = uint32(len(h.sub))<<16 | entLink
 			h.sub = append(h.sub, make([]uint32, 1<<(15-fastLitLen))...)
 		}
-		base := int(h.primary[p] >> 8)
+		base := int(h.primary[p] >> 16)
 		for i := rev >> fastLitLen; i < 1<<(15-fastLitLen); i += 1 << (int(l) - fastLitLen) {
-			h.sub[base+i] = uint32(sym)<<8 | uint32(l)
+			h.sub[base+i] = e
 		}
 	}
 	return true
@@ -666,10 +833,10 @@ func init() {
 			l[i] = 8
 		}
 	}
-	fixedLit.build(l[:])
+	fixedLit.build(l[:], &litLenEntries)
 	var d [30]uint8
 	for i := range d {
 		d[i] = 5
 	}
-	fixedDist.build(d[:])
+	fixedDist.build(d[:], &distEntries)
 }
