@@ -10,7 +10,11 @@ import (
 )
 
 var (
-	readPlan = fetchPlan{class: classRead, runChunks: 16}
+	// readPlan's runs are as long as half the largest readahead window
+	// (64 MiB of 1 MiB chunks), the step a sequential reader tops up by,
+	// so each top-up is one request: a request costs the registry CPU
+	// and, behind a CDN redirect, a round trip, beyond its bytes.
+	readPlan = fetchPlan{class: classRead, runChunks: 32}
 	// fillPlan serves fills and reads waiting for the verdict: they need
 	// every chunk, so they keep a bounded number of runs in flight and
 	// schedule more as those land.
