@@ -72,10 +72,10 @@ func machineBusy() (time.Duration, error) {
 // cpuWindow measures one run: the machine's busy time and the registry's
 // CPU time from start to stop.
 type cpuWindow struct {
-	regPid           int
-	busy0, reg0      time.Duration
-	busy, registry   time.Duration
-	startErr, endErr error
+	regPid         int
+	busy0, reg0    time.Duration
+	busy, registry time.Duration
+	startErr       error
 }
 
 func startCPUWindow(regPid int) *cpuWindow {
