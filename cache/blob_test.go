@@ -126,10 +126,17 @@ func testBlob(t *testing.T, size int) (ocispec.Descriptor, *memFetcher) {
 }
 
 func testStore(t *testing.T, opts Options) *Store {
+	return testStoreAt(t, t.TempDir(), opts)
+}
+
+// testStoreAt opens a store on root, as one more process sharing that
+// cache directory would, and closes it when the test ends.
+func testStoreAt(t *testing.T, root string, opts Options) *Store {
+	t.Helper()
 	if opts.ChunkSize == 0 {
 		opts.ChunkSize = 64 << 10
 	}
-	s, err := Open(t.TempDir(), opts)
+	s, err := Open(root, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

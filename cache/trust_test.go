@@ -259,11 +259,7 @@ func TestCommitFailureWakesWaitersAndNextOpenCommits(t *testing.T) {
 	failing.Unlock()
 	// The next open, in another process, verifies and commits without
 	// fetching a byte.
-	s2, err := Open(s.root, Options{ChunkSize: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s2 := testStoreAt(t, s.root, Options{ChunkSize: 64 << 10})
 	f2 := &memFetcher{data: f.data}
 	if err := s2.Fill(context.Background(), desc, f2, nil); err != nil {
 		t.Fatalf("Fill after the fault: %v", err)
@@ -422,16 +418,8 @@ func TestConnectionQueueIsNotAStall(t *testing.T) {
 func TestSecondStoreNeverWritesSharedPartial(t *testing.T) {
 	root := t.TempDir()
 	opts := Options{ChunkSize: 64 << 10}
-	s1, err := Open(root, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s1.Close()
-	s2, err := Open(root, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s1 := testStoreAt(t, root, opts)
+	s2 := testStoreAt(t, root, opts)
 	desc, good := testBlob(t, 400_000)
 	bad := &memFetcher{data: good.data, corrupt: true}
 
@@ -489,11 +477,7 @@ func TestSecondStoreNeverWritesSharedPartial(t *testing.T) {
 func TestSweepRemovesOrphansKeepsLiveFiles(t *testing.T) {
 	root := t.TempDir()
 	opts := Options{ChunkSize: 64 << 10}
-	s1, err := Open(root, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s1.Close()
+	s1 := testStoreAt(t, root, opts)
 	ingest := filepath.Join(root, "ingest")
 	write := func(name string) string {
 		p := filepath.Join(ingest, name)
@@ -531,11 +515,7 @@ func TestSweepRemovesOrphansKeepsLiveFiles(t *testing.T) {
 		t.Fatalf("private partials: %v", private)
 	}
 
-	s2, err := Open(root, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	testStoreAt(t, root, opts) // opening a store sweeps ingest/
 	for _, gone := range []string{deadTmp, deadRoot, orphan} {
 		if _, err := os.Stat(gone); err == nil {
 			t.Errorf("%s not swept", filepath.Base(gone))
@@ -775,11 +755,7 @@ func TestCacheDirPermissions(t *testing.T) {
 	old := syscall.Umask(0)
 	t.Cleanup(func() { syscall.Umask(old) })
 	root := filepath.Join(t.TempDir(), "cache")
-	s, err := Open(root, Options{ChunkSize: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := testStoreAt(t, root, Options{ChunkSize: 64 << 10})
 	desc, f := testBlob(t, 100_000)
 	if err := s.Fill(context.Background(), desc, f, nil); err != nil {
 		t.Fatal(err)
@@ -796,7 +772,7 @@ func TestCacheDirPermissions(t *testing.T) {
 	if err := s.AddSource(desc.Digest, "example.com/a"); err != nil {
 		t.Fatal(err)
 	}
-	err = filepath.Walk(root, func(path string, fi os.FileInfo, err error) error {
+	err := filepath.Walk(root, func(path string, fi os.FileInfo, err error) error {
 		if err != nil {
 			return err
 		}
