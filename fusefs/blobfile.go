@@ -23,17 +23,13 @@ import (
 // complete blob file from the cache, which the kernel reads directly; a
 // reader handle reads through a BlobReader. The kernel fixes the mode per
 // inode while any handle is open and fails an open in the other mode with
-// EIO, so the counts below make sure the two never overlap.
+// EIO, so the counts in handleModes make sure the two never overlap.
 type blobFile struct {
 	fs.Inode
 	readOnly
-	fsys *imageFS
-	desc ocispec.Descriptor
-
-	mu      sync.Mutex
-	readers int      // open reader handles
-	through int      // open passthrough handles
-	backing *os.File // the complete blob while through > 0
+	fsys        *imageFS
+	desc        ocispec.Descriptor
+	handleModes // backing is the complete blob
 }
 
 var (
@@ -59,7 +55,7 @@ func (b *blobFile) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	b.mu.Lock()
 	if b.choosePassthrough() {
 		b.through++
-		h := &passthroughHandle{blob: b, file: b.backing}
+		h := &passthroughHandle{passthroughFile: passthroughFile{modes: &b.handleModes, file: b.backing}, blob: b}
 		b.mu.Unlock()
 		return h, fuse.FOPEN_KEEP_CACHE, 0
 	}
@@ -68,7 +64,7 @@ func (b *blobFile) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 
 	r, err := b.fsys.blobs.Open(b.desc)
 	if err != nil {
-		b.release(false)
+		b.releaseReader()
 		b.fsys.log.Error("open blob", "digest", b.desc.Digest, "err", err)
 		return nil, 0, syscall.EIO
 	}
@@ -119,21 +115,11 @@ func checkSize(f *os.File, want int64) error {
 	return nil
 }
 
-// release forgets one handle of either mode, closing the backing file with
-// the last passthrough handle. The kernel holds its own reference to a
-// registered backing file, so closing ours is safe.
-func (b *blobFile) release(passthrough bool) {
+// releaseReader forgets one reader handle.
+func (b *blobFile) releaseReader() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !passthrough {
-		b.readers--
-		return
-	}
-	b.through--
-	if b.through == 0 {
-		b.backing.Close()
-		b.backing = nil
-	}
+	b.readers--
 }
 
 // read serves one FUSE READ from readAt. The range is clipped to the blob
@@ -181,7 +167,7 @@ func (h *readerHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.R
 }
 
 func (h *readerHandle) Release(ctx context.Context) syscall.Errno {
-	h.blob.release(false)
+	h.blob.releaseReader()
 	if err := h.r.Close(); err != nil {
 		h.blob.fsys.log.Warn("close blob reader", "digest", h.blob.desc.Digest, "err", err)
 	}
@@ -192,9 +178,8 @@ func (h *readerHandle) Release(ctx context.Context) syscall.Errno {
 // If go-fuse or the kernel declines, the kernel sends READs instead, which
 // Read serves from the same file.
 type passthroughHandle struct {
-	blob     *blobFile
-	file     *os.File
-	fellBack atomic.Bool
+	passthroughFile
+	blob *blobFile
 }
 
 var (
@@ -203,18 +188,56 @@ var (
 	_ = (fs.FileReleaser)((*passthroughHandle)(nil))
 )
 
-func (h *passthroughHandle) PassthroughFd() (int, bool) {
-	return int(h.file.Fd()), true
-}
-
 func (h *passthroughHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	if !h.fellBack.Swap(true) {
-		h.blob.fsys.passthroughDeclined(h.blob.desc)
-	}
+	h.declined(h.blob.fsys, h.blob.desc)
 	return h.blob.read(ctx, dest, off, h.file.ReadAt)
 }
 
-func (h *passthroughHandle) Release(ctx context.Context) syscall.Errno {
-	h.blob.release(true)
+// handleModes counts an inode's open handles of each mode, for blob files
+// and view files alike. The kernel fixes the mode per inode while any
+// handle is open, so the owner opens a passthrough handle only when no
+// reader handle is open, and the reverse.
+type handleModes struct {
+	mu      sync.Mutex
+	readers int      // open reader handles
+	through int      // open passthrough handles
+	backing *os.File // the file passed through while through > 0
+}
+
+// releaseThrough forgets one passthrough handle, closing the backing file
+// with the last. The kernel holds its own reference to a registered
+// backing file, so closing ours is safe.
+func (m *handleModes) releaseThrough() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.through--
+	if m.through == 0 {
+		m.backing.Close()
+		m.backing = nil
+	}
+}
+
+// passthroughFile is what the passthrough handles of blob and view files
+// share: the backing file offered to the kernel, and its release.
+type passthroughFile struct {
+	modes    *handleModes
+	file     *os.File
+	fellBack atomic.Bool
+}
+
+func (p *passthroughFile) PassthroughFd() (int, bool) {
+	return int(p.file.Fd()), true
+}
+
+// declined records, on the handle's first READ only, that the kernel
+// reads it through FUSE after all.
+func (p *passthroughFile) declined(fsys *imageFS, d ocispec.Descriptor) {
+	if !p.fellBack.Swap(true) {
+		fsys.passthroughDeclined(d)
+	}
+}
+
+func (p *passthroughFile) Release(ctx context.Context) syscall.Errno {
+	p.modes.releaseThrough()
 	return 0
 }

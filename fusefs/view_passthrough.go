@@ -2,7 +2,6 @@ package fusefs
 
 import (
 	"context"
-	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -24,11 +23,8 @@ const minCopySize = 1 << 20
 // handle is open, so a passthrough handle is opened only when no plain
 // one is.
 type viewFile struct {
-	mu      sync.Mutex
-	readers int      // open plain handles
-	through int      // open passthrough handles
-	backing *os.File // the copy while through > 0
-	rec     *copyRecorder
+	handleModes // backing is the copy
+	rec         *copyRecorder
 	// stale: a copy was given up while pages of the file may be in the
 	// kernel's page cache, which the next copy's reads would then skip.
 	stale bool
@@ -51,7 +47,7 @@ func (v *viewNode) openFile() (fs.FileHandle, uint32, syscall.Errno) {
 		}
 		if st.backing != nil {
 			st.through++
-			return &viewPassthroughHandle{v: v, file: st.backing}, fuse.FOPEN_KEEP_CACHE, 0
+			return &viewPassthroughHandle{passthroughFile: passthroughFile{modes: &st.handleModes, file: st.backing}, v: v}, fuse.FOPEN_KEEP_CACHE, 0
 		}
 	}
 	st.readers++
@@ -186,9 +182,8 @@ func addRange(rs [][2]int64, start, end int64) [][2]int64 {
 // go-fuse or the kernel declines, the kernel sends READs, served from the
 // same file.
 type viewPassthroughHandle struct {
-	v        *viewNode
-	file     *os.File
-	fellBack atomic.Bool
+	passthroughFile
+	v *viewNode
 }
 
 var (
@@ -197,30 +192,12 @@ var (
 	_ = (fs.FileReleaser)((*viewPassthroughHandle)(nil))
 )
 
-func (h *viewPassthroughHandle) PassthroughFd() (int, bool) { return int(h.file.Fd()), true }
-
 func (h *viewPassthroughHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	if !h.fellBack.Swap(true) {
-		h.v.fsys.passthroughDeclined(h.v.t.descs[h.v.in.Layer])
-	}
+	h.declined(h.v.fsys, h.v.t.descs[h.v.in.Layer])
 	n, err := h.file.ReadAt(dest, off)
 	if n < len(dest) && off+int64(n) < h.v.in.Entry.Size {
 		h.v.fsys.log.Error("read file copy", "view", h.v.t.name, "entry", h.v.in.Entry.Name, "offset", off, "err", err)
 		return nil, syscall.EIO
 	}
 	return fuse.ReadResultData(dest[:n]), 0
-}
-
-// Release closes the copy with the last passthrough handle; the kernel
-// holds its own reference to a registered backing file.
-func (h *viewPassthroughHandle) Release(ctx context.Context) syscall.Errno {
-	st := &h.v.file
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.through--
-	if st.through == 0 {
-		st.backing.Close()
-		st.backing = nil
-	}
-	return 0
 }
