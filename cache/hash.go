@@ -25,22 +25,15 @@ func (b *Blob) hashLoop(gen uint64, h hash.Hash, df *dataFile, from, to int64) {
 	for {
 		for off := from; off < to; {
 			chunk := Range{off / cs * cs, min(off/cs*cs+cs, b.desc.Size)}
-			b.mu.Lock()
-			kept, ok := b.unhashed[chunk.Start]
-			if ok && b.m.gen == gen {
-				delete(b.unhashed, chunk.Start)
-			} else {
-				ok = false
-			}
-			b.mu.Unlock()
-			if ok && off == chunk.Start {
+			kept := b.takeKept(gen, chunk.Start)
+			if kept != nil && off == chunk.Start {
 				h.Write(*kept)
 				chunkPool.Put(kept)
 				off = chunk.End
 				continue
 			}
-			if ok {
-				chunkPool.Put(kept)
+			if kept != nil {
+				chunkPool.Put(kept) // resuming mid-chunk: read back instead
 			}
 			n := min(chunk.End, to) - off
 			if _, err := df.f.ReadAt((*buf)[:n], off); err != nil {
@@ -53,12 +46,8 @@ func (b *Blob) hashLoop(gen uint64, h hash.Hash, df *dataFile, from, to int64) {
 			h.Write((*buf)[:n])
 			off += n
 		}
-		next := b.reportHashed(gen, h, to)
-		if !next.hash {
-			return
-		}
-		if next.hashFinal && next.hashFrom == b.desc.Size {
-			b.verdict(gen, h)
+		next, ok := b.reportHashed(gen, h, to)
+		if !ok {
 			return
 		}
 		from, to = next.hashFrom, next.hashTo
@@ -77,24 +66,46 @@ func (b *Blob) verdict(gen uint64, h hash.Hash) {
 	b.mismatch(gen, got, b.store.now())
 }
 
-// reportHashed tells the machine the digest h covers [0, to) and returns
-// its next hash action, which the caller, being the hasher, must carry out
-// (or hand to applyLocked).
-func (b *Blob) reportHashed(gen uint64, h hash.Hash, to int64) blobActions {
+// reportHashed tells the machine the digest h covers [0, to). When that
+// is the whole blob it gives the verdict. Otherwise it returns the
+// machine's next hash action, if ok, which the caller, being the hasher,
+// must carry out (or hand to applyLocked).
+func (b *Blob) reportHashed(gen uint64, h hash.Hash, to int64) (blobActions, bool) {
 	var state []byte
 	if m, ok := h.(encoding.BinaryMarshaler); ok {
 		state, _ = m.MarshalBinary()
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.m.gen == gen {
 		b.hashState = state
 	}
 	a := b.m.hashed(gen, to)
-	next := a
+	next := blobActions{hash: a.hash, hashFrom: a.hashFrom, hashTo: a.hashTo, hashFinal: a.hashFinal}
 	a.hash = false // the caller is the hasher: it goes on itself
 	b.applyLocked(a)
-	return next
+	b.mu.Unlock()
+	if !next.hash {
+		return next, false
+	}
+	if next.hashFinal && next.hashFrom == b.desc.Size {
+		b.verdict(gen, h)
+		return next, false
+	}
+	return next, true
+}
+
+// takeKept removes and returns the kept buffer of the chunk at off, or nil
+// if there is none or generation gen has ended. The caller returns it to
+// chunkPool.
+func (b *Blob) takeKept(gen uint64, off int64) *[]byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	kept, ok := b.unhashed[off]
+	if !ok || b.m.gen != gen {
+		return nil
+	}
+	delete(b.unhashed, off)
+	return kept
 }
 
 // keptLocked reports whether the bytes from off on are in a kept chunk
@@ -115,32 +126,21 @@ func (b *Blob) hashInline(gen uint64, h hash.Hash, from, to int64) {
 	for {
 		off := from
 		for off < to && off%cs == 0 {
-			b.mu.Lock()
-			kept, ok := b.unhashed[off]
-			if ok && b.m.gen == gen {
-				delete(b.unhashed, off)
-			} else {
-				ok = false
-			}
-			b.mu.Unlock()
-			if !ok {
+			kept := b.takeKept(gen, off)
+			if kept == nil {
 				break
 			}
 			h.Write(*kept)
 			off += int64(len(*kept))
 			chunkPool.Put(kept)
 		}
-		next := b.reportHashed(gen, h, off)
-		if !next.hash {
-			return
-		}
-		if next.hashFinal && next.hashFrom == b.desc.Size {
-			b.verdict(gen, h)
+		next, ok := b.reportHashed(gen, h, off)
+		if !ok {
 			return
 		}
 		b.mu.Lock()
 		if b.m.gen != gen || !b.keptLocked(next.hashFrom) {
-			b.applyLocked(blobActions{hash: true, hashFrom: next.hashFrom, hashTo: next.hashTo, hashFinal: next.hashFinal})
+			b.applyLocked(next)
 			b.mu.Unlock()
 			return
 		}
