@@ -64,7 +64,7 @@ func TestCacheOpsCoverFileCopies(t *testing.T) {
 	}
 	head := make([]byte, 64<<10)
 	waitFor(t, "an open that reads through the layer", func() bool {
-		before := fuseStatsOf(t, mnt).PassthroughOpens
+		before := mountStatsOf(t, mnt).FUSE.PassthroughOpens
 		g, err := os.Open(big)
 		if err != nil {
 			t.Fatal(err)
@@ -73,7 +73,7 @@ func TestCacheOpsCoverFileCopies(t *testing.T) {
 		if _, err := io.ReadFull(g, head); err != nil || !bytes.Equal(head, want[:len(head)]) {
 			t.Fatalf("reopened big.bin reads %v", err)
 		}
-		return fuseStatsOf(t, mnt).PassthroughOpens == before
+		return mountStatsOf(t, mnt).FUSE.PassthroughOpens == before
 	})
 	waitFor(t, "the file copy again", copyMade)
 	if data, err := os.ReadFile(copies()[0]); err != nil || !bytes.Equal(data, want) {

@@ -583,9 +583,9 @@ func TestViewFileCopyServesPassthrough(t *testing.T) {
 		}
 		return false
 	})
-	before := fuseStatsOf(t, mnt)
+	before := mountStatsOf(t, mnt).FUSE
 	catEquals()
-	after := fuseStatsOf(t, mnt)
+	after := mountStatsOf(t, mnt).FUSE
 	if after.PassthroughOpens != before.PassthroughOpens+1 || after.Reads != before.Reads {
 		t.Errorf("re-read after the copy: passthrough opens %d → %d, READs %d → %d; want one more passthrough open and no READs",
 			before.PassthroughOpens, after.PassthroughOpens, before.Reads, after.Reads)
@@ -599,29 +599,9 @@ func TestViewFileCopyServesPassthrough(t *testing.T) {
 	mnt = mount(t, cacheDir, ref)
 	big = filepath.Join(mnt, "rootfs/usr/share/big.bin")
 	catEquals()
-	if s := fuseStatsOf(t, mnt); s.PassthroughOpens != 1 || s.Reads != 0 {
+	if s := mountStatsOf(t, mnt).FUSE; s.PassthroughOpens != 1 || s.Reads != 0 {
 		t.Errorf("a fresh mount's first cat of a copied file: %+v, want one passthrough open and no READs", s)
 	}
-}
-
-type fuseStats struct {
-	PassthroughOpens uint64 `json:"passthrough_opens"`
-	Reads            uint64 `json:"reads"`
-}
-
-func fuseStatsOf(t *testing.T, mnt string) fuseStats {
-	t.Helper()
-	var doc struct {
-		FS fuseStats `json:"fusefs"`
-	}
-	data, err := os.ReadFile(filepath.Join(mnt, ".imgfs", "stats.json"))
-	if err == nil {
-		err = json.Unmarshal(data, &doc)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return doc.FS
 }
 
 // TestViewBadInput: broken layers give EIO on what they affect and a log
