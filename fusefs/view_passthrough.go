@@ -24,7 +24,9 @@ const minCopySize = 1 << 20
 // one is.
 type viewFile struct {
 	handleModes // backing is the copy
-	rec         *copyRecorder
+	// rec is the copy being recorded. It changes under mu; Read loads it
+	// without the lock.
+	rec atomic.Pointer[copyRecorder]
 	// stale: a copy was given up while pages of the file may be in the
 	// kernel's page cache, which the next copy's reads would then skip.
 	stale bool
@@ -52,9 +54,9 @@ func (v *viewNode) openFile() (fs.FileHandle, uint32, syscall.Errno) {
 	}
 	st.readers++
 	flags := uint32(fuse.FOPEN_KEEP_CACHE)
-	if copies != nil && v.fsys.passthrough && st.rec == nil && st.through == 0 && size >= minCopySize {
+	if copies != nil && v.fsys.passthrough && st.rec.Load() == nil && st.through == 0 && size >= minCopySize {
 		if c := copies.NewCopy(desc, v.in.Index, size); c != nil {
-			st.rec = &copyRecorder{c: c, size: size}
+			st.rec.Store(&copyRecorder{c: c, size: size})
 			if st.stale {
 				flags = 0 // drop the cached pages, so that the copy sees every byte
 				st.stale = false
@@ -77,11 +79,7 @@ func (h *viewReadHandle) Read(ctx context.Context, dest []byte, off int64) (fuse
 	if errno != 0 {
 		return nil, errno
 	}
-	st := &h.v.file
-	st.mu.Lock()
-	rec := st.rec
-	st.mu.Unlock()
-	if rec != nil && rec.record(dest[:n], off) {
+	if rec := h.v.file.rec.Load(); rec != nil && rec.record(dest[:n], off) {
 		go h.v.commitCopy(rec)
 	}
 	return fuse.ReadResultData(dest[:n]), 0
@@ -93,8 +91,8 @@ func (h *viewReadHandle) Release(ctx context.Context) syscall.Errno {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.readers--
-	if st.readers == 0 && st.rec != nil && st.rec.abandon() {
-		st.rec = nil
+	if rec := st.rec.Load(); st.readers == 0 && rec != nil && rec.abandon() {
+		st.rec.Store(nil)
 		st.stale = true
 	}
 	return 0
@@ -106,9 +104,7 @@ func (v *viewNode) commitCopy(rec *copyRecorder) {
 	err := rec.c.Commit()
 	st := &v.file
 	st.mu.Lock()
-	if st.rec == rec {
-		st.rec = nil
-	}
+	st.rec.CompareAndSwap(rec, nil)
 	st.mu.Unlock()
 	if err != nil {
 		v.fsys.log.Warn("file copy for passthrough not kept", "view", v.t.name, "entry", v.in.Entry.Name, "err", err)
