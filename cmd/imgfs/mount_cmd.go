@@ -190,7 +190,7 @@ func resolveForMount(ctx context.Context, g *globalFlags, f *mountFlags, store *
 		}
 		src = offlineFetcher{}
 	} else {
-		_, remote, err := f.remote(g, ref.String(), f.fetchTimeout)
+		remote, err := f.remoteFor(g, ref, f.fetchTimeout)
 		if err != nil {
 			return fusefs.Image{}, nil, err
 		}

@@ -44,14 +44,20 @@ func (r *registryFlags) remote(g *globalFlags, ref string, idleTimeout time.Dura
 	if err != nil {
 		return fetch.Reference{}, nil, usageError{err}
 	}
+	remote, err := r.remoteFor(g, parsed, idleTimeout)
+	return parsed, remote, err
+}
+
+// remoteFor returns a client for the repository of ref, already parsed.
+func (r *registryFlags) remoteFor(g *globalFlags, ref fetch.Reference, idleTimeout time.Duration) (*fetch.Remote, error) {
 	user, password, err := r.credentials(os.Stdin)
 	if err != nil {
-		return parsed, nil, err
+		return nil, err
 	}
 	if user != "" {
 		user += ":" + password
 	}
-	remote, err := fetch.NewRemote(parsed, fetch.RemoteOptions{
+	remote, err := fetch.NewRemote(ref, fetch.RemoteOptions{
 		TransportOptions: fetch.TransportOptions{
 			PlainHTTP:   r.plainHTTP,
 			SkipVerify:  r.skipVerify,
@@ -64,9 +70,9 @@ func (r *registryFlags) remote(g *globalFlags, ref string, idleTimeout time.Dura
 		HostsDir: r.hostsDir,
 	})
 	if err != nil {
-		return parsed, nil, usageError{err}
+		return nil, usageError{err}
 	}
-	return parsed, remote, nil
+	return remote, nil
 }
 
 func (r *registryFlags) parsePlatforms() ([]ocispec.Platform, error) {
