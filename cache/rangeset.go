@@ -74,17 +74,30 @@ func (s *RangeSet) Contains(r Range) bool {
 // Missing returns the parts of r that are not in the set, in order.
 func (s *RangeSet) Missing(r Range) []Range {
 	var gaps []Range
+	s.eachGap(r, func(gap Range) { gaps = append(gaps, gap) })
+	return gaps
+}
+
+// MissingSize returns how many bytes of r are not in the set, the total
+// length of Missing(r), without building the list.
+func (s *RangeSet) MissingSize(r Range) int64 {
+	var n int64
+	s.eachGap(r, func(gap Range) { n += gap.Len() })
+	return n
+}
+
+// eachGap calls fn with each part of r that is not in the set, in order.
+func (s *RangeSet) eachGap(r Range, fn func(Range)) {
 	cur := r.Start
 	for i := s.search(r.Start + 1); i < len(s.ranges) && s.ranges[i].Start < r.End && cur < r.End; i++ {
 		if s.ranges[i].Start > cur {
-			gaps = append(gaps, Range{cur, s.ranges[i].Start})
+			fn(Range{cur, s.ranges[i].Start})
 		}
 		cur = max(cur, s.ranges[i].End)
 	}
 	if cur < r.End {
-		gaps = append(gaps, Range{cur, r.End})
+		fn(Range{cur, r.End})
 	}
-	return gaps
 }
 
 // FirstGap returns the first part of r that is not in the set, or an empty

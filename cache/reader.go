@@ -215,11 +215,7 @@ func (b *Blob) waitProgressLocked(want Range, needVerdict bool) uint64 {
 	if needVerdict {
 		return b.m.progress
 	}
-	var missing int64
-	for _, gap := range b.m.present.Missing(want) {
-		missing += gap.Len()
-	}
-	return uint64(want.Len() - missing)
+	return uint64(want.Len() - b.m.present.MissingSize(want))
 }
 
 // pauseLocked waits retryPause before a retry, unlocking meanwhile.

@@ -50,10 +50,7 @@ func (r *Reader) streamAheadLocked(off, end int64) Range {
 		// the next run starts at its chunk.
 		r.aheadTo = off / cs * cs
 	}
-	var landing int64
-	for _, gap := range b.m.present.Missing(Range{off, r.aheadTo}) {
-		landing += gap.Len()
-	}
+	landing := b.m.present.MissingSize(Range{off, r.aheadTo})
 	if landing < streamLeadChunks*cs && r.aheadTo < b.desc.Size {
 		r.aheadTo = min(r.aheadTo+streamRunChunks*cs, b.desc.Size)
 	}
