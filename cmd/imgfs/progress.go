@@ -67,20 +67,6 @@ func (t *totals) summary() string {
 	return fmt.Sprintf("elapsed: %.1f s\ttotal: %s (%s/s)", elapsed.Seconds(), humanSize(float64(n)), humanSize(rate))
 }
 
-// humanSize prints bytes in binary units, as ctr does.
-func humanSize(n float64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
-	i := 0
-	for n >= 1024 && i < len(units)-1 {
-		n /= 1024
-		i++
-	}
-	if i == 0 {
-		return fmt.Sprintf("%.0f %s", n, units[i])
-	}
-	return fmt.Sprintf("%.1f %s", n, units[i])
-}
-
 // lineProgress prints one plain line per status change, for logs and
 // pipes where redrawing is noise.
 type lineProgress struct {

@@ -38,15 +38,19 @@ func parseSize(s string) (int64, error) {
 }
 
 // formatSize prints n bytes in IEC units, as du -h does.
-func formatSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
+func formatSize(n int64) string { return humanSize(float64(n)) }
+
+// humanSize prints bytes (or bytes a second) in IEC units, as ctr and
+// du -h do.
+func humanSize(n float64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
+	i := 0
+	for n >= 1024 && i < len(units)-1 {
+		n /= 1024
+		i++
 	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
+	if i == 0 {
+		return fmt.Sprintf("%.0f %s", n, units[i])
 	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+	return fmt.Sprintf("%.1f %s", n, units[i])
 }
