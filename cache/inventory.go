@@ -348,17 +348,8 @@ func lockHeld(path string) bool {
 // index in any format version.
 func (s *Store) indexedBlobs() map[string]bool {
 	out := map[string]bool{}
-	versions, _ := os.ReadDir(filepath.Join(s.root, indexesDir))
-	for _, v := range versions {
-		if !v.IsDir() {
-			continue
-		}
-		entries, _ := os.ReadDir(filepath.Join(s.root, indexesDir, v.Name()))
-		for _, e := range entries {
-			if e.Type().IsRegular() {
-				out[e.Name()] = true
-			}
-		}
+	for _, e := range s.layerIndexFiles() {
+		out[e.Name()] = true
 	}
 	return out
 }

@@ -313,17 +313,10 @@ func (s *Store) pruneFileCopies(rep *PruneReport, copies []fileCopyFile, gone ma
 // digest, over every format version.
 func (s *Store) layerIndexBytes() map[digest.Digest]int64 {
 	out := map[digest.Digest]int64{}
-	versions, _ := os.ReadDir(filepath.Join(s.root, indexesDir))
-	for _, v := range versions {
-		if !v.IsDir() {
-			continue
-		}
-		entries, _ := os.ReadDir(filepath.Join(s.root, indexesDir, v.Name()))
-		for _, e := range entries {
-			if d, _, ok := parseStem(e.Name()); ok && e.Type().IsRegular() {
-				if fi, err := e.Info(); err == nil {
-					out[d] += diskBytes(fi)
-				}
+	for _, e := range s.layerIndexFiles() {
+		if d, _, ok := parseStem(e.Name()); ok {
+			if fi, err := e.Info(); err == nil {
+				out[d] += diskBytes(fi)
 			}
 		}
 	}

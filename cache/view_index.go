@@ -17,6 +17,25 @@ import (
 // different sizes never share an index.
 const indexesDir = "indexes"
 
+// layerIndexFiles lists the stored layer indexes, the regular files under
+// indexes/, over every format version.
+func (s *Store) layerIndexFiles() []fs.DirEntry {
+	var out []fs.DirEntry
+	versions, _ := os.ReadDir(filepath.Join(s.root, indexesDir))
+	for _, v := range versions {
+		if !v.IsDir() {
+			continue
+		}
+		entries, _ := os.ReadDir(filepath.Join(s.root, indexesDir, v.Name()))
+		for _, e := range entries {
+			if e.Type().IsRegular() {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
 // MaxLayerIndexSize bounds a stored layer index read back from disk.
 const MaxLayerIndexSize = 1 << 30
 
