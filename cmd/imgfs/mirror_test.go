@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -183,19 +182,11 @@ func readFleet(t *testing.T, fx *fixtures, kind string, pushed testregistry.Push
 		mnts = append(mnts, mount(t, t.TempDir(), direct.Host()+"/"+repo+":v1", "--hosts-dir", hostsDir))
 	}
 	config := up.BlobBytes() + direct.BlobBytes()
-	var cmds []*exec.Cmd
+	var scripts []string
 	for _, mnt := range mnts {
-		c := exec.Command("sh", "-c", "cat "+filepath.Join(mnt, "blobs", "sha256", hex)+" > /dev/null")
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		cmds = append(cmds, c)
+		scripts = append(scripts, "cat "+filepath.Join(mnt, "blobs", "sha256", hex)+" > /dev/null")
 	}
-	for _, c := range cmds {
-		if err := c.Wait(); err != nil {
-			t.Errorf("reader: %v", err)
-		}
-	}
+	runReaders(t, scripts)
 	return up.BlobBytes() + direct.BlobBytes() - config
 }
 

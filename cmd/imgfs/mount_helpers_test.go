@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +42,25 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// runReaders starts every shell command at once and waits for them all;
+// a reader that exits non-zero is a test error.
+func runReaders(t *testing.T, scripts []string) {
+	t.Helper()
+	var cmds []*exec.Cmd
+	for _, script := range scripts {
+		c := exec.Command("sh", "-c", script)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, c)
+	}
+	for _, c := range cmds {
+		if err := c.Wait(); err != nil {
+			t.Errorf("reader: %v", err)
+		}
 	}
 }
 

@@ -239,20 +239,11 @@ func TestRandomAndConcurrentReadsPullEachChunkOnce(t *testing.T) {
 	mnt2 := mount(t, t.TempDir(), ref)
 	proxy.ResetCounters()
 	blob := filepath.Join(mnt2, "blobs", "sha256", layer.Digest.Encoded())
-	var cmds []*exec.Cmd
+	var scripts []string
 	for i := 0; i < 8; i++ {
-		c := exec.Command("sh", "-c", "cat "+blob+" | sha256sum")
-		c.Stdout = nil
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		cmds = append(cmds, c)
+		scripts = append(scripts, "cat "+blob+" | sha256sum")
 	}
-	for _, c := range cmds {
-		if err := c.Wait(); err != nil {
-			t.Errorf("reader: %v", err)
-		}
-	}
+	runReaders(t, scripts)
 	if got := proxy.BlobBytes(); got != layer.Size {
 		t.Errorf("8 concurrent readers pulled %d bytes, want every chunk once: %d", got, layer.Size)
 	}
