@@ -167,12 +167,9 @@ func tocEntry(te *estargz.TOCEntry) Entry {
 }
 
 func (l *tocLayer) ReadFile(ctx context.Context, i int, p []byte, off int64) (int, error) {
-	e, err := regularEntry(l.idx, i)
+	e, err := regularEntry(l.idx, i, off)
 	if err != nil {
 		return 0, err
-	}
-	if off < 0 {
-		return 0, fmt.Errorf("layerview: negative offset %d", off)
 	}
 	n := 0
 	for n < len(p) && off+int64(n) < e.Size {

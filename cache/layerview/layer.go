@@ -57,12 +57,9 @@ type streamLayer struct {
 func (l *streamLayer) Index() *Index { return l.idx }
 
 func (l *streamLayer) ReadFile(ctx context.Context, i int, p []byte, off int64) (int, error) {
-	e, err := regularEntry(l.idx, i)
+	e, err := regularEntry(l.idx, i, off)
 	if err != nil {
 		return 0, err
-	}
-	if off < 0 {
-		return 0, fmt.Errorf("layerview: negative offset %d", off)
 	}
 	if off >= e.Size {
 		return 0, io.EOF
@@ -120,7 +117,9 @@ func (l *streamLayer) readSparse(ctx context.Context, e *Entry, p []byte, off in
 	return io.ReadFull(tr, p)
 }
 
-func regularEntry(idx *Index, i int) (*Entry, error) {
+// regularEntry checks a ReadFile call's arguments: entry i must be a
+// regular file that is not bad, and off not negative.
+func regularEntry(idx *Index, i int, off int64) (*Entry, error) {
 	if i < 0 || i >= len(idx.Entries) {
 		return nil, fmt.Errorf("layerview: no entry %d", i)
 	}
@@ -130,6 +129,9 @@ func regularEntry(idx *Index, i int) (*Entry, error) {
 	}
 	if e.Type != TypeRegular {
 		return nil, fmt.Errorf("%w: %q is a %s", ErrNotRegular, e.Name, e.Type)
+	}
+	if off < 0 {
+		return nil, fmt.Errorf("layerview: negative offset %d", off)
 	}
 	return e, nil
 }
