@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -67,7 +68,7 @@ func (s *Store) Usage() (Usage, error) {
 		}
 		n := diskBytes(fi)
 		rel, _ := filepath.Rel(s.root, path)
-		top, _, _ := cutSlash(rel)
+		top, _, _ := strings.Cut(rel, string(filepath.Separator))
 		*u.field(top) += n
 		u.Total += n
 		return nil
@@ -82,15 +83,6 @@ func diskBytes(fi fs.FileInfo) int64 {
 		return st.Blocks * 512
 	}
 	return fi.Size()
-}
-
-func cutSlash(p string) (string, string, bool) {
-	for i := 0; i < len(p); i++ {
-		if p[i] == filepath.Separator {
-			return p[:i], p[i+1:], true
-		}
-	}
-	return p, "", false
 }
 
 // fileDiskBytes is diskBytes of the file at path, 0 if it is gone.
