@@ -59,21 +59,3 @@ func reachableMountpoint(t *testing.T) string {
 	}
 	return dir
 }
-
-// mountOptions returns the per-mount and superblock options of the mount
-// at path in /proc/self/mountinfo, joined by a comma.
-func mountOptions(path string) (string, bool) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return "", false
-	}
-	found, opts := false, ""
-	for _, line := range strings.Split(string(data), "\n") {
-		pre, post, ok := strings.Cut(line, " - ")
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if ok && len(f) > 5 && len(g) > 2 && f[4] == path {
-			found, opts = true, f[5]+","+g[2]
-		}
-	}
-	return opts, found
-}

@@ -22,16 +22,26 @@ func mountReadOnlyTmpfs(dir string) error {
 func unmountQuietly(dir string) { unix.Unmount(dir, unix.MNT_DETACH) }
 
 func isMounted(path string) bool {
+	_, ok := mountOptions(path)
+	return ok
+}
+
+// mountOptions returns the per-mount and superblock options of the mount
+// at path in /proc/self/mountinfo, joined by a comma.
+func mountOptions(path string) (string, bool) {
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return false
+		return "", false
 	}
+	found, opts := false, ""
 	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && f[4] == path {
-			return true
+		pre, post, ok := strings.Cut(line, " - ")
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if ok && len(f) > 5 && len(g) > 2 && f[4] == path {
+			found, opts = true, f[5]+","+g[2]
 		}
 	}
-	return false
+	return opts, found
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
