@@ -36,25 +36,22 @@ or mount fetches them again.`,
 		Args:   exactArgs(),
 		PreRun: g.quietUnlessDebug,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.openCache(cache.Options{})
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			out := cmd.OutOrStdout()
-			sum, err := store.Verify(cmd.Context(), repair, func(r cache.VerifyResult) {
-				if r.Err != nil {
-					fmt.Fprintf(out, "bad %s (%d bytes): %v\n", r.Digest, r.Size, r.Err)
+			return g.withCache(func(store *cache.Store) error {
+				out := cmd.OutOrStdout()
+				sum, err := store.Verify(cmd.Context(), repair, func(r cache.VerifyResult) {
+					if r.Err != nil {
+						fmt.Fprintf(out, "bad %s (%d bytes): %v\n", r.Digest, r.Size, r.Err)
+					}
+				})
+				fmt.Fprintf(out, "checked %d blobs: %d bad, %d removed\n", sum.Checked, sum.Bad, sum.Removed)
+				if err != nil {
+					return err
 				}
+				if left := sum.Bad - sum.Removed; left > 0 {
+					return errors.New(plural(left, "bad blob") + " left in the cache: run imgfs cache verify --repair")
+				}
+				return nil
 			})
-			fmt.Fprintf(out, "checked %d blobs: %d bad, %d removed\n", sum.Checked, sum.Bad, sum.Removed)
-			if err != nil {
-				return err
-			}
-			if left := sum.Bad - sum.Removed; left > 0 {
-				return errors.New(plural(left, "bad blob") + " left in the cache: run imgfs cache verify --repair")
-			}
-			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&repair, "repair", false, "remove the bad blobs, so that they are fetched again")

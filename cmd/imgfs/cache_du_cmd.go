@@ -24,26 +24,23 @@ passthrough (files/), background mounts' logs (logs/), and the rest
 		Args:   exactArgs(),
 		PreRun: g.quietUnlessDebug,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.openCache(cache.Options{})
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			u, err := store.Usage()
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(u)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', tabwriter.AlignRight)
-			for _, row := range []struct {
-				name string
-				n    int64
-			}{{"complete", u.Complete}, {"partial", u.Partial}, {"indexes", u.Indexes}, {"file copies", u.Files}, {"logs", u.Logs}, {"other", u.Other}, {"total", u.Total}} {
-				fmt.Fprintf(tw, "%s\t%s\t%d bytes\t\n", row.name, formatSize(row.n), row.n)
-			}
-			return tw.Flush()
+			return g.withCache(func(store *cache.Store) error {
+				u, err := store.Usage()
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return json.NewEncoder(cmd.OutOrStdout()).Encode(u)
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', tabwriter.AlignRight)
+				for _, row := range []struct {
+					name string
+					n    int64
+				}{{"complete", u.Complete}, {"partial", u.Partial}, {"indexes", u.Indexes}, {"file copies", u.Files}, {"logs", u.Logs}, {"other", u.Other}, {"total", u.Total}} {
+					fmt.Fprintf(tw, "%s\t%s\t%d bytes\t\n", row.name, formatSize(row.n), row.n)
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, in bytes")

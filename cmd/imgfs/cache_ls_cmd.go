@@ -31,23 +31,20 @@ within the hour.`,
 		Args:   exactArgs(),
 		PreRun: g.quietUnlessDebug,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.openCache(cache.Options{})
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			inv, err := store.Inventory()
-			if err != nil {
-				return err
-			}
-			sort.SliceStable(inv.Blobs, func(i, j int) bool { return inv.Blobs[i].LastUse.After(inv.Blobs[j].LastUse) })
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(inv)
-			}
-			printInventory(cmd.OutOrStdout(), inv)
-			return nil
+			return g.withCache(func(store *cache.Store) error {
+				inv, err := store.Inventory()
+				if err != nil {
+					return err
+				}
+				sort.SliceStable(inv.Blobs, func(i, j int) bool { return inv.Blobs[i].LastUse.After(inv.Blobs[j].LastUse) })
+				if asJSON {
+					enc := json.NewEncoder(cmd.OutOrStdout())
+					enc.SetIndent("", "  ")
+					return enc.Encode(inv)
+				}
+				printInventory(cmd.OutOrStdout(), inv)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, with full digests and sizes in bytes")

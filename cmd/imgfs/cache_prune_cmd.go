@@ -53,22 +53,19 @@ pin no process holds; prune removes it, and its blobs are fair game.`,
 			if olderThan < 0 {
 				return usageError{fmt.Errorf("--older-than %s: want a positive duration such as 720h", olderThan)}
 			}
-			store, err := g.openCache(cache.Options{})
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			rep, err := store.Prune(opts)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
-			}
-			printPruneReport(cmd, rep)
-			return nil
+			return g.withCache(func(store *cache.Store) error {
+				rep, err := store.Prune(opts)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					enc := json.NewEncoder(cmd.OutOrStdout())
+					enc.SetIndent("", "  ")
+					return enc.Encode(rep)
+				}
+				printPruneReport(cmd, rep)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "remove every blob no live mount pins")

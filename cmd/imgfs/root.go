@@ -58,6 +58,17 @@ func (g *globalFlags) openCache(opts cache.Options) (*cache.Store, error) {
 	return cache.Open(dir, opts)
 }
 
+// withCache opens the cache with default options, runs fn on it and
+// closes it: the body of each cache subcommand.
+func (g *globalFlags) withCache(fn func(*cache.Store) error) error {
+	store, err := g.openCache(cache.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	return fn(store)
+}
+
 // exactArgs is cobra.ExactArgs with a message naming what is expected and
 // the usage exit code.
 func exactArgs(names ...string) cobra.PositionalArgs {
