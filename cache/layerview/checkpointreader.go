@@ -69,7 +69,7 @@ func (r *checkpointReader) open(ctx context.Context, off int64) (io.Reader, erro
 	return cur, nil
 }
 
-func (r *checkpointReader) release(rd io.Reader, _ int64) {
+func (r *checkpointReader) release(rd io.Reader) {
 	c, ok := rd.(*cursor)
 	if !ok {
 		return

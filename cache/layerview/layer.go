@@ -50,7 +50,7 @@ func NewLayer(idx *Index, src Source) (Layer, error) {
 type streamLayer struct {
 	idx     *Index
 	open    func(ctx context.Context, off int64) (io.Reader, error)
-	release func(r io.Reader, off int64)
+	release func(r io.Reader)
 	direct  Source // uncompressed blob: contiguous files are read in one ReadAt
 }
 
@@ -95,7 +95,7 @@ func (l *streamLayer) readStream(ctx context.Context, p []byte, at int64) (int, 
 	}
 	n, err := io.ReadFull(r, p)
 	if err == nil && l.release != nil {
-		l.release(r, at+int64(n))
+		l.release(r)
 	}
 	return n, err
 }
