@@ -51,9 +51,17 @@ func StartTokenAuth(t testing.TB, plain *Registry, issuer *TokenIssuer) *Registr
     issuer: %s
     rootcertbundle: %s
 `, strconv.Quote(issuer.Realm()), strconv.Quote(issuer.Service), strconv.Quote(issuer.Issuer), strconv.Quote(issuer.RootCertBundle()))
+	return startAuthRegistry(t, dir, plain, extra, nil)
+}
+
+// startAuthRegistry starts a registry in dir over plain's storage with
+// extra config (see authRegistryConfig), polled through probe until it
+// answers. It is stopped when the test ends.
+func startAuthRegistry(t testing.TB, dir string, plain *Registry, extra string, probe *http.Client) *Registry {
+	t.Helper()
 	r, err := startConfigured(dir, func(host string) string {
 		return authRegistryConfig(filepath.Join(plain.Dir(), "data"), host, extra)
-	}, nil)
+	}, probe)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,29 +105,32 @@ auth:
     path: %s
 `, strconv.Quote(certFile), strconv.Quote(keyFile), strconv.Quote(htpasswd))
 	probe := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	r, err := startConfigured(dir, func(host string) string {
-		return authRegistryConfig(filepath.Join(plain.Dir(), "data"), host, extra)
-	}, probe)
+	return &TLSRegistry{Registry: startAuthRegistry(t, dir, plain, extra, probe), CAFile: caFile}
+}
+
+// selfSignedCA makes a P-256 key and a CA certificate for it, signed by
+// itself and valid from an hour ago for a day.
+func selfSignedCA(commonName string) (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
-	t.Cleanup(func() { r.Close() })
-	return &TLSRegistry{Registry: r, CAFile: caFile}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: commonName},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return key, der, nil
 }
 
 // writeTestPKI writes a CA and a server certificate for 127.0.0.1 signed
 // by it, and returns their files and a pool trusting the CA.
 func writeTestPKI(dir string) (caFile, certFile, keyFile string, pool *x509.CertPool, err error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "imgfs test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	caKey, caDER, err := selfSignedCA("imgfs test CA")
 	if err != nil {
 		return
 	}
