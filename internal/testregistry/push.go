@@ -57,25 +57,29 @@ func (r *Registry) PushImage(repo, tag string, img Image) (Pushed, error) {
 		p.Layers = append(p.Layers, b.desc)
 		p.DiffIDs = append(p.DiffIDs, b.diffID)
 	}
+	err := r.pushConfigAndManifest(img, &p)
+	return p, err
+}
+
+// pushConfigAndManifest pushes the config listing p's diff_ids and the
+// manifest of p's layers, both made for img, and records them in p.
+func (r *Registry) pushConfigAndManifest(img Image, p *Pushed) error {
 	cfg, err := img.configJSON(p.DiffIDs)
 	if err != nil {
-		return p, fmt.Errorf("push %s: %w", repo, err)
+		return fmt.Errorf("push %s: %w", p.Repo, err)
 	}
 	p.ConfigBytes = cfg
 	p.Config = ocispec.Descriptor{MediaType: img.configMediaType(), Digest: digest.FromBytes(cfg), Size: int64(len(cfg))}
-	if err := r.pushBytes(repo, cfg, p.Config); err != nil {
-		return p, fmt.Errorf("push %s: config: %w", repo, err)
+	if err := r.pushBytes(p.Repo, cfg, p.Config); err != nil {
+		return fmt.Errorf("push %s: config: %w", p.Repo, err)
 	}
 	man, err := img.manifestJSON(p.Config, p.Layers)
 	if err != nil {
-		return p, fmt.Errorf("push %s: %w", repo, err)
+		return fmt.Errorf("push %s: %w", p.Repo, err)
 	}
 	p.ManifestBytes = man
-	p.Manifest, err = r.PushManifest(repo, tag, img.manifestMediaType(), man)
-	if err != nil {
-		return p, err
-	}
-	return p, nil
+	p.Manifest, err = r.PushManifest(p.Repo, p.Tag, img.manifestMediaType(), man)
+	return err
 }
 
 // PushBlob uploads size bytes read from rd to repo and returns the blob's

@@ -125,20 +125,6 @@ func (r *Registry) PushPrepared(repo, tag string, layers []PreparedLayer) (Pushe
 		p.Layers = append(p.Layers, d)
 		p.DiffIDs = append(p.DiffIDs, l.DiffID)
 	}
-	cfg, err := img.configJSON(p.DiffIDs)
-	if err != nil {
-		return p, err
-	}
-	p.ConfigBytes = cfg
-	p.Config = ocispec.Descriptor{MediaType: img.configMediaType(), Digest: digest.FromBytes(cfg), Size: int64(len(cfg))}
-	if err := r.pushBytes(repo, cfg, p.Config); err != nil {
-		return p, fmt.Errorf("push %s: config: %w", repo, err)
-	}
-	man, err := img.manifestJSON(p.Config, p.Layers)
-	if err != nil {
-		return p, err
-	}
-	p.ManifestBytes = man
-	p.Manifest, err = r.PushManifest(repo, tag, img.manifestMediaType(), man)
+	err := r.pushConfigAndManifest(img, &p)
 	return p, err
 }
