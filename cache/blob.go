@@ -322,6 +322,13 @@ func (b *Blob) wantLocked(r Range, plan fetchPlan) error {
 	if b.adoptCommittedLocked() {
 		return nil
 	}
+	return b.requestLocked(r, plan)
+}
+
+// requestLocked is wantLocked for a caller that has just looked for a
+// committed blob under the same hold of b.mu, so it does not look again.
+// b.mu must be held.
+func (b *Blob) requestLocked(r Range, plan fetchPlan) error {
 	a, err := b.m.want(r, plan, b.fetcher == nil, b.store.now())
 	b.applyLocked(a)
 	if err != nil {

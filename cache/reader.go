@@ -165,9 +165,6 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want Range) (*dataFile,
 			b.mu.Unlock()
 			return nil, err
 		}
-		if b.m.phase == phaseComplete {
-			continue // adopted the blob another process committed
-		}
 		changed := b.changed
 		b.mu.Unlock()
 		if idle == nil {
@@ -191,21 +188,23 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want Range) (*dataFile,
 
 // scheduleLocked asks for the read's bytes and what is ahead of them, cut
 // into runs by plan, and for a read waiting on the verdict, for the whole
-// blob too, bounded like a fill. b.mu must be held.
+// blob too, bounded like a fill. The caller has just found no committed
+// blob to adopt (adoptCommittedLocked) without letting go of b.mu, so
+// the requests do not look again. b.mu must be held.
 func (b *Blob) scheduleLocked(want, ahead Range, plan fetchPlan, needVerdict bool) error {
 	var err error
 	if ahead.Len() > 0 && ahead.Start <= want.End {
 		// One pass over the read and what follows makes the longest runs,
 		// so the read's chunk leads a multi-chunk request.
-		err = b.wantLocked(Range{want.Start, ahead.End}, plan)
+		err = b.requestLocked(Range{want.Start, ahead.End}, plan)
 	} else {
-		err = b.wantLocked(want, plan)
+		err = b.requestLocked(want, plan)
 		if err == nil && ahead.Len() > 0 {
-			_ = b.wantLocked(ahead, plan) // best effort
+			_ = b.requestLocked(ahead, plan) // best effort
 		}
 	}
 	if err == nil && needVerdict {
-		err = b.wantLocked(Range{0, b.desc.Size}, b.store.bulkPlan(false))
+		err = b.requestLocked(Range{0, b.desc.Size}, b.store.bulkPlan(false))
 	}
 	return err
 }
