@@ -44,9 +44,8 @@ func (r *Remote) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadClo
 			defer resp.Body.Close()
 			return r.blobStatusError(desc, resp)
 		}
-		if resp.ContentLength >= 0 && resp.ContentLength != desc.Size {
-			resp.Body.Close()
-			return r.mirrorOr(ep, last, permanent(fmt.Errorf("fetch %s: %s sent %d bytes, descriptor says %d", desc.Digest, ep.sender(), resp.ContentLength, desc.Size)))
+		if err := checkWholeLength(ep, desc, resp, last); err != nil {
+			return err
 		}
 		body = resp.Body
 		return nil
@@ -81,14 +80,13 @@ func (r *Remote) FetchRange(ctx context.Context, desc ocispec.Descriptor, off, l
 		case http.StatusPartialContent:
 			if err := checkContentRange(resp.Header.Get("Content-Range"), off, last, desc.Size); err != nil {
 				resp.Body.Close()
-				return r.mirrorOr(ep, isLast, permanent(fmt.Errorf("fetch %s from %s: %w", desc.Digest, ep.role(), err)))
+				return mirrorOr(isLast, permanent(fmt.Errorf("fetch %s from %s: %w", desc.Digest, ep.role(), err)))
 			}
 			body = resp.Body
 			return nil
 		case http.StatusOK:
-			if resp.ContentLength >= 0 && resp.ContentLength != desc.Size {
-				resp.Body.Close()
-				return r.mirrorOr(ep, isLast, permanent(fmt.Errorf("fetch %s: %s sent %d bytes, descriptor says %d", desc.Digest, ep.sender(), resp.ContentLength, desc.Size)))
+			if err := checkWholeLength(ep, desc, resp, isLast); err != nil {
+				return err
 			}
 			r.routes.markWhole(ep, desc.Digest)
 			r.log.Debug("whole-blob answer to a range request; the cache streams it", "digest", desc.Digest, "host", ep.sender(), "range", header.Get("Range"))
@@ -108,9 +106,20 @@ func (r *Remote) FetchRange(ctx context.Context, desc ocispec.Descriptor, off, l
 	return body, nil
 }
 
+// checkWholeLength judges a 200 answer for the whole of desc: a
+// Content-Length other than desc.Size closes the body and passes the host
+// over (mirrorOr).
+func checkWholeLength(ep *endpoint, desc ocispec.Descriptor, resp *http.Response, last bool) error {
+	if resp.ContentLength < 0 || resp.ContentLength == desc.Size {
+		return nil
+	}
+	resp.Body.Close()
+	return mirrorOr(last, permanent(fmt.Errorf("fetch %s: %s sent %d bytes, descriptor says %d", desc.Digest, ep.sender(), resp.ContentLength, desc.Size)))
+}
+
 // mirrorOr returns err for the last host, and for any other asks for the
 // next: a host that misbehaves is passed over while another may serve.
-func (r *Remote) mirrorOr(ep *endpoint, last bool, err error) error {
+func mirrorOr(last bool, err error) error {
 	if last {
 		return err
 	}
