@@ -117,16 +117,15 @@ func runInspect(cmd *cobra.Command, g *globalFlags, f *inspectFlags, refArg stri
 func inspectTree(ctx context.Context, store *cache.Store, tree *fetch.Tree) (*inspectNode, error) {
 	var build func(d ocispec.Descriptor, depth int) (*inspectNode, error)
 	build = func(d ocispec.Descriptor, depth int) (*inspectNode, error) {
-		n := &inspectNode{Kind: mediatype.KindOf(d), MediaType: d.MediaType, Digest: d.Digest, Size: d.Size,
-			Platform: d.Platform, Annotations: d.Annotations, URLs: d.URLs, Selected: true, desc: d}
+		n := newInspectNode(d, true)
 		if depth > fetch.MaxWalkDepth || n.Kind == mediatype.KindLayer || n.Kind == mediatype.KindConfig {
 			return n, nil
 		}
-		reached := map[digest.Digest]bool{}
-		for _, c := range tree.Children(d.Digest) {
+		listed := tree.Children(d.Digest)
+		reached := make(map[digest.Digest]bool, len(listed))
+		for _, c := range listed {
 			reached[c.Digest] = true
 		}
-		listed := tree.Children(d.Digest)
 		if n.Kind == mediatype.KindIndex {
 			data, err := store.ReadMetadata(ctx, d)
 			if err != nil {
@@ -138,8 +137,7 @@ func inspectTree(ctx context.Context, store *cache.Store, tree *fetch.Tree) (*in
 		}
 		for _, c := range listed {
 			if !reached[c.Digest] {
-				n.Children = append(n.Children, &inspectNode{Kind: mediatype.KindOf(c), MediaType: c.MediaType, Digest: c.Digest,
-					Size: c.Size, Platform: c.Platform, Annotations: c.Annotations, URLs: c.URLs, desc: c})
+				n.Children = append(n.Children, newInspectNode(c, false))
 				continue
 			}
 			child, err := build(c, depth+1)
@@ -154,6 +152,13 @@ func inspectTree(ctx context.Context, store *cache.Store, tree *fetch.Tree) (*in
 		return n, nil
 	}
 	return build(tree.Root, 0)
+}
+
+// newInspectNode is the node for d as listed; selected is false for an
+// index entry the walk did not reach.
+func newInspectNode(d ocispec.Descriptor, selected bool) *inspectNode {
+	return &inspectNode{Kind: mediatype.KindOf(d), MediaType: d.MediaType, Digest: d.Digest, Size: d.Size,
+		Platform: d.Platform, Annotations: d.Annotations, URLs: d.URLs, Selected: selected, desc: d}
 }
 
 // configPlatform reads the platform from a manifest's config, if it is an
