@@ -42,11 +42,9 @@ func startBackground(cmd *cobra.Command, g *globalFlags, f *mountFlags) error {
 	}
 	logFile := f.logFile
 	if logFile == "" {
-		dir := g.cacheDir
-		if dir == "" {
-			if dir, err = defaultCacheDir(); err != nil {
-				return err
-			}
+		dir, err := g.cacheRoot()
+		if err != nil {
+			return err
 		}
 		if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o700); err != nil {
 			return fmt.Errorf("log directory: %w", err)

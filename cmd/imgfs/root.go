@@ -45,14 +45,19 @@ func newRootCommand(g *globalFlags) *cobra.Command {
 	return root
 }
 
+// cacheRoot returns the cache directory the flags and environment select.
+func (g *globalFlags) cacheRoot() (string, error) {
+	if g.cacheDir != "" {
+		return g.cacheDir, nil
+	}
+	return cache.DefaultRoot()
+}
+
 // openCache opens the cache directory the flags and environment select.
 func (g *globalFlags) openCache(opts cache.Options) (*cache.Store, error) {
-	dir := g.cacheDir
-	if dir == "" {
-		var err error
-		if dir, err = defaultCacheDir(); err != nil {
-			return nil, err
-		}
+	dir, err := g.cacheRoot()
+	if err != nil {
+		return nil, err
 	}
 	opts.Logger = g.logger
 	return cache.Open(dir, opts)
@@ -79,8 +84,6 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 		return nil
 	}
 }
-
-func defaultCacheDir() (string, error) { return cache.DefaultRoot() }
 
 // quietUnlessDebug is the PreRun of commands that return every failure as
 // their one-line error, or print every finding: logging would only repeat
