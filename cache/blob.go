@@ -50,11 +50,11 @@ type Blob struct {
 	mu        sync.Mutex
 	m         *blobMachine
 	fetcher   Fetcher
-	file      *dataFile // the current generation's file
-	hasher    hash.Hash // the current generation's; used only by its hash worker
-	hashState []byte    // the hasher's marshalled state at m.hashedTo, for the state file
-	unhashed  map[int64]*[]byte
-	genCtx    context.Context // cancelled when the generation ends, or the store closes
+	file      *dataFile           // the current generation's file
+	hasher    hash.Hash           // the current generation's; used only by its hash worker
+	hashState []byte              // the hasher's marshalled state at m.hashedTo, for the state file
+	held      map[int64]*chunkBuf // landed chunks' buffers by offset (heldbufs.go)
+	genCtx    context.Context     // cancelled when the generation ends, or the store closes
 	genCancel context.CancelFunc
 	changed   chan struct{} // closed and replaced whenever the machine says wake
 
@@ -69,15 +69,40 @@ type Blob struct {
 // take a reference while they use it, so that a file replaced after a
 // mismatch is closed only once nothing reads or writes it.
 type dataFile struct {
-	f    *os.File
-	path string
-	refs atomic.Int32 // one for being current, one per user
+	f      *os.File
+	path   string
+	direct *directWriter // nil: every write goes through the page cache
+	refs   atomic.Int32  // one for being current, one per user
 }
 
 func newDataFile(f *os.File, path string) *dataFile {
 	d := &dataFile{f: f, path: path}
 	d.refs.Store(1)
 	return d
+}
+
+// newWritableFile is newDataFile for a file fetches land in: it also
+// opens the file for O_DIRECT writes (directio.go).
+func (b *Blob) newWritableFile(f *os.File, path string) *dataFile {
+	d := newDataFile(f, path)
+	d.direct = openDirectWriter(path, b.store.directRefused)
+	return d
+}
+
+// writeChunk writes the chunk r, whose bytes are p: with O_DIRECT when it
+// can, otherwise through the page cache, and then with writeback started
+// at once if asked (writeback.go).
+func (d *dataFile) writeChunk(p []byte, r Range, writeback bool) error {
+	if done, err := d.direct.writeAt(p, r.Start); done || err != nil {
+		return err
+	}
+	if _, err := d.f.WriteAt(p, r.Start); err != nil {
+		return err
+	}
+	if writeback {
+		startWriteback(d.f, r)
+	}
+	return nil
 }
 
 // acquire takes a reference. The caller holds b.mu and d is b.file, or the
@@ -89,6 +114,7 @@ func (d *dataFile) acquire() *dataFile {
 
 func (d *dataFile) release() {
 	if d.refs.Add(-1) == 0 {
+		d.direct.close()
 		d.f.Close()
 	}
 }
@@ -135,13 +161,13 @@ func (s *Store) OpenBlob(desc ocispec.Descriptor, f Fetcher) (*Blob, error) {
 
 func (s *Store) loadBlob(desc ocispec.Descriptor, f Fetcher) (*Blob, error) {
 	b := &Blob{
-		store:    s,
-		desc:     desc,
-		fetcher:  f,
-		closed:   make(chan struct{}),
-		unhashed: make(map[int64]*[]byte),
-		hasher:   desc.Digest.Algorithm().Hash(),
-		changed:  make(chan struct{}),
+		store:   s,
+		desc:    desc,
+		fetcher: f,
+		closed:  make(chan struct{}),
+		held:    make(map[int64]*chunkBuf),
+		hasher:  desc.Digest.Algorithm().Hash(),
+		changed: make(chan struct{}),
 	}
 	b.users.Store(1)
 	b.genCtx, b.genCancel = context.WithCancel(s.life)
@@ -184,7 +210,7 @@ func (s *Store) loadBlob(desc ocispec.Descriptor, f Fetcher) (*Blob, error) {
 			unlockRemove(lock)
 			return nil, err
 		}
-		b.file = newDataFile(file, b.partial)
+		b.file = b.newWritableFile(file, b.partial)
 		present, hashedTo = b.loadState(file)
 	} else {
 		file, err := b.newPrivateFile()
@@ -192,7 +218,7 @@ func (s *Store) loadBlob(desc ocispec.Descriptor, f Fetcher) (*Blob, error) {
 			return nil, err
 		}
 		b.partial = file.Name()
-		b.file = newDataFile(file, b.partial)
+		b.file = b.newWritableFile(file, b.partial)
 	}
 	var a blobActions
 	b.m, a = newBlobMachine(desc.Size, s.opts.ChunkSize, present, hashedTo, now)
@@ -225,10 +251,7 @@ func (b *Blob) Close() error {
 	b.saveState()
 	b.mu.Lock()
 	b.genCancel()
-	for off, buf := range b.unhashed {
-		chunkPool.Put(buf)
-		delete(b.unhashed, off)
-	}
+	b.dropHeldLocked()
 	complete := b.m.phase == phaseComplete
 	file := b.file
 	b.mu.Unlock()

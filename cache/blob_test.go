@@ -58,18 +58,20 @@ func (m *memFetcher) FetchRange(ctx context.Context, _ ocispec.Descriptor, off, 
 		}
 		return nil, &WholeBlob{Body: io.NopCloser(&countedReader{r: r, n: &m.bytes})}
 	}
-	m.bytes.Add(n)
 	body := bytes.Clone(m.data[off : off+n])
 	if (m.corrupt || m.corruptN.Add(-1) >= 0) && len(body) > 0 {
 		body[0] ^= 0xff
 	}
-	if m.pace > 0 {
-		return io.NopCloser(&pacedReader{ctx: ctx, pace: m.pace, r: bytes.NewReader(body)}), nil
+	// Bytes count as pulled when the client reads them: a stream run
+	// closes its request before the end when its readers stop.
+	var r io.Reader = bytes.NewReader(body)
+	switch {
+	case m.pace > 0:
+		r = &pacedReader{ctx: ctx, pace: m.pace, r: r}
+	case m.stall != nil:
+		r = &stallReader{ctx: ctx, stall: m.stall, r: r}
 	}
-	if m.stall != nil {
-		return io.NopCloser(&stallReader{ctx: ctx, stall: m.stall, r: bytes.NewReader(body)}), nil
-	}
-	return io.NopCloser(bytes.NewReader(body)), nil
+	return io.NopCloser(&countedReader{r: r, n: &m.bytes}), nil
 }
 
 // countedReader adds what is read from it to n.

@@ -31,6 +31,10 @@ type blobMachine struct {
 
 	flights map[int64]uint64 // chunk index → the run fetching it
 	runs    map[uint64]*runState
+	// edges maps the chunk each open stream run claims next to that run
+	// (see fetchPlan.stream). An edge chunk is neither present nor in
+	// flight.
+	edges   map[int64]uint64
 	nextRun uint64
 	inClass [numClasses]int // runs in flight per class
 
@@ -92,20 +96,33 @@ type fetchPlan struct {
 	// writeback starts writing landed chunks to disk at once. It suits
 	// callers that wait for the commit, whose fsync then has little left.
 	writeback bool
+	// stream makes each new run a stream: its request reaches to the end
+	// of the missing stretch it starts, but it claims only runChunks
+	// chunks at first, and later wants that reach its next chunk claim
+	// more for it instead of sending requests of their own. A sequential
+	// reader then costs one request, paced by its readahead.
+	stream bool
 }
 
 type runState struct {
 	class  runClass
-	c0, c1 int64 // chunks [c0, c1)
+	c0, c1 int64 // chunks [c0, c1) claimed so far
 	left   int   // chunks not yet landed
+	// A stream run's request covers chunks [c0, end); it stays open, with
+	// nothing left to land, until streamEnded. Other runs have end == c1.
+	end    int64
+	stream bool
 }
 
-// fetchRun is one range request to make: chunks [c0, c1) of generation gen.
+// fetchRun is one range request to make: chunks [c0, end) of generation
+// gen, of which [c0, c1) are claimed; a stream run lands the rest only as
+// it claims them.
 type fetchRun struct {
-	id        uint64
-	gen       uint64
-	c0, c1    int64
-	writeback bool
+	id          uint64
+	gen         uint64
+	c0, c1, end int64
+	writeback   bool
+	stream      bool
 }
 
 // blobActions is what the Blob must do after an event.
@@ -161,6 +178,7 @@ func newBlobMachine(size, chunkSize int64, present []Range, hashedTo int64, now 
 		chunkSize: chunkSize,
 		flights:   make(map[int64]uint64),
 		runs:      make(map[uint64]*runState),
+		edges:     make(map[int64]uint64),
 		// savedAt is left zero, so the first chunk to land is saved at
 		// once: a process killed early still leaves something to resume.
 	}
@@ -232,6 +250,12 @@ func (m *blobMachine) want(r Range, plan fetchPlan, offline bool, now time.Time)
 			off = m.chunkRange(c).End
 			continue
 		}
+		if id, ok := m.edges[c]; ok {
+			c = m.extendStream(id, c, gap.End, plan.runChunks)
+			a.wake = true // the stream waits for its claims
+			off = m.chunkRange(c - 1).End
+			continue
+		}
 		c0 := c
 		for c*m.chunkSize < gap.End && c-c0 < plan.runChunks {
 			if _, busy := m.flights[c]; busy {
@@ -240,8 +264,14 @@ func (m *blobMachine) want(r Range, plan fetchPlan, offline bool, now time.Time)
 			c++
 		}
 		m.nextRun++
-		run := fetchRun{id: m.nextRun, gen: m.gen, c0: c0, c1: c, writeback: plan.writeback}
-		m.runs[run.id] = &runState{class: plan.class, c0: c0, c1: c, left: int(c - c0)}
+		run := fetchRun{id: m.nextRun, gen: m.gen, c0: c0, c1: c, end: c, writeback: plan.writeback, stream: plan.stream}
+		if plan.stream {
+			run.end = m.stretchEnd(c)
+			if c < run.end {
+				m.edges[c] = run.id
+			}
+		}
+		m.runs[run.id] = &runState{class: plan.class, c0: c0, c1: c, left: int(c - c0), end: run.end, stream: plan.stream}
 		m.inClass[plan.class]++
 		for k := c0; k < c; k++ {
 			m.flights[k] = run.id
@@ -291,6 +321,7 @@ func (m *blobMachine) claim(gen, id uint64, c int64) bool {
 	if m.phase != phaseFetching || m.present.Contains(m.chunkRange(c)) {
 		return false
 	}
+	delete(m.edges, c) // a stream waiting for c ends there
 	m.flights[c] = id
 	run.left++
 	run.c0, run.c1 = min(run.c0, c), max(run.c1, c+1)
@@ -319,9 +350,7 @@ func (m *blobMachine) handOver(gen, from, to uint64, after int64) bool {
 	if src.left > 0 {
 		return false
 	}
-	delete(m.runs, from)
-	m.inClass[src.class]--
-	return true
+	return m.dropRun(from)
 }
 
 // owns reports whether run id of generation gen is fetching chunk c.
@@ -341,7 +370,7 @@ func (m *blobMachine) runLeft(id uint64) int {
 func (m *blobMachine) finishRunChunk(id uint64) {
 	run := m.runs[id]
 	run.left--
-	if run.left == 0 {
+	if run.left == 0 && !run.stream {
 		delete(m.runs, id)
 		m.inClass[run.class]--
 	}
@@ -351,17 +380,9 @@ func (m *blobMachine) finishRunChunk(id uint64) {
 // not land are free to be fetched again. An error wrapping ErrPermanent
 // opens a failure window.
 func (m *blobMachine) fetchFailed(gen, id uint64, err error, now time.Time) blobActions {
-	run, ok := m.runs[id]
-	if gen != m.gen || !ok {
+	if gen != m.gen || !m.dropRun(id) {
 		return blobActions{}
 	}
-	for c := run.c0; c < run.c1; c++ {
-		if m.flights[c] == id {
-			delete(m.flights, c)
-		}
-	}
-	delete(m.runs, id)
-	m.inClass[run.class]--
 	m.failures++
 	m.lastErr = err
 	if errors.Is(err, ErrPermanent) {
@@ -441,6 +462,7 @@ func (m *blobMachine) dropGeneration(now time.Time) blobActions {
 	m.present, m.presentBytes, m.fetched = RangeSet{}, 0, RangeSet{}
 	m.flights = make(map[int64]uint64)
 	m.runs = make(map[uint64]*runState)
+	m.edges = make(map[int64]uint64)
 	m.inClass = [numClasses]int{}
 	m.hashedTo, m.hashing, m.synced = 0, false, false
 	m.mismatches++

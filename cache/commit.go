@@ -132,7 +132,7 @@ func (b *Blob) mismatch(gen uint64, got digest.Digest, now time.Time) {
 
 // dropGenerationLocked ends the current generation, whose fetched bytes
 // were proven bad, once drop (the machine's mismatched or rejected event)
-// has said so: the generation's runs are cancelled, its kept buffers and
+// has said so: the generation's runs are cancelled, its held buffers and
 // its hasher are dropped, and fresh, the new generation's empty file from
 // freshFile, takes the old file's place. It returns the fetched ranges and
 // the source for the caller's log. b.mu must be held; it is released on
@@ -145,17 +145,14 @@ func (b *Blob) dropGenerationLocked(fresh *os.File, drop func() blobActions) (fe
 	a := drop()
 	b.genCancel()
 	b.genCtx, b.genCancel = context.WithCancel(b.store.life)
-	for off, buf := range b.unhashed {
-		chunkPool.Put(buf)
-		delete(b.unhashed, off)
-	}
+	b.dropHeldLocked()
 	b.hasher = b.desc.Digest.Algorithm().Hash()
 	b.hashState = nil
 	old := b.partial
 	if !b.owner {
 		b.partial = fresh.Name()
 	}
-	b.swapFileLocked(newDataFile(fresh, b.partial))
+	b.swapFileLocked(b.newWritableFile(fresh, b.partial))
 	b.applyLocked(a)
 	b.mu.Unlock()
 	if !b.owner {

@@ -15,6 +15,10 @@ var (
 	// so each top-up is one request: a request costs the registry CPU
 	// and, behind a CDN redirect, a round trip, beyond its bytes.
 	readPlan = fetchPlan{class: classRead, runChunks: 32}
+	// readStreamPlan serves a reader whose readahead has grown to the full
+	// window: one stream run per missing stretch, which its reads extend
+	// chunk by chunk (see fetchPlan.stream).
+	readStreamPlan = fetchPlan{class: classRead, runChunks: 32, stream: true}
 	// fillPlan serves fills and reads waiting for the verdict: they need
 	// every chunk, so they keep a bounded number of runs in flight and
 	// schedule more as those land.
@@ -29,13 +33,6 @@ func (s *Store) bulkPlan(writeback bool) fetchPlan {
 	p.writeback = writeback
 	return p
 }
-
-// maxUnhashed bounds the landed chunks a blob keeps in memory for the
-// hasher, which must take chunks in order while they land in any order.
-// A sequential reader's readahead keeps several runs in flight, which land
-// side by side; 24 chunks covers most of that spread, so that few chunks
-// are read back from the file to be hashed.
-const maxUnhashed = 24
 
 var chunkPool = sync.Pool{New: func() any { return new([]byte) }}
 
@@ -59,7 +56,7 @@ func getChunkBuf(n int64) *[]byte {
 func (b *Blob) fetchRun(ctx context.Context, run fetchRun, df *dataFile, f Fetcher) {
 	defer df.release()
 	s := b.store
-	rr := Range{run.c0 * s.opts.ChunkSize, min(run.c1*s.opts.ChunkSize, b.desc.Size)}
+	rr := Range{run.c0 * s.opts.ChunkSize, min(run.end*s.opts.ChunkSize, b.desc.Size)}
 	err := func() error {
 		select {
 		case s.slots <- struct{}{}:
@@ -87,24 +84,22 @@ func (b *Blob) fetchRun(ctx context.Context, run fetchRun, df *dataFile, f Fetch
 		}
 		defer body.Close()
 		in := &idleReader{r: body, idle: idle, timeout: timeout}
-		for c := run.c0; c < run.c1; c++ {
+		l := b.startLander(run, df)
+		for c := run.c0; c < run.end; c++ {
+			if run.stream && !b.awaitClaim(ctx, run, c, in) {
+				break // the stream ends here; its request is closed
+			}
 			cr := Range{c * s.opts.ChunkSize, min((c+1)*s.opts.ChunkSize, b.desc.Size)}
-			bp := getChunkBuf(cr.Len())
-			_, err := io.ReadFull(in, *bp)
+			bp, err := b.readChunk(in, cr)
 			if err == nil {
-				s.stats.fetchedBytes.Add(cr.Len())
-				_, err = df.f.WriteAt(*bp, cr.Start)
+				err = l.put(c, cr, bp)
 			}
 			if err != nil {
-				chunkPool.Put(bp)
+				l.finish()
 				return causeOr(ctx, err)
 			}
-			if run.writeback {
-				startWriteback(df.f, cr)
-			}
-			b.land(run, c, cr, bp)
 		}
-		return nil
+		return l.finish()
 	}()
 	if err != nil {
 		// A run cut short by the end of its generation or of the store is
@@ -117,6 +112,56 @@ func (b *Blob) fetchRun(ctx context.Context, run fetchRun, df *dataFile, f Fetch
 		b.mu.Lock()
 		b.applyLocked(b.m.fetchFailed(run.gen, run.id, err, b.store.now()))
 		b.mu.Unlock()
+	} else if run.stream {
+		b.mu.Lock()
+		b.applyLocked(b.m.streamEnded(run.gen, run.id))
+		b.mu.Unlock()
+	}
+}
+
+// streamPause is how long a stream run waits at its edge for a want to
+// extend it before it ends: its readers have stopped or gone.
+var streamPause = 2 * time.Second
+
+// awaitClaim waits until stream run holds chunk c, and reports false if it
+// never will: c went to another run, the generation or phase moved on, or
+// no want reached c for streamPause. Not reading meanwhile is the pacing,
+// not a stalled source, so in's idle timer is stopped while it waits.
+func (b *Blob) awaitClaim(ctx context.Context, run fetchRun, c int64, in *idleReader) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var pause *time.Timer
+	defer func() {
+		if pause != nil {
+			pause.Stop()
+		}
+	}()
+	for {
+		if b.m.owns(run.gen, run.id, c) {
+			if pause != nil {
+				in.idle.Reset(in.timeout)
+			}
+			return true
+		}
+		if !b.m.awaitsClaim(run.gen, run.id, c) {
+			return false
+		}
+		if pause == nil {
+			in.idle.Stop()
+			pause = time.NewTimer(streamPause)
+		}
+		changed := b.changed
+		b.mu.Unlock()
+		select {
+		case <-changed:
+		case <-pause.C:
+			b.mu.Lock()
+			return false
+		case <-ctx.Done():
+			b.mu.Lock()
+			return false
+		}
+		b.mu.Lock()
 	}
 }
 
@@ -130,20 +175,22 @@ func causeOr(ctx context.Context, err error) error {
 }
 
 // land tells the machine chunk c of run is written. Its bytes, still in
-// buf, are kept for the hasher when it will soon need them, which saves
-// reading them back; otherwise buf goes back to the pool.
+// buf, are held for the hasher and for reads (heldbufs.go) when the
+// hasher will soon need them; otherwise buf goes back to the pool.
 func (b *Blob) land(run fetchRun, c int64, cr Range, buf *[]byte) {
 	b.mu.Lock()
 	a := b.m.landed(run.gen, run.id, c, b.store.now())
-	near := cr.Start >= b.m.hashedTo && cr.Start < b.m.hashedTo+maxUnhashed*b.store.opts.ChunkSize
-	if a.wake && near && b.m.phase <= phaseVerifying && len(b.unhashed) < maxUnhashed {
-		b.unhashed[cr.Start] = buf
+	if a.wake {
+		b.holdLocked(cr.Start, buf)
 	} else {
 		chunkPool.Put(buf)
 	}
 	// The machine asks for hashing when this chunk extends the present
 	// prefix past the digest: hash here if the buffers are kept.
-	inline := a.hash && b.keptLocked(a.hashFrom)
+	// A stream lands chunks in order, one after another: hashing there
+	// would hold up its reads of the socket, so its chunks go to the
+	// background hasher, which keeps pace from the held buffers.
+	inline := a.hash && !run.stream && b.keptLocked(a.hashFrom)
 	gen, h, from, to := b.m.gen, b.hasher, a.hashFrom, a.hashTo
 	if inline {
 		a.hash = false

@@ -64,22 +64,17 @@ func (b *Blob) landWhole(ctx context.Context, run fetchRun, df *dataFile, in io.
 			return nil // everything from here on is present or another run's
 		}
 		cr := Range{c * cs, min((c+1)*cs, b.desc.Size)}
-		bp := getChunkBuf(cr.Len())
-		if _, err := io.ReadFull(in, *bp); err != nil {
-			chunkPool.Put(bp)
+		bp, err := b.readChunk(in, cr)
+		if err != nil {
 			return causeOr(ctx, err)
 		}
-		s.stats.fetchedBytes.Add(cr.Len())
 		if !mine {
 			chunkPool.Put(bp)
 			continue
 		}
-		if _, err := df.f.WriteAt(*bp, cr.Start); err != nil {
+		if err := df.writeChunk(*bp, cr, run.writeback); err != nil {
 			chunkPool.Put(bp)
 			return err
-		}
-		if run.writeback {
-			startWriteback(df.f, cr)
 		}
 		b.land(run, c, cr, bp)
 	}

@@ -8,7 +8,7 @@ import (
 
 // hashLoop feeds the generation's hasher the present prefix it has not
 // seen, from the landed chunks' buffers when they are still in memory and
-// otherwise reading back from the page cache, so that at completion only
+// otherwise reading back from the file, so that at completion only
 // the tail is left to hash: verification costs no second pass over the
 // disk. The machine runs one hasher per generation at a time: this loop,
 // or hashInline in the fetch that landed the next chunk.
@@ -25,15 +25,15 @@ func (b *Blob) hashLoop(gen uint64, h hash.Hash, df *dataFile, from, to int64) {
 	for {
 		for off := from; off < to; {
 			chunk := Range{off / cs * cs, min(off/cs*cs+cs, b.desc.Size)}
-			kept := b.takeKept(gen, chunk.Start)
-			if kept != nil && off == chunk.Start {
-				h.Write(*kept)
-				chunkPool.Put(kept)
+			held := b.takeHeld(gen, chunk.Start)
+			if held != nil && off == chunk.Start {
+				h.Write(*held.p)
+				b.release(held)
 				off = chunk.End
 				continue
 			}
-			if kept != nil {
-				chunkPool.Put(kept) // resuming mid-chunk: read back instead
+			if held != nil {
+				b.release(held) // resuming mid-chunk: read back instead
 			}
 			n := min(chunk.End, to) - off
 			if _, err := df.f.ReadAt((*buf)[:n], off); err != nil {
@@ -94,45 +94,43 @@ func (b *Blob) reportHashed(gen uint64, h hash.Hash, to int64) (blobActions, boo
 	return next, true
 }
 
-// takeKept removes and returns the kept buffer of the chunk at off, or nil
-// if there is none or generation gen has ended. The caller returns it to
-// chunkPool.
-func (b *Blob) takeKept(gen uint64, off int64) *[]byte {
+// takeHeld returns the held buffer of the chunk at off with a reference
+// the caller releases, or nil if there is none or generation gen has
+// ended.
+func (b *Blob) takeHeld(gen uint64, off int64) *chunkBuf {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	kept, ok := b.unhashed[off]
-	if !ok || b.m.gen != gen {
+	if b.m.gen != gen {
 		return nil
 	}
-	delete(b.unhashed, off)
-	return kept
+	return b.heldLocked(off)
 }
 
-// keptLocked reports whether the bytes from off on are in a kept chunk
+// keptLocked reports whether the bytes from off on are in a held chunk
 // buffer, so hashing can go on without reading the file. b.mu must be held.
 func (b *Blob) keptLocked(off int64) bool {
-	_, ok := b.unhashed[off]
+	_, ok := b.held[off]
 	return ok
 }
 
 // hashInline is the hasher run by the fetch that landed the chunk the
-// digest needs next: it feeds the digest the kept buffers in order, while
+// digest needs next: it feeds the digest the held buffers in order, while
 // their bytes are still in the CPU's caches, at the fetch's own priority,
 // so that verification keeps pace with the download and the reader of the
 // last byte finds little left to hash. Where the next chunk's buffer was
-// not kept it hands over to the background hashLoop, which reads back.
+// not held it hands over to the background hashLoop, which reads back.
 func (b *Blob) hashInline(gen uint64, h hash.Hash, from, to int64) {
 	cs := b.store.opts.ChunkSize
 	for {
 		off := from
 		for off < to && off%cs == 0 {
-			kept := b.takeKept(gen, off)
-			if kept == nil {
+			held := b.takeHeld(gen, off)
+			if held == nil {
 				break
 			}
-			h.Write(*kept)
-			off += int64(len(*kept))
-			chunkPool.Put(kept)
+			h.Write(*held.p)
+			off += int64(len(*held.p))
+			b.release(held)
 		}
 		next, ok := b.reportHashed(gen, h, off)
 		if !ok {

@@ -75,10 +75,10 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		n, err = f.ReadAt(p[:end-off], off)
 	} else {
 		var df *dataFile
-		df, err = b.awaitRead(ctx, r, Range{off, end})
+		var held []*chunkBuf
+		df, held, err = b.awaitRead(ctx, r, Range{off, end})
 		if err == nil {
-			n, err = df.f.ReadAt(p[:end-off], off)
-			df.release()
+			n, err = b.readServed(df, held, p[:end-off], off)
 		}
 	}
 	if err == io.EOF && int64(n) == end-off {
@@ -93,20 +93,38 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// readServed reads p at off, as awaitRead returned it: from the held
+// buffers if there are any, otherwise from the file. It releases both.
+func (b *Blob) readServed(df *dataFile, held []*chunkBuf, p []byte, off int64) (int, error) {
+	defer df.release()
+	if held != nil {
+		defer b.release(held...)
+		return copyHeld(p, off, b.store.opts.ChunkSize, held), nil
+	}
+	return df.f.ReadAt(p, off)
+}
+
+// streamAheadChunks is how far a stream runs ahead of its reader. With no
+// request to pay for each top-up, it need only cover the link's latency,
+// and it stays within the held buffers, so that reads find the chunks
+// they wait for still in memory (heldbufs.go).
+const streamAheadChunks = 16
+
 // retryPause spaces a read's fresh attempts after a failed fetch.
 const retryPause = 100 * time.Millisecond
 
 // awaitRead waits until want can be served, scheduling what is missing
 // (and ahead of it, best effort), and returns the file to read it from
-// with a reference the caller releases. The file and the check that its
-// bytes are there are taken together under the lock, so a read never
-// lands in a file that a mismatch has since replaced.
+// and, if all of its chunks are held, their buffers, with references that
+// readServed releases. They and the check that the bytes are there are
+// taken together under the lock, so a read never lands in a file or a
+// buffer that a mismatch has since replaced.
 //
 // A failed fetch is tried afresh after a pause, while the wait has time
 // left; the wait ends after the fetch timeout without progress: for a
 // range, bytes of it landing; for a verdict, any chunk landing or hashing
 // moving on, so a big blob on a slow link is fine while bytes flow.
-func (b *Blob) awaitRead(ctx context.Context, r *Reader, want Range) (*dataFile, error) {
+func (b *Blob) awaitRead(ctx context.Context, r *Reader, want Range) (*dataFile, []*chunkBuf, error) {
 	s := b.store
 	needVerdict := !r.unverified && (s.opts.Verify == VerifyStrict || want.End == b.desc.Size)
 	b.mu.Lock()
@@ -116,7 +134,7 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want Range) (*dataFile,
 	case r.stream:
 		ahead, plan = r.streamAheadLocked(want.Start, want.End), streamPlan
 	case !r.unverified: // a RangeReader's caller asks for exactly what it needs
-		ahead = r.readaheadLocked(want.Start, want.End)
+		ahead, plan = r.readaheadLocked(want.Start, want.End)
 	}
 	gen, failures := b.m.gen, b.m.failures
 	progress := b.waitProgressLocked(want, needVerdict)
@@ -131,15 +149,15 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want Range) (*dataFile,
 		if b.m.gen != gen {
 			source := fetcherName(b.fetcher)
 			b.mu.Unlock()
-			return nil, fmt.Errorf("blob %s from %s: %w; its bytes were dropped", b.desc.Digest, source, ErrDigestMismatch)
+			return nil, nil, fmt.Errorf("blob %s from %s: %w; its bytes were dropped", b.desc.Digest, source, ErrDigestMismatch)
 		}
 		if ready {
 			if ahead.Len() > 0 {
 				_ = b.wantLocked(ahead, plan) // best effort
 			}
-			df := b.file.acquire()
+			df, held := b.file.acquire(), b.coverLocked(want)
 			b.mu.Unlock()
-			return df, nil
+			return df, held, nil
 		}
 		if b.adoptCommittedLocked() {
 			continue
@@ -163,7 +181,7 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want Range) (*dataFile,
 		}
 		if err != nil {
 			b.mu.Unlock()
-			return nil, err
+			return nil, nil, err
 		}
 		changed := b.changed
 		b.mu.Unlock()
@@ -174,9 +192,9 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want Range) (*dataFile,
 		case <-changed:
 		case <-s.life.Done():
 		case <-ctx.Done():
-			return nil, fmt.Errorf("blob %s: %w", b.desc.Digest, ctx.Err())
+			return nil, nil, fmt.Errorf("blob %s: %w", b.desc.Digest, ctx.Err())
 		case <-idle.C:
-			return nil, b.timeoutError()
+			return nil, nil, b.timeoutError()
 		}
 		b.mu.Lock()
 		if p := b.waitProgressLocked(want, needVerdict); p != progress {
@@ -249,10 +267,11 @@ func (b *Blob) timeoutError() error {
 }
 
 // readaheadLocked updates the access pattern with a read of [off, end)
-// and returns the range to fetch ahead of it, if any. Reads that land near
-// the previous end count as sequential: the kernel issues readahead READs
-// concurrently, so they arrive slightly out of order. b.mu must be held.
-func (r *Reader) readaheadLocked(off, end int64) Range {
+// and returns the range to fetch ahead of it, if any, and the plan to
+// fetch it with. Reads that land near the previous end count as
+// sequential: the kernel issues readahead READs concurrently, so they
+// arrive slightly out of order. b.mu must be held.
+func (r *Reader) readaheadLocked(off, end int64) (Range, fetchPlan) {
 	opts := r.blob.store.opts
 	// A read continues the stream if it starts at or just past the
 	// frontier, or anywhere in what was already fetched ahead: the
@@ -262,24 +281,28 @@ func (r *Reader) readaheadLocked(off, end int64) Range {
 	forward := max(r.aheadTo, r.next+(end-off))
 	switch {
 	case r.next > 0 && off >= r.next-back && end <= r.next:
-		return Range{}
+		return Range{}, readPlan
 	case r.next > 0 && off >= r.next-back && off <= forward:
 		r.next = end // the frontier moves on: widen the window
 		r.window = min(max(2*r.window, 4*opts.ChunkSize), opts.Readahead)
 	default:
 		r.next, r.window, r.aheadTo = end, 0, 0
-		return Range{}
+		return Range{}, readPlan
 	}
-	if r.aheadTo-r.next > r.window/2 {
-		// Enough is on its way. Topping up in large steps keeps requests
-		// large instead of one chunk per read.
-		return Range{}
+	// A reader at the full window reads on: a stream serves it, which
+	// each read tops up at no cost. Before that, topping up in large
+	// steps keeps requests large instead of one chunk per read.
+	plan, window := readPlan, r.window
+	if r.window == opts.Readahead {
+		plan, window = readStreamPlan, min(window, streamAheadChunks*opts.ChunkSize)
+	} else if r.aheadTo-r.next > r.window/2 {
+		return Range{}, plan // enough is on its way
 	}
 	from := max(r.next, r.aheadTo)
-	to := min(r.next+r.window, r.blob.desc.Size)
+	to := min(r.next+window, r.blob.desc.Size)
 	if from >= to {
-		return Range{}
+		return Range{}, plan
 	}
 	r.aheadTo = to
-	return Range{from, to}
+	return Range{from, to}, plan
 }

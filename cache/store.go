@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -88,6 +89,7 @@ type Store struct {
 	now func() time.Time
 
 	prefetching chan struct{} // one token per blob being prefetched
+	directOff   atomic.Bool   // the cache filesystem refused O_DIRECT (directio.go)
 	stats       counters
 	work        workGroup // every goroutine the store starts
 

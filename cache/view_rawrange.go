@@ -61,12 +61,13 @@ func (r *RangeReader) ReadCheckedAt(ctx context.Context, p []byte, off int64, ch
 		}
 		return n, check(p)
 	}
-	df, err := b.awaitRead(ctx, r.r, Range{off, off + int64(len(p))})
+	df, held, err := b.awaitRead(ctx, r.r, Range{off, off + int64(len(p))})
 	if err != nil {
 		return 0, fmt.Errorf("read %s at %d: %w", b.desc.Digest, off, err)
 	}
+	df.acquire() // for reject, after readServed releases its own
 	defer df.release()
-	n, err := df.f.ReadAt(p, off)
+	n, err := b.readServed(df, held, p, off)
 	if n < len(p) {
 		if err == nil || err == io.EOF {
 			err = io.ErrUnexpectedEOF

@@ -1,0 +1,91 @@
+package cache
+
+// Stream runs (fetchPlan.stream): one request reaching to the end of a
+// missing stretch, whose chunks are claimed only as wants reach them.
+// Between claims the fetch stops reading, so the source is paced by the
+// readers; a stream nobody extends ends (streamEnded) and its request is
+// closed. Invariants:
+//   - a stream run claims chunks in order, so its claims are [c0, c1) and
+//     it lands them in that order;
+//   - m.edges[run.c1] == run.id while the run may claim more, and that
+//     chunk is neither present nor in flight: a chunk another run takes
+//     (claim) stops being an edge, and the stream ends there.
+
+// extendStream claims for stream run id the chunks from its edge c on,
+// up to max chunks, the end of the wanted gap or of its request, or the
+// first chunk in flight, and returns the chunk after the last one
+// claimed. c must be the run's edge.
+func (m *blobMachine) extendStream(id uint64, c, gapEnd, max int64) int64 {
+	run := m.runs[id]
+	delete(m.edges, c)
+	c0 := c
+	if run == nil {
+		return c // cannot happen: dropRun removes a run's edges with it
+	}
+	for c < run.end && c*m.chunkSize < gapEnd && c-c0 < max {
+		if _, busy := m.flights[c]; busy {
+			break
+		}
+		m.flights[c] = id
+		c++
+	}
+	run.c1 = c
+	run.left += int(c - c0)
+	if c < run.end {
+		if _, busy := m.flights[c]; !busy {
+			m.edges[c] = id
+		}
+	}
+	return c
+}
+
+// stretchEnd returns the end of the missing stretch from chunk c: the
+// first chunk from c on that is present or in flight, or the chunk count.
+func (m *blobMachine) stretchEnd(c int64) int64 {
+	n := (m.size + m.chunkSize - 1) / m.chunkSize
+	gap := m.present.FirstGap(Range{c * m.chunkSize, m.size})
+	end := min(n, (gap.End+m.chunkSize-1)/m.chunkSize)
+	for ; c < end; c++ {
+		if _, busy := m.flights[c]; busy {
+			return c
+		}
+	}
+	return end
+}
+
+// awaitsClaim reports whether stream run id of generation gen may still be
+// given chunk c, its edge, by a later want.
+func (m *blobMachine) awaitsClaim(gen, id uint64, c int64) bool {
+	return gen == m.gen && m.phase == phaseFetching && m.edges[c] == id
+}
+
+// streamEnded records that stream run id closed its request. Chunks it
+// claimed and did not land are free to be fetched again.
+func (m *blobMachine) streamEnded(gen, id uint64) blobActions {
+	if gen != m.gen || !m.dropRun(id) {
+		return blobActions{}
+	}
+	return blobActions{wake: true}
+}
+
+// dropRun forgets run id, freeing the chunks it has not landed and its
+// edge, and reports whether there was such a run.
+func (m *blobMachine) dropRun(id uint64) bool {
+	run, ok := m.runs[id]
+	if !ok {
+		return false
+	}
+	for c := run.c0; c < run.c1; c++ {
+		if m.flights[c] == id {
+			delete(m.flights, c)
+		}
+	}
+	for c, owner := range m.edges { // one edge per open stream: few
+		if owner == id {
+			delete(m.edges, c)
+		}
+	}
+	delete(m.runs, id)
+	m.inClass[run.class]--
+	return true
+}

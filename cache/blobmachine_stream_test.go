@@ -1,0 +1,127 @@
+package cache
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+)
+
+var testStream = fetchPlan{class: classRead, runChunks: 2, stream: true}
+
+// A blob of 10 chunks of 10 bytes.
+func newStreamMachine(present []Range) *blobMachine {
+	m, _ := newBlobMachine(100, 10, present, 0, t0)
+	return m
+}
+
+func wantStream(id uint64, c0, c1, end int64) func(*testing.T, *blobMachine, blobActions, error) {
+	return func(t *testing.T, m *blobMachine, a blobActions, err error) {
+		t.Helper()
+		run, ok := m.runs[id]
+		if err != nil || !ok || !run.stream || run.c0 != c0 || run.c1 != c1 || run.end != end {
+			t.Errorf("run %d: %+v (error %v), want a stream claiming [%d,%d) of [%d,%d)", id, run, err, c0, c1, c0, end)
+		}
+		for c := c0; c < c1; c++ {
+			if m.flights[c] != id && !m.present.Contains(m.chunkRange(c)) {
+				t.Errorf("chunk %d is not run %d's", c, id)
+			}
+		}
+		edge, open := m.edges[c1]
+		if want := c1 < end; open != want || open && edge != id {
+			t.Errorf("edge at %d: %d %v, want run %d: %v", c1, edge, open, id, want)
+		}
+	}
+}
+
+func wantNoFetch(wake bool) func(*testing.T, *blobMachine, blobActions, error) {
+	return func(t *testing.T, m *blobMachine, a blobActions, err error) {
+		t.Helper()
+		if err != nil || len(a.fetch) != 0 || a.wake != wake {
+			t.Errorf("actions %+v, error %v; want no request, wake %v", a, err, wake)
+		}
+	}
+}
+
+func TestBlobMachineStreamIsExtendedByLaterWants(t *testing.T) {
+	m := newStreamMachine(nil)
+	runMachine(t, m, []machineStep{
+		{"first want: one request to the end, two chunks claimed", evWant(Range{0, 20}, testStream), all(
+			wantStream(1, 0, 2, 10),
+			func(t *testing.T, m *blobMachine, a blobActions, _ error) {
+				if len(a.fetch) != 1 || a.fetch[0].end != 10 || !a.fetch[0].stream {
+					t.Errorf("fetch %+v, want one stream run to chunk 10", a.fetch)
+				}
+			})},
+		{"a want reaching the edge claims for the stream: no request", evWant(Range{15, 40}, testStream), all(wantNoFetch(true), wantStream(1, 0, 4, 10))},
+		{"a bounded plan extends it too", evWant(Range{40, 50}, testRead), all(wantNoFetch(true), wantStream(1, 0, 5, 10))},
+		{"a want of what it holds: nothing", evWant(Range{0, 50}, testStream), wantNoFetch(false)},
+		{"chunks land", func(m *blobMachine) (blobActions, error) {
+			for c := int64(0); c < 5; c++ {
+				m.landed(m.gen, 1, c, t0)
+			}
+			return blobActions{}, nil
+		}, func(t *testing.T, m *blobMachine, _ blobActions, _ error) {
+			if _, open := m.runs[1]; !open || m.runLeft(1) != 0 || !m.awaitsClaim(0, 1, 5) {
+				t.Errorf("an open stream with nothing left to land should stay open at its edge: %+v", m.runs[1])
+			}
+		}},
+		{"the stream ends", func(m *blobMachine) (blobActions, error) { return m.streamEnded(m.gen, 1), nil }, func(t *testing.T, m *blobMachine, a blobActions, _ error) {
+			if _, open := m.runs[1]; open || len(m.edges) != 0 || m.awaitsClaim(0, 1, 5) || m.inClass[classRead] != 0 {
+				t.Errorf("run %+v edges %v", m.runs[1], m.edges)
+			}
+		}},
+		{"a later want starts a new stream", evWant(Range{50, 60}, testStream), all(wantRuns([2]int64{5, 6}), wantStream(2, 5, 6, 10))},
+	})
+}
+
+func TestBlobMachineStreamStopsAtWhatOthersHave(t *testing.T) {
+	m := newStreamMachine([]Range{{70, 80}})
+	runMachine(t, m, []machineStep{
+		{"a bounded run at chunk 4", evWant(Range{40, 50}, testRead), wantRuns([2]int64{4, 5})},
+		{"a stream from 0 reaches only to the chunk in flight", evWant(Range{0, 20}, testStream), wantStream(2, 0, 2, 4)},
+		{"extended to its end: no edge left", evWant(Range{20, 40}, testStream), all(wantNoFetch(true), wantStream(2, 0, 4, 4))},
+		{"a stream from 5 reaches only to the present chunk 7", evWant(Range{50, 60}, testStream), wantStream(3, 5, 6, 7)},
+	})
+}
+
+func TestBlobMachineStreamEdgeTakenByAnotherRun(t *testing.T) {
+	m := newStreamMachine(nil)
+	runMachine(t, m, []machineStep{
+		{"stream", evWant(Range{0, 20}, testStream), wantStream(1, 0, 2, 10)},
+		{"a whole-blob answer's lead", evWant(Range{90, 100}, testRead), wantRuns([2]int64{9, 10})},
+		{"the lead claims the stream's edge", func(m *blobMachine) (blobActions, error) {
+			if !m.claim(m.gen, 2, 2) {
+				t.Error("the edge chunk is free: the claim should succeed")
+			}
+			return blobActions{}, nil
+		}, func(t *testing.T, m *blobMachine, _ blobActions, _ error) {
+			if m.awaitsClaim(0, 1, 2) {
+				t.Error("the stream still waits for a chunk another run has")
+			}
+		}},
+		{"a want after it starts no second claim on chunk 2", evWant(Range{20, 40}, testStream), all(wantRuns([2]int64{3, 4}), wantStream(3, 3, 4, 9))},
+	})
+}
+
+func TestBlobMachineStreamFailureAndMismatchFreeItsChunks(t *testing.T) {
+	m := newStreamMachine(nil)
+	runMachine(t, m, []machineStep{
+		{"a want of four chunks: a stream that claims them all", evWant(Range{0, 40}, testStream), all(wantRuns([2]int64{0, 2}), wantStream(1, 0, 4, 10))},
+		{"fails", evFail(0, 1, errors.New("reset"), t0), func(t *testing.T, m *blobMachine, a blobActions, _ error) {
+			if !a.wake || len(m.flights) != 0 || len(m.edges) != 0 || len(m.runs) != 0 {
+				t.Errorf("flights %v edges %v runs %v", m.flights, m.edges, m.runs)
+			}
+		}},
+		{"a new stream", evWant(Range{0, 20}, testStream), wantStream(2, 0, 2, 10)},
+		{"chunk 0 and 1 land", func(m *blobMachine) (blobActions, error) {
+			m.landed(0, 2, 0, t0)
+			return m.landed(0, 2, 1, t0), nil
+		}, nil},
+		{"a mismatch drops the generation", func(m *blobMachine) (blobActions, error) { return m.rejected(0, t0), nil }, func(t *testing.T, m *blobMachine, _ blobActions, _ error) {
+			if m.awaitsClaim(0, 2, 2) || m.awaitsClaim(1, 2, 2) || !reflect.DeepEqual(m.edges, map[int64]uint64{}) {
+				t.Errorf("edges %v survive the generation", m.edges)
+			}
+		}},
+		{"its end event is ignored", func(m *blobMachine) (blobActions, error) { return m.streamEnded(0, 2), nil }, nothing},
+	})
+}

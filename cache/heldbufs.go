@@ -1,0 +1,127 @@
+package cache
+
+// A blob holds the buffers of recently landed chunks, up to maxHeld. The
+// hasher takes each chunk from its buffer, so it never reads the file
+// back while it keeps pace, and reads of a held chunk are served from the
+// buffer: with O_DIRECT landing (directio.go) the page cache has no copy.
+//
+// Rules, all under Blob.mu:
+//   - a buffer is held only for the chunk of the current generation that
+//     landed in it, whose bytes are those written to the file;
+//   - refs counts the blob's hold and each hasher step or read copying
+//     from it, and the buffer goes back to chunkPool when it reaches 0,
+//     so a buffer is never reused while anyone reads it;
+//   - a full set lets go of its lowest chunk the digest already covers;
+//     a chunk the digest has not reached is let go only when the
+//     generation ends, so the hasher finds the chunks it was promised.
+
+// maxHeld bounds the held buffers of one blob (32 MiB at the default
+// chunk size). It covers a stream's lead over its reader
+// (streamAheadChunks) with room for the hasher to lag behind.
+const maxHeld = 32
+
+type chunkBuf struct {
+	p    *[]byte
+	refs int
+}
+
+// holdLocked keeps buf, in which the chunk at off landed, if it is near
+// enough to the hash frontier to be hashed from it; otherwise it goes
+// back to the pool. b.mu must be held.
+func (b *Blob) holdLocked(off int64, buf *[]byte) {
+	cs := b.store.opts.ChunkSize
+	if b.m.phase > phaseVerifying || off >= b.m.hashedTo+maxHeld*cs {
+		chunkPool.Put(buf)
+		return
+	}
+	if len(b.held) >= maxHeld {
+		victim := int64(-1)
+		for o := range b.held {
+			if o+cs <= b.m.hashedTo && (victim < 0 || o < victim) {
+				victim = o
+			}
+		}
+		if victim < 0 {
+			chunkPool.Put(buf)
+			return
+		}
+		b.unholdLocked(victim)
+	}
+	b.held[off] = &chunkBuf{p: buf, refs: 1}
+}
+
+// unholdLocked lets go of the blob's hold on the buffer at off.
+func (b *Blob) unholdLocked(off int64) {
+	if cb, ok := b.held[off]; ok {
+		delete(b.held, off)
+		releaseLocked(cb)
+	}
+}
+
+// dropHeldLocked lets go of every held buffer, when the generation ends.
+func (b *Blob) dropHeldLocked() {
+	for off := range b.held {
+		b.unholdLocked(off)
+	}
+}
+
+func releaseLocked(cb *chunkBuf) {
+	cb.refs--
+	if cb.refs == 0 {
+		chunkPool.Put(cb.p)
+	}
+}
+
+// release lets go of bufs, taken by heldLocked or coverLocked.
+func (b *Blob) release(bufs ...*chunkBuf) {
+	b.mu.Lock()
+	for _, cb := range bufs {
+		releaseLocked(cb)
+	}
+	b.mu.Unlock()
+}
+
+// heldLocked returns the held buffer of the chunk at off with a reference
+// the caller releases, or nil.
+func (b *Blob) heldLocked(off int64) *chunkBuf {
+	cb, ok := b.held[off]
+	if !ok {
+		return nil
+	}
+	cb.refs++
+	return cb
+}
+
+// coverLocked returns the held buffers of every chunk r touches, with
+// references the caller releases, or nil unless all of them are held.
+func (b *Blob) coverLocked(r Range) []*chunkBuf {
+	cs := b.store.opts.ChunkSize
+	first, last := r.Start/cs, (r.End-1)/cs
+	if int(last-first) >= len(b.held) {
+		return nil
+	}
+	bufs := make([]*chunkBuf, 0, last-first+1)
+	for c := first; c <= last; c++ {
+		if _, ok := b.held[c*cs]; !ok {
+			for _, cb := range bufs {
+				releaseLocked(cb)
+			}
+			return nil
+		}
+		bufs = append(bufs, b.heldLocked(c*cs))
+	}
+	return bufs
+}
+
+// copyHeld copies [off, off+len(p)) out of bufs, the held buffers of the
+// chunks it touches in order, and returns how many bytes it copied.
+func copyHeld(p []byte, off, chunkSize int64, bufs []*chunkBuf) int {
+	n := 0
+	for _, cb := range bufs {
+		in := off % chunkSize
+		k := copy(p[n:], (*cb.p)[in:])
+		n += k
+		off += int64(k)
+	}
+	return n
+}

@@ -1,0 +1,64 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+)
+
+func TestStreamServesASequentialReaderAndEndsWhenItStops(t *testing.T) {
+	orig := streamPause
+	t.Cleanup(func() { streamPause = orig })
+	streamPause = 50 * time.Millisecond
+
+	const cs = 64 << 10
+	s := testStore(t, Options{ChunkSize: cs, Readahead: 4 * cs})
+	desc, f := testBlob(t, 64*cs)
+	r, err := s.NewReader(desc, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	read := func(from, to int) {
+		t.Helper()
+		buf := make([]byte, cs)
+		for off := from; off < to; off += cs {
+			if _, err := r.ReadAt(context.Background(), buf, int64(off)); err != nil {
+				t.Fatalf("read at %d: %v", off, err)
+			}
+			if !bytes.Equal(buf, f.data[off:off+cs]) {
+				t.Fatalf("wrong bytes at %d", off)
+			}
+		}
+	}
+
+	// 32 chunks read one by one: the window grows to the full 4 chunks in
+	// a few bounded requests, then one stream serves the rest.
+	read(0, 32*cs)
+	requests := f.requests.Load()
+	if requests > 5 {
+		t.Errorf("%d requests for 32 chunks read in order, want a few bounded ones and then one stream", requests)
+	}
+
+	// The reader stops: the stream ends at its edge, a window ahead of
+	// the reader, and gives its connection back.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.slots) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(s.slots); n > 0 {
+		t.Fatalf("%d connections still held after the reader stopped", n)
+	}
+	if pulled := f.bytes.Load(); pulled > (32+4)*cs {
+		t.Errorf("pulled %d bytes for 32 chunks read, more than the 4-chunk window ahead", pulled)
+	}
+
+	// It reads on: a new stream from where it stopped, and the blob ends
+	// verified.
+	read(32*cs, 64*cs)
+	if got := f.requests.Load() - requests; got != 1 {
+		t.Errorf("%d more requests to read on, want one stream", got)
+	}
+	waitComplete(t, s, desc)
+}
