@@ -80,7 +80,7 @@ func (w *directWriter) close() {
 // runtime's choice, so it is checked rather than assumed.
 func directAligned(p []byte, off int64) bool {
 	return len(p) > 0 && off%directAlign == 0 && len(p)%directAlign == 0 &&
-		uintptr(unsafe.Pointer(unsafe.SliceData(p)))%directAlign == 0
+		uintptrOf(p)%directAlign == 0
 }
 
 // directRefused notes that the cache filesystem refused O_DIRECT. It is
@@ -90,4 +90,9 @@ func (s *Store) directRefused(err error) {
 	if !s.directOff.Swap(true) {
 		s.log.Debug("the cache filesystem refuses O_DIRECT: chunks are written through the page cache", "dir", s.root, "error", err)
 	}
+}
+
+// uintptrOf returns the address of b's first byte.
+func uintptrOf(b []byte) uintptr {
+	return uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 }

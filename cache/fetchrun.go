@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 )
 
@@ -34,17 +33,8 @@ func (s *Store) bulkPlan(writeback bool) fetchPlan {
 	return p
 }
 
-var chunkPool = sync.Pool{New: func() any { return new([]byte) }}
-
-// getChunkBuf returns a pooled buffer of at least n bytes.
-func getChunkBuf(n int64) *[]byte {
-	bp := chunkPool.Get().(*[]byte)
-	if int64(cap(*bp)) < n {
-		*bp = make([]byte, n)
-	}
-	*bp = (*bp)[:n]
-	return bp
-}
+// getChunkBuf returns a pooled buffer of n bytes.
+func getChunkBuf(n int64) *[]byte { return chunkPool.get(n) }
 
 // fetchRun fetches the run's chunks in one range request into df and lands
 // them one by one, so that readers of the first chunk need not wait for
