@@ -82,10 +82,13 @@ func newDataFile(f *os.File, path string) *dataFile {
 }
 
 // newWritableFile is newDataFile for a file fetches land in: it also
-// opens the file for O_DIRECT writes (directio.go).
+// opens the file for O_DIRECT writes (directio.go), unless the store's
+// filesystem has refused them already.
 func (b *Blob) newWritableFile(f *os.File, path string) *dataFile {
 	d := newDataFile(f, path)
-	d.direct = openDirectWriter(path, b.store.directRefused)
+	if !b.store.directOff.Load() {
+		d.direct = openDirectWriter(path, b.store.directRefused)
+	}
 	return d
 }
 

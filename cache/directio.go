@@ -27,11 +27,15 @@ import (
 // buffers: a page, which covers every logical block size in use.
 const directAlign = 4096
 
-// openDirect opens path for O_DIRECT writes. Tests replace it to play a
-// filesystem that refuses O_DIRECT.
-var openDirect = func(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0)
-}
+// openDirect opens path for O_DIRECT writes, and directWrite writes
+// through such a file. Tests replace them to play a filesystem that
+// refuses O_DIRECT at open or at the first write.
+var (
+	openDirect = func(path string) (*os.File, error) {
+		return os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0)
+	}
+	directWrite = (*os.File).WriteAt
+)
 
 // directWriter is a dataFile's O_DIRECT descriptor, and whether the
 // filesystem has refused a write through it since.
@@ -59,7 +63,7 @@ func (w *directWriter) writeAt(p []byte, off int64) (bool, error) {
 	if w == nil || w.refused.Load() || !directAligned(p, off) {
 		return false, nil
 	}
-	_, err := w.f.WriteAt(p, off)
+	_, err := directWrite(w.f, p, off)
 	if errors.Is(err, unix.EINVAL) {
 		if !w.refused.Swap(true) {
 			w.onRefuse(err)

@@ -15,34 +15,31 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// residentBytes returns how much of the file at path is in the page cache.
-func residentBytes(t *testing.T, path string) int64 {
+// residentBytes returns how much of [r.Start, r.End) of the file at path
+// is in the page cache.
+func residentBytes(t *testing.T, path string, r Range) int64 {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mem, err := unix.Mmap(int(f.Fd()), 0, int(fi.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	mem, err := unix.Mmap(int(f.Fd()), 0, int(r.End), unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Munmap(mem)
-	page := os.Getpagesize()
-	vec := make([]byte, (len(mem)+page-1)/page)
+	page := int64(os.Getpagesize())
+	vec := make([]byte, (r.End+page-1)/page)
 	_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&mem[0])), uintptr(len(mem)), uintptr(unsafe.Pointer(&vec[0])))
 	if errno != 0 {
 		t.Fatal(errno)
 	}
 	var n int64
-	for _, v := range vec {
-		n += int64(v & 1)
+	for i := r.Start / page; i < int64(len(vec)); i++ {
+		n += int64(vec[i] & 1)
 	}
-	return n * int64(page)
+	return n * page
 }
 
 // coldRead reads desc from start to end through a fresh reader and waits
@@ -72,17 +69,25 @@ func newBlobUnderTest(t *testing.T, size int) blobUnderTest {
 }
 
 func TestColdReadLeavesNoCopyInThePageCache(t *testing.T) {
-	s := testStore(t, Options{})
-	// 8 chunks of 64 KiB and a short one, which is not block-aligned and
-	// so goes through the page cache.
-	b := newBlobUnderTest(t, 8<<16+1000)
-	coldRead(t, s, b)
-	path, ok := s.CompletePath(b.desc)
-	if !ok {
-		t.Fatal("not committed")
+	const cs = 64 << 10
+	// Readahead stays 4 chunks ahead of the reader, so the blob cannot
+	// complete before the check.
+	s := testStore(t, Options{ChunkSize: cs, Readahead: 4 * cs})
+	b := newBlobUnderTest(t, 16*cs)
+	r, err := s.NewReader(b.desc, b.f)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := residentBytes(t, path); got > 64<<10 {
-		t.Errorf("%d bytes of the cache file are in the page cache after a cold read; want at most the short last chunk: the reads should be served from the landed buffers and the chunks written with O_DIRECT", got)
+	defer r.Close()
+	// Half the blob, read in order: fetched and written, and served, while
+	// the blob is far from complete (a complete blob's reads go to its
+	// committed file).
+	got := readAll(t, r, 8*cs, cs)
+	if !bytes.Equal(got, b.f.data[:8*cs]) {
+		t.Fatal("wrong bytes")
+	}
+	if n := residentBytes(t, r.blob.partial, Range{0, 8 * cs}); n != 0 {
+		t.Errorf("%d bytes of what was read are in the page cache: the reads should be served from the landed buffers and the chunks written with O_DIRECT", n)
 	}
 }
 
@@ -105,11 +110,22 @@ func (s *syncBuffer) String() string {
 }
 
 func TestRefusedODirectFallsBackToThePageCache(t *testing.T) {
-	orig := openDirect
-	t.Cleanup(func() { openDirect = orig })
-	openDirect = func(path string) (*os.File, error) {
-		return nil, &os.PathError{Op: "open", Path: path, Err: unix.EINVAL}
-	}
+	origOpen, origWrite := openDirect, directWrite
+	t.Cleanup(func() { openDirect, directWrite = origOpen, origWrite })
+	refuse := &os.PathError{Op: "open", Path: "partial", Err: unix.EINVAL}
+	t.Run("at open", func(t *testing.T) {
+		openDirect = func(string) (*os.File, error) { return nil, refuse }
+		directWrite = origWrite
+		testRefusedODirect(t)
+	})
+	t.Run("at the first write", func(t *testing.T) {
+		openDirect = origOpen
+		directWrite = func(*os.File, []byte, int64) (int, error) { return 0, unix.EINVAL }
+		testRefusedODirect(t)
+	})
+}
+
+func testRefusedODirect(t *testing.T) {
 	var logs syncBuffer
 	s := testStore(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 
@@ -117,7 +133,7 @@ func TestRefusedODirectFallsBackToThePageCache(t *testing.T) {
 		b := newBlobUnderTest(t, size)
 		coldRead(t, s, b)
 		path, _ := s.CompletePath(b.desc)
-		if got := residentBytes(t, path); got < int64(size)/2 {
+		if got := residentBytes(t, path, Range{0, int64(size)}); got < int64(size)/2 {
 			t.Errorf("only %d of %d bytes are in the page cache: the fallback should write through it", got, size)
 		}
 	}
