@@ -69,29 +69,32 @@ func machineBusy() (time.Duration, error) {
 	return time.Duration(busy) * time.Second / userHZ, nil
 }
 
-// cpuWindow measures one run: the machine's busy time and the registry's
-// CPU time from start to stop.
+// cpuWindow measures one run: the machine's busy time, the registry's CPU
+// time, and this bench process's, from start to stop. While a command
+// runs the bench only waits for it, so its own CPU is the counting proxy's.
 type cpuWindow struct {
-	regPid         int
-	busy0, reg0    time.Duration
-	busy, registry time.Duration
-	startErr       error
+	regPid                int
+	busy0, reg0, self0    time.Duration
+	busy, registry, proxy time.Duration
+	startErr              error
 }
 
 func startCPUWindow(regPid int) *cpuWindow {
 	w := &cpuWindow{regPid: regPid}
-	var err1, err2 error
+	var err1, err2, err3 error
 	w.busy0, err1 = machineBusy()
 	w.reg0, err2 = processCPU(regPid)
-	w.startErr = errors.Join(err1, err2)
+	w.self0, err3 = processCPU(os.Getpid())
+	w.startErr = errors.Join(err1, err2, err3)
 	return w
 }
 
 func (w *cpuWindow) stop() error {
 	busy, err1 := machineBusy()
 	reg, err2 := processCPU(w.regPid)
-	w.busy, w.registry = busy-w.busy0, reg-w.reg0
-	return errors.Join(w.startErr, err1, err2)
+	self, err3 := processCPU(os.Getpid())
+	w.busy, w.registry, w.proxy = busy-w.busy0, reg-w.reg0, self-w.self0
+	return errors.Join(w.startErr, err1, err2, err3)
 }
 
 // cpuBudget describes, in one note, how busy the machine was during a
@@ -107,4 +110,11 @@ func cpuBudget(what string, busy, wall samples, names []string, each ...samples)
 	parts = append(parts, fmt.Sprintf("the rest (kernel threads, softirq, other work) %.2f s", max(busy.median()-named, 0)))
 	return fmt.Sprintf("during %s the CPUs were %.0f%% busy: %.2f s of CPU in %.2f s (%s)",
 		what, 100*busy.median()/wall.median()/float64(runtime.NumCPU()), busy.median(), wall.median(), strings.Join(parts, ", "))
+}
+
+// cpuFloor says how fast the cold cat could be if its CPU work were spread
+// over every CPU without a gap: its median busy time over all CPUs, as a
+// ratio to the anchor's median wall time.
+func cpuFloor(busy, anchor samples) string {
+	return fmt.Sprintf("CPU floor of the cold cat: its busy CPU time spread over all %d CPUs is %.2fx curl -o", runtime.NumCPU(), busy.median()/float64(runtime.NumCPU())/anchor.median())
 }

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"time"
 
@@ -154,8 +153,8 @@ type coldRead struct {
 	// read had to wait for.
 	cpuRead, cpuAll time.Duration
 	// The machine during the cat: busy CPU time on all CPUs, the
-	// registry's share, and cat's own.
-	machine, registry, cat time.Duration
+	// registry's share, the counting proxy's, and cat's own.
+	machine, registry, proxy, cat time.Duration
 }
 
 // coldReadScenario is scenario 3 (and 7): `cat` of the big layer through a
@@ -168,6 +167,8 @@ func (b *bench) coldReadScenario() error {
 	layer := b.img.bigLayer()
 	var curl, wall, curlDirect, wallDirect, pulled, requests, rss, cpuRead, cpuAll samples
 	var catBusy, catRegistry, catSelf, curlBusy, curlRegistry, curlSelf samples // no proxy
+	var pCatBusy, pCatRegistry, pCatProxy, pCatImgfs, pCatSelf samples          // through the proxy
+	var pCurlBusy, pCurlRegistry, pCurlProxy, pCurlSelf samples
 	unsettled := 0
 	for i := range b.cfg.runs {
 		for _, proxied := range []bool{true, false} {
@@ -195,6 +196,9 @@ func (b *bench) coldReadScenario() error {
 			}
 			curl = append(curl, d.Seconds())
 			wall = append(wall, r.wall.Seconds())
+			pCatBusy, pCatRegistry, pCatProxy = append(pCatBusy, r.machine.Seconds()), append(pCatRegistry, r.registry.Seconds()), append(pCatProxy, r.proxy.Seconds())
+			pCatImgfs, pCatSelf = append(pCatImgfs, r.cpuRead.Seconds()), append(pCatSelf, r.cat.Seconds())
+			pCurlBusy, pCurlRegistry, pCurlProxy, pCurlSelf = append(pCurlBusy, win.busy.Seconds()), append(pCurlRegistry, win.registry.Seconds()), append(pCurlProxy, win.proxy.Seconds()), append(pCurlSelf, cu.cpu.Seconds())
 			pulled = append(pulled, float64(r.pulled))
 			requests = append(requests, float64(r.requests))
 			rss = append(rss, float64(r.rss))
@@ -204,7 +208,11 @@ func (b *bench) coldReadScenario() error {
 		}
 	}
 	b.coldCat = wall
-	notes := []string{fmt.Sprintf("pulled %.3fx the blob (median) in a median of %.0f range requests", pulled.median()/float64(layer.Size), requests.median())}
+	notes := []string{fmt.Sprintf("pulled %.3fx the blob (median) in a median of %.0f range requests", pulled.median()/float64(layer.Size), requests.median()),
+		cpuBudget("cold cat", pCatBusy, wall, []string{"imgfs", "registry", "proxy", "cat"}, pCatImgfs, pCatRegistry, pCatProxy, pCatSelf),
+		cpuBudget("curl -o", pCurlBusy, curl, []string{"registry", "proxy", "curl"}, pCurlRegistry, pCurlProxy, pCurlSelf),
+		cpuFloor(pCatBusy, curl),
+	}
 	if unsettled > 0 {
 		notes = append(notes, fmt.Sprintf("in %d runs the server was still fetching 10 s after the read", unsettled))
 	}
@@ -216,7 +224,7 @@ func (b *bench) coldReadScenario() error {
 			cpuRead.median(), cpuAll.median()),
 			cpuBudget("cold cat", catBusy, wallDirect, []string{"imgfs", "registry", "cat"}, cpuRead, catRegistry, catSelf),
 			cpuBudget("curl -o", curlBusy, curlDirect, []string{"registry", "curl"}, curlRegistry, curlSelf),
-			fmt.Sprintf("CPU floor of the cold cat: its busy CPU time spread over all %d CPUs is %.2fx curl -o", runtime.NumCPU(), catBusy.median()/float64(runtime.NumCPU())/curlDirect.median()),
+			cpuFloor(catBusy, curlDirect),
 		}})
 	b.rep.add(Row{ID: "7", Name: "peak RSS of the server in scenario 3", Unit: unitBytes, Value: stat(rss),
 		Target: atMost(rssTarget, ofValue), Notes: []string{fmt.Sprintf("largest of %d runs: %s", len(rss), format(unitBytes, rss.percentile(100)))}})
@@ -260,7 +268,7 @@ func (b *bench) coldReadOnce(proxied, keep bool) (r coldRead, err error) {
 	if err := win.stop(); err != nil {
 		return r, err
 	}
-	r.wall, r.cat, r.machine, r.registry = u.wall, u.cpu, win.busy, win.registry
+	r.wall, r.cat, r.machine, r.registry, r.proxy = u.wall, u.cpu, win.busy, win.registry, win.proxy
 	if err := b.waitCommitted(cache, layer.Digest); err != nil {
 		return r, err
 	}
