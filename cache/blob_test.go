@@ -32,6 +32,10 @@ type memFetcher struct {
 	failures  atomic.Int64  // fail this many requests first
 	requests  atomic.Int64
 	bytes     atomic.Int64
+	// cutFrom, if set, cuts every body that reaches this blob offset
+	// there with a connection reset, cutN times.
+	cutFrom int64
+	cutN    atomic.Int64
 }
 
 func (m *memFetcher) Source() string { return "memory" }
@@ -65,6 +69,9 @@ func (m *memFetcher) FetchRange(ctx context.Context, _ ocispec.Descriptor, off, 
 	// Bytes count as pulled when the client reads them: a stream run
 	// closes its request before the end when its readers stop.
 	var r io.Reader = bytes.NewReader(body)
+	if m.cutFrom > off && m.cutFrom < off+n && m.cutN.Add(-1) >= 0 {
+		r = io.MultiReader(bytes.NewReader(body[:m.cutFrom-off]), errReader{errors.New("connection reset by peer")})
+	}
 	switch {
 	case m.pace > 0:
 		r = &pacedReader{ctx: ctx, pace: m.pace, r: r}
@@ -73,6 +80,10 @@ func (m *memFetcher) FetchRange(ctx context.Context, _ ocispec.Descriptor, off, 
 	}
 	return io.NopCloser(&countedReader{r: r, n: &m.bytes}), nil
 }
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // countedReader adds what is read from it to n.
 type countedReader struct {

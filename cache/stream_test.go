@@ -62,3 +62,35 @@ func TestStreamServesASequentialReaderAndEndsWhenItStops(t *testing.T) {
 	}
 	waitComplete(t, s, desc)
 }
+
+func TestStreamCutMidwayIsResumedAndServesTheRightBytes(t *testing.T) {
+	const cs = 64 << 10
+	s := testStore(t, Options{ChunkSize: cs, Readahead: 4 * cs})
+	desc, f := testBlob(t, 64*cs)
+	// Streams start once the window is full, a few chunks in: the cut at
+	// chunk 40 falls inside one, mid-chunk.
+	f.cutFrom = 40*cs + 1000
+	f.cutN.Store(1)
+	r, err := s.NewReader(desc, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got, err := readAllErr(r, int(desc.Size), cs)
+	if err != nil {
+		t.Fatalf("read across a cut stream: %v", err)
+	}
+	if !bytes.Equal(got, f.data) {
+		t.Fatal("wrong bytes after the stream was cut")
+	}
+	if f.cutN.Load() > 0 || s.Stats().FetchErrors != 1 {
+		t.Fatalf("the stream was not cut once: %d cuts left, %d fetch errors", f.cutN.Load(), s.Stats().FetchErrors)
+	}
+	if pulled := f.bytes.Load(); pulled > desc.Size+cs {
+		t.Errorf("pulled %d bytes for a %d-byte blob: more than the cut chunk again", pulled, desc.Size)
+	}
+	if n := f.requests.Load(); n > 8 {
+		t.Errorf("%d requests: the cut should cost one more stream, not a request per chunk", n)
+	}
+	waitComplete(t, s, desc)
+}
