@@ -109,52 +109,6 @@ func (b *Blob) fetchRun(ctx context.Context, run fetchRun, df *dataFile, f Fetch
 	}
 }
 
-// streamPause is how long a stream run waits at its edge for a want to
-// extend it before it ends: its readers have stopped or gone.
-var streamPause = 2 * time.Second
-
-// awaitClaim waits until stream run holds chunk c, and reports false if it
-// never will: c went to another run, the generation or phase moved on, or
-// no want reached c for streamPause. Not reading meanwhile is the pacing,
-// not a stalled source, so in's idle timer is stopped while it waits.
-func (b *Blob) awaitClaim(ctx context.Context, run fetchRun, c int64, in *idleReader) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var pause *time.Timer
-	defer func() {
-		if pause != nil {
-			pause.Stop()
-		}
-	}()
-	for {
-		if b.m.owns(run.gen, run.id, c) {
-			if pause != nil {
-				in.idle.Reset(in.timeout)
-			}
-			return true
-		}
-		if !b.m.awaitsClaim(run.gen, run.id, c) {
-			return false
-		}
-		if pause == nil {
-			in.idle.Stop()
-			pause = time.NewTimer(streamPause)
-		}
-		changed := b.changed
-		b.mu.Unlock()
-		select {
-		case <-changed:
-		case <-pause.C:
-			b.mu.Lock()
-			return false
-		case <-ctx.Done():
-			b.mu.Lock()
-			return false
-		}
-		b.mu.Lock()
-	}
-}
-
 // causeOr prefers the reason ctx was cancelled (such as the idle timeout)
 // over the transport's generic "context canceled".
 func causeOr(ctx context.Context, err error) error {
