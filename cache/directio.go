@@ -9,8 +9,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A partial blob's chunks are written with O_DIRECT where the filesystem
-// takes it. A landed chunk is already in a buffer of ours, which serves
+// The chunks reads fetch are written with O_DIRECT where the filesystem
+// takes it (fills keep the page cache: see dataFile.writeChunk). A landed
+// chunk is already in a buffer of ours, which serves
 // the reads waiting on it (heldbufs.go), so a second copy in the page
 // cache would only double the memory a cold read fills: the FUSE file's
 // own pages already hold what the reader read. On VMs that hand free
@@ -21,7 +22,7 @@ import (
 //
 // Where O_DIRECT is refused (some FUSE and network filesystems), or for
 // a write that is not block-aligned (a blob's last chunk), the write goes
-// through the page cache as before.
+// through the page cache.
 
 // directAlign is the alignment O_DIRECT needs of offsets, lengths and
 // buffers: a page, which covers every logical block size in use.
