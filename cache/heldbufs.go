@@ -11,9 +11,10 @@ package cache
 //   - refs counts the blob's hold and each hasher step or read copying
 //     from it, and the buffer goes back to chunkPool when it reaches 0,
 //     so a buffer is never reused while anyone reads it;
-//   - a full set lets go of its lowest chunk the digest already covers;
-//     a chunk the digest has not reached is let go only when the
-//     generation ends, so the hasher finds the chunks it was promised.
+//   - a full set lets go of its lowest chunk the digest already covers,
+//     and holds no new chunk if there is none; a held chunk the digest
+//     has not reached stays until the generation or the blob ends, so
+//     the hasher finds it in memory.
 
 // maxHeld bounds the held buffers of one blob (32 MiB at the default
 // chunk size). It covers a stream's lead over its reader
