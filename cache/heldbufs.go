@@ -11,15 +11,22 @@ package cache
 //   - refs counts the blob's hold and each hasher step or read copying
 //     from it, and the buffer goes back to chunkPool when it reaches 0,
 //     so a buffer is never reused while anyone reads it;
-//   - a full set lets go of its lowest chunk the digest already covers,
-//     and holds no new chunk if there is none; a held chunk the digest
-//     has not reached stays until the generation or the blob ends, so
-//     the hasher finds it in memory.
+//   - a full set (maxHeld for the blob, maxStoreHeld for the store) lets
+//     go of its lowest chunk the digest already covers, and holds no new
+//     chunk if there is none; a held chunk the digest has not reached
+//     stays until the generation or the blob ends, so the hasher finds
+//     it in memory.
 
 // maxHeld bounds the held buffers of one blob (32 MiB at the default
 // chunk size). It covers a stream's lead over its reader
 // (streamAheadChunks) with room for the hasher to lag behind.
-const maxHeld = 32
+// maxStoreHeld bounds those of all blobs of a store together, so that
+// memory does not grow with the number of blobs read at once; it matches
+// the buffer pool's slots.
+const (
+	maxHeld      = 32
+	maxStoreHeld = 64
+)
 
 type chunkBuf struct {
 	p    *[]byte
@@ -27,34 +34,61 @@ type chunkBuf struct {
 }
 
 // holdLocked keeps buf, in which the chunk at off landed, if it is near
-// enough to the hash frontier to be hashed from it; otherwise it goes
-// back to the pool. b.mu must be held.
+// enough to the hash frontier to be hashed from it and there is room, in
+// the blob and in the store, or room can be made by letting go of a chunk
+// the digest covers; otherwise it goes back to the pool. b.mu must be
+// held.
 func (b *Blob) holdLocked(off int64, buf *[]byte) {
 	cs := b.store.opts.ChunkSize
 	if b.m.phase > phaseVerifying || off >= b.m.hashedTo+maxHeld*cs {
 		chunkPool.Put(buf)
 		return
 	}
-	if len(b.held) >= maxHeld {
-		victim := int64(-1)
-		for o := range b.held {
-			if o+cs <= b.m.hashedTo && (victim < 0 || o < victim) {
-				victim = o
-			}
-		}
-		if victim < 0 {
+	if len(b.held) >= maxHeld && !b.evictHashedLocked() {
+		chunkPool.Put(buf)
+		return
+	}
+	for !b.store.reserveHeld() {
+		if !b.evictHashedLocked() {
 			chunkPool.Put(buf)
 			return
 		}
-		b.unholdLocked(victim)
 	}
 	b.held[off] = &chunkBuf{p: buf, refs: 1}
+}
+
+// evictHashedLocked lets go of the blob's lowest held chunk that the
+// digest already covers, and reports whether there was one.
+func (b *Blob) evictHashedLocked() bool {
+	cs := b.store.opts.ChunkSize
+	victim := int64(-1)
+	for o := range b.held {
+		if o+cs <= b.m.hashedTo && (victim < 0 || o < victim) {
+			victim = o
+		}
+	}
+	if victim < 0 {
+		return false
+	}
+	b.unholdLocked(victim)
+	return true
+}
+
+// reserveHeld takes one of the store's maxStoreHeld places for a held
+// buffer, if one is free; unholdLocked gives it back.
+func (s *Store) reserveHeld() bool {
+	if s.held.Add(1) > maxStoreHeld {
+		s.held.Add(-1)
+		return false
+	}
+	return true
 }
 
 // unholdLocked lets go of the blob's hold on the buffer at off.
 func (b *Blob) unholdLocked(off int64) {
 	if cb, ok := b.held[off]; ok {
 		delete(b.held, off)
+		b.store.held.Add(-1)
 		releaseLocked(cb)
 	}
 }

@@ -90,6 +90,7 @@ type Store struct {
 
 	prefetching chan struct{} // one token per blob being prefetched
 	directOff   atomic.Bool   // the cache filesystem refused O_DIRECT (directio.go)
+	held        atomic.Int64  // chunk buffers all blobs hold (heldbufs.go)
 	stats       counters
 	work        workGroup // every goroutine the store starts
 

@@ -94,3 +94,35 @@ func TestStreamCutMidwayIsResumedAndServesTheRightBytes(t *testing.T) {
 	}
 	waitComplete(t, s, desc)
 }
+
+func TestHeldBuffersAreBoundedAcrossBlobs(t *testing.T) {
+	const cs = 64 << 10
+	s := testStore(t, Options{ChunkSize: cs, Readahead: 4 * cs})
+	// Three blobs read most of the way, none complete: each could hold
+	// maxHeld buffers, which together would be more than the store's bound.
+	for i := range 3 {
+		desc, f := testBlob(t, 48*cs+i)
+		r, err := s.NewReader(desc, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		if got := readAll(t, r, 40*cs, cs); !bytes.Equal(got, f.data[:40*cs]) {
+			t.Fatalf("blob %d: wrong bytes", i)
+		}
+	}
+	var sum int
+	s.mu.Lock()
+	for _, b := range s.blobs {
+		b.mu.Lock()
+		if len(b.held) > maxHeld {
+			t.Errorf("a blob holds %d buffers, more than %d", len(b.held), maxHeld)
+		}
+		sum += len(b.held)
+		b.mu.Unlock()
+	}
+	s.mu.Unlock()
+	if n := s.held.Load(); n != int64(sum) || n > maxStoreHeld || n <= maxHeld {
+		t.Errorf("the store counts %d held buffers, the blobs hold %d; want the same, more than one blob's %d and at most %d", n, sum, maxHeld, maxStoreHeld)
+	}
+}
