@@ -134,7 +134,7 @@ func (b *Blob) land(run fetchRun, c int64, cr Range, buf *[]byte) {
 	// A stream lands chunks in order, one after another: hashing there
 	// would hold up its reads of the socket, so its chunks go to the
 	// background hasher, which keeps pace from the held buffers.
-	inline := a.hash && !run.stream && b.keptLocked(a.hashFrom)
+	inline := a.hash && !run.stream && b.holdsLocked(a.hashFrom)
 	gen, h, from, to := b.m.gen, b.hasher, a.hashFrom, a.hashTo
 	if inline {
 		a.hash = false

@@ -20,20 +20,25 @@ import (
 func (b *Blob) hashLoop(gen uint64, h hash.Hash, df *dataFile, from, to int64) {
 	defer df.release()
 	cs := b.store.opts.ChunkSize
-	buf := getChunkBuf(cs)
-	defer chunkPool.Put(buf)
+	var buf *[]byte // for reading back, taken only if needed
+	defer func() {
+		if buf != nil {
+			chunkPool.Put(buf)
+		}
+	}()
 	for {
 		for off := from; off < to; {
 			chunk := Range{off / cs * cs, min(off/cs*cs+cs, b.desc.Size)}
-			held := b.takeHeld(gen, chunk.Start)
-			if held != nil && off == chunk.Start {
-				h.Write(*held.p)
-				b.release(held)
-				off = chunk.End
-				continue
+			if off == chunk.Start { // resuming mid-chunk: read back instead
+				if held := b.takeHeld(gen, off); held != nil {
+					h.Write(*held.p)
+					b.releaseHeld(held)
+					off = chunk.End
+					continue
+				}
 			}
-			if held != nil {
-				b.release(held) // resuming mid-chunk: read back instead
+			if buf == nil {
+				buf = getChunkBuf(cs)
 			}
 			n := min(chunk.End, to) - off
 			if _, err := df.f.ReadAt((*buf)[:n], off); err != nil {
@@ -94,25 +99,6 @@ func (b *Blob) reportHashed(gen uint64, h hash.Hash, to int64) (blobActions, boo
 	return next, true
 }
 
-// takeHeld returns the held buffer of the chunk at off with a reference
-// the caller releases, or nil if there is none or generation gen has
-// ended.
-func (b *Blob) takeHeld(gen uint64, off int64) *chunkBuf {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.m.gen != gen {
-		return nil
-	}
-	return b.heldLocked(off)
-}
-
-// keptLocked reports whether the bytes from off on are in a held chunk
-// buffer, so hashing can go on without reading the file. b.mu must be held.
-func (b *Blob) keptLocked(off int64) bool {
-	_, ok := b.held[off]
-	return ok
-}
-
 // hashInline is the hasher run by the fetch that landed the chunk the
 // digest needs next: it feeds the digest the held buffers in order, while
 // their bytes are still in the CPU's caches, at the fetch's own priority,
@@ -130,14 +116,14 @@ func (b *Blob) hashInline(gen uint64, h hash.Hash, from, to int64) {
 			}
 			h.Write(*held.p)
 			off += int64(len(*held.p))
-			b.release(held)
+			b.releaseHeld(held)
 		}
 		next, ok := b.reportHashed(gen, h, off)
 		if !ok {
 			return
 		}
 		b.mu.Lock()
-		if b.m.gen != gen || !b.keptLocked(next.hashFrom) {
+		if b.m.gen != gen || !b.holdsLocked(next.hashFrom) {
 			b.applyLocked(next)
 			b.mu.Unlock()
 			return

@@ -107,8 +107,8 @@ func releaseLocked(cb *chunkBuf) {
 	}
 }
 
-// release lets go of bufs, taken by heldLocked or coverLocked.
-func (b *Blob) release(bufs ...*chunkBuf) {
+// releaseHeld lets go of bufs, taken by heldLocked or coverLocked.
+func (b *Blob) releaseHeld(bufs ...*chunkBuf) {
 	b.mu.Lock()
 	for _, cb := range bufs {
 		releaseLocked(cb)
@@ -127,22 +127,37 @@ func (b *Blob) heldLocked(off int64) *chunkBuf {
 	return cb
 }
 
+// takeHeld returns the held buffer of the chunk at off with a reference
+// the caller releases, or nil if there is none or generation gen has
+// ended.
+func (b *Blob) takeHeld(gen uint64, off int64) *chunkBuf {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m.gen != gen {
+		return nil
+	}
+	return b.heldLocked(off)
+}
+
+// holdsLocked reports whether the chunk at off is held, so hashing can go
+// on from it without reading the file.
+func (b *Blob) holdsLocked(off int64) bool {
+	_, ok := b.held[off]
+	return ok
+}
+
 // coverLocked returns the held buffers of every chunk r touches, with
 // references the caller releases, or nil unless all of them are held.
 func (b *Blob) coverLocked(r Range) []*chunkBuf {
 	cs := b.store.opts.ChunkSize
 	first, last := r.Start/cs, (r.End-1)/cs
-	if int(last-first) >= len(b.held) {
-		return nil
+	for c := first; c <= last; c++ {
+		if !b.holdsLocked(c * cs) {
+			return nil
+		}
 	}
 	bufs := make([]*chunkBuf, 0, last-first+1)
 	for c := first; c <= last; c++ {
-		if _, ok := b.held[c*cs]; !ok {
-			for _, cb := range bufs {
-				releaseLocked(cb)
-			}
-			return nil
-		}
 		bufs = append(bufs, b.heldLocked(c*cs))
 	}
 	return bufs

@@ -79,6 +79,7 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		df, held, err = b.awaitRead(ctx, r, Range{off, end})
 		if err == nil {
 			n, err = b.readServed(df, held, p[:end-off], off)
+			df.release()
 		}
 	}
 	if err == io.EOF && int64(n) == end-off {
@@ -94,14 +95,14 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 }
 
 // readServed reads p at off, as awaitRead returned it: from the held
-// buffers if there are any, otherwise from the file. It releases both.
+// buffers if there are any, which it releases, otherwise from the file.
 func (b *Blob) readServed(df *dataFile, held []*chunkBuf, p []byte, off int64) (int, error) {
-	defer df.release()
-	if held != nil {
-		defer b.release(held...)
-		return copyHeld(p, off, b.store.opts.ChunkSize, held), nil
+	if held == nil {
+		return df.f.ReadAt(p, off)
 	}
-	return df.f.ReadAt(p, off)
+	n := copyHeld(p, off, b.store.opts.ChunkSize, held)
+	b.releaseHeld(held...)
+	return n, nil
 }
 
 // streamAheadChunks is how far a stream runs ahead of its reader. With no
@@ -114,9 +115,9 @@ const streamAheadChunks = 16
 const retryPause = 100 * time.Millisecond
 
 // awaitRead waits until want can be served, scheduling what is missing
-// (and ahead of it, best effort), and returns the file to read it from
-// and, if all of its chunks are held, their buffers, with references that
-// readServed releases. They and the check that the bytes are there are
+// (and ahead of it, best effort), and returns the file to read it from,
+// with a reference the caller releases, and, if all of its chunks are
+// held, their buffers, with references readServed releases. They and the check that the bytes are there are
 // taken together under the lock, so a read never lands in a file or a
 // buffer that a mismatch has since replaced.
 //

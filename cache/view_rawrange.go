@@ -65,7 +65,6 @@ func (r *RangeReader) ReadCheckedAt(ctx context.Context, p []byte, off int64, ch
 	if err != nil {
 		return 0, fmt.Errorf("read %s at %d: %w", b.desc.Digest, off, err)
 	}
-	df.acquire() // for reject, after readServed releases its own
 	defer df.release()
 	n, err := b.readServed(df, held, p, off)
 	if n < len(p) {
