@@ -86,9 +86,7 @@ func newDataFile(f *os.File, path string) *dataFile {
 // filesystem has refused them already.
 func (b *Blob) newWritableFile(f *os.File, path string) *dataFile {
 	d := newDataFile(f, path)
-	if !b.store.directOff.Load() {
-		d.direct = openDirectWriter(path, b.store.directRefused)
-	}
+	d.direct = b.store.openDirectWriter(path)
 	return d
 }
 

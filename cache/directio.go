@@ -3,7 +3,6 @@ package cache
 import (
 	"errors"
 	"os"
-	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -38,37 +37,36 @@ var (
 	directWrite = (*os.File).WriteAt
 )
 
-// directWriter is a dataFile's O_DIRECT descriptor, and whether the
-// filesystem has refused a write through it since.
+// directWriter is a dataFile's O_DIRECT descriptor.
 type directWriter struct {
-	f        *os.File
-	refused  atomic.Bool
-	onRefuse func(error)
+	f     *os.File
+	store *Store
 }
 
-// openDirectWriter opens path for O_DIRECT writes. When the filesystem
-// refuses, now or at a later write, onRefuse is told why.
-func openDirectWriter(path string, onRefuse func(error)) *directWriter {
-	f, err := openDirect(path)
-	if err != nil {
-		onRefuse(err)
+// openDirectWriter opens path for O_DIRECT writes, unless the store's
+// filesystem has refused O_DIRECT, now or before.
+func (s *Store) openDirectWriter(path string) *directWriter {
+	if s.directOff.Load() {
 		return nil
 	}
-	return &directWriter{f: f, onRefuse: onRefuse}
+	f, err := openDirect(path)
+	if err != nil {
+		s.directRefused(err)
+		return nil
+	}
+	return &directWriter{f: f, store: s}
 }
 
 // writeAt writes p at off through the O_DIRECT descriptor if it can, and
 // reports whether it did. A refusal (EINVAL) turns O_DIRECT off for the
-// file and leaves the write to the caller.
+// store and leaves the write to the caller.
 func (w *directWriter) writeAt(p []byte, off int64) (bool, error) {
-	if w == nil || w.refused.Load() || !directAligned(p, off) {
+	if w == nil || w.store.directOff.Load() || !directAligned(p, off) {
 		return false, nil
 	}
 	_, err := directWrite(w.f, p, off)
 	if errors.Is(err, unix.EINVAL) {
-		if !w.refused.Swap(true) {
-			w.onRefuse(err)
-		}
+		w.store.directRefused(err)
 		return false, nil
 	}
 	return err == nil, err
@@ -88,9 +86,9 @@ func directAligned(p []byte, off int64) bool {
 		uintptrOf(p)%directAlign == 0
 }
 
-// directRefused notes that the cache filesystem refused O_DIRECT. It is
-// said once per store, at debug level: writes then go through the page
-// cache and work as before.
+// directRefused notes that the cache filesystem refused O_DIRECT, after
+// which no file of the store tries it. It is said once per store, at
+// debug level: writes then go through the page cache and work as before.
 func (s *Store) directRefused(err error) {
 	if !s.directOff.Swap(true) {
 		s.log.Debug("the cache filesystem refuses O_DIRECT: chunks are written through the page cache", "dir", s.root, "error", err)
