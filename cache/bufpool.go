@@ -111,8 +111,3 @@ func (p *bufPool) slotOf(b []byte) (int, bool) {
 	}
 	return int((at - base) / uintptr(p.slotSize)), true
 }
-
-func (p *bufPool) owns(b []byte) bool {
-	_, ok := p.slotOf(b)
-	return ok
-}

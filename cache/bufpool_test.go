@@ -31,3 +31,8 @@ func TestBufPoolReusesItsSlots(t *testing.T) {
 		t.Error("the free list handed out the same slot twice")
 	}
 }
+
+func (p *bufPool) owns(b []byte) bool {
+	_, ok := p.slotOf(b)
+	return ok
+}

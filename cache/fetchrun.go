@@ -109,6 +109,17 @@ func (b *Blob) fetchRun(ctx context.Context, run fetchRun, df *dataFile, f Fetch
 	}
 }
 
+// readChunk reads the next chunk of a run's body into a pooled buffer.
+func (b *Blob) readChunk(in io.Reader, cr Range) (*[]byte, error) {
+	bp := getChunkBuf(cr.Len())
+	if _, err := io.ReadFull(in, *bp); err != nil {
+		chunkPool.Put(bp)
+		return nil, err
+	}
+	b.store.stats.fetchedBytes.Add(cr.Len())
+	return bp, nil
+}
+
 // causeOr prefers the reason ctx was cancelled (such as the idle timeout)
 // over the transport's generic "context canceled".
 func causeOr(ctx context.Context, err error) error {

@@ -1,7 +1,5 @@
 package cache
 
-import "io"
-
 // lander writes and lands one run's chunks, in order. For a run that
 // writes with O_DIRECT it does so on a goroutine of its own, so that the
 // fetch reads the next chunk from the socket while the last one is
@@ -87,15 +85,4 @@ func (l *lander) finish() error {
 	}
 	<-l.done
 	return l.err
-}
-
-// readChunk reads the next chunk of a run's body into a pooled buffer.
-func (b *Blob) readChunk(in io.Reader, cr Range) (*[]byte, error) {
-	bp := getChunkBuf(cr.Len())
-	if _, err := io.ReadFull(in, *bp); err != nil {
-		chunkPool.Put(bp)
-		return nil, err
-	}
-	b.store.stats.fetchedBytes.Add(cr.Len())
-	return bp, nil
 }
