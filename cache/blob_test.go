@@ -157,6 +157,17 @@ func testStoreAt(t *testing.T, root string, opts Options) *Store {
 	return s
 }
 
+// openReader opens a reader of desc through f, closed when the test ends.
+func openReader(t *testing.T, s *Store, desc ocispec.Descriptor, f Fetcher) *Reader {
+	t.Helper()
+	r, err := s.NewReader(desc, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
 func readAll(t *testing.T, r *Reader, size, bs int) []byte {
 	t.Helper()
 	out := make([]byte, 0, size)

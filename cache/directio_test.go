@@ -2,15 +2,14 @@ package cache
 
 import (
 	"bytes"
-
 	"errors"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"unsafe"
 
+	"github.com/imgfs/imgfs/internal/testlog"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 )
@@ -44,28 +43,13 @@ func residentBytes(t *testing.T, path string, r Range) int64 {
 
 // coldRead reads desc from start to end through a fresh reader and waits
 // for its commit.
-func coldRead(t *testing.T, s *Store, desc blobUnderTest) {
+func coldRead(t *testing.T, s *Store, desc ocispec.Descriptor, f *memFetcher) {
 	t.Helper()
-	r, err := s.NewReader(desc.desc, desc.f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := readAll(t, r, int(desc.desc.Size), 64<<10)
-	r.Close()
-	if !bytes.Equal(got, desc.f.data) {
+	r := openReader(t, s, desc, f)
+	if got := readAll(t, r, int(desc.Size), 64<<10); !bytes.Equal(got, f.data) {
 		t.Fatal("wrong bytes")
 	}
-	waitComplete(t, s, desc.desc)
-}
-
-type blobUnderTest struct {
-	desc ocispec.Descriptor
-	f    *memFetcher
-}
-
-func newBlobUnderTest(t *testing.T, size int) blobUnderTest {
-	desc, f := testBlob(t, size)
-	return blobUnderTest{desc, f}
+	waitComplete(t, s, desc)
 }
 
 func TestColdReadLeavesNoCopyInThePageCache(t *testing.T) {
@@ -73,40 +57,18 @@ func TestColdReadLeavesNoCopyInThePageCache(t *testing.T) {
 	// Readahead stays 4 chunks ahead of the reader, so the blob cannot
 	// complete before the check.
 	s := testStore(t, Options{ChunkSize: cs, Readahead: 4 * cs})
-	b := newBlobUnderTest(t, 16*cs)
-	r, err := s.NewReader(b.desc, b.f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	desc, f := testBlob(t, 16*cs)
+	r := openReader(t, s, desc, f)
 	// Half the blob, read in order: fetched and written, and served, while
 	// the blob is far from complete (a complete blob's reads go to its
 	// committed file).
 	got := readAll(t, r, 8*cs, cs)
-	if !bytes.Equal(got, b.f.data[:8*cs]) {
+	if !bytes.Equal(got, f.data[:8*cs]) {
 		t.Fatal("wrong bytes")
 	}
 	if n := residentBytes(t, r.blob.partial, Range{0, 8 * cs}); n != 0 {
 		t.Errorf("%d bytes of what was read are in the page cache: the reads should be served from the landed buffers and the chunks written with O_DIRECT", n)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestRefusedODirectFallsBackToThePageCache(t *testing.T) {
@@ -126,13 +88,13 @@ func TestRefusedODirectFallsBackToThePageCache(t *testing.T) {
 }
 
 func testRefusedODirect(t *testing.T) {
-	var logs syncBuffer
+	var logs testlog.Buffer
 	s := testStore(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 
 	for _, size := range []int{8 << 16, 5<<16 + 1000} {
-		b := newBlobUnderTest(t, size)
-		coldRead(t, s, b)
-		path, _ := s.CompletePath(b.desc)
+		desc, f := testBlob(t, size)
+		coldRead(t, s, desc, f)
+		path, _ := s.CompletePath(desc)
 		if got := residentBytes(t, path, Range{0, int64(size)}); got < int64(size)/2 {
 			t.Errorf("only %d of %d bytes are in the page cache: the fallback should write through it", got, size)
 		}
@@ -143,14 +105,13 @@ func testRefusedODirect(t *testing.T) {
 
 	// The trust guarantees hold on this path too: a corrupt source fails
 	// the read of the last byte, and nothing is committed.
-	b := newBlobUnderTest(t, 4<<16)
-	b.f.corruptN.Store(1)
-	r, _ := s.NewReader(b.desc, b.f)
-	defer r.Close()
-	if _, err := readAllErr(r, int(b.desc.Size), 64<<10); !errors.Is(err, ErrDigestMismatch) {
+	desc, f := testBlob(t, 4<<16)
+	f.corruptN.Store(1)
+	r := openReader(t, s, desc, f)
+	if _, err := readAllErr(r, int(desc.Size), 64<<10); !errors.Is(err, ErrDigestMismatch) {
 		t.Errorf("read of a corrupt blob to its end: %v, want a digest mismatch", err)
 	}
-	if s.Exists(b.desc) {
+	if s.Exists(desc) {
 		t.Error("a corrupt blob was committed")
 	}
 }

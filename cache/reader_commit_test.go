@@ -10,11 +10,7 @@ import (
 func TestAwaitCommitWaitsForTheCommitOfAVerifiedBlob(t *testing.T) {
 	s := testStore(t, Options{})
 	desc, f := testBlob(t, 300_000)
-	r, err := s.NewReader(desc, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openReader(t, s, desc, f)
 	readAll(t, r, int(desc.Size), 64<<10)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -29,11 +25,7 @@ func TestAwaitCommitWaitsForTheCommitOfAVerifiedBlob(t *testing.T) {
 func TestAwaitCommitRefusesABlobNotVerified(t *testing.T) {
 	s := testStore(t, Options{})
 	desc, f := testBlob(t, 300_000)
-	r, err := s.NewReader(desc, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openReader(t, s, desc, f)
 	if _, err := r.ReadAt(context.Background(), make([]byte, 4096), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -44,11 +36,7 @@ func TestAwaitCommitRefusesABlobNotVerified(t *testing.T) {
 	// A blob whose bytes failed verification is no nearer a commit.
 	desc2, f2 := testBlob(t, 200_000)
 	f2.corrupt = true
-	r2, err := s.NewReader(desc2, f2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r2.Close()
+	r2 := openReader(t, s, desc2, f2)
 	if _, err := r2.ReadAt(context.Background(), make([]byte, desc2.Size), 0); !errors.Is(err, ErrDigestMismatch) {
 		t.Fatalf("read of a corrupt blob = %v, want ErrDigestMismatch", err)
 	}

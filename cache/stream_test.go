@@ -15,11 +15,7 @@ func TestStreamServesASequentialReaderAndEndsWhenItStops(t *testing.T) {
 	const cs = 64 << 10
 	s := testStore(t, Options{ChunkSize: cs, Readahead: 4 * cs})
 	desc, f := testBlob(t, 64*cs)
-	r, err := s.NewReader(desc, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openReader(t, s, desc, f)
 	read := func(from, to int) {
 		t.Helper()
 		buf := make([]byte, cs)
@@ -71,11 +67,7 @@ func TestStreamCutMidwayIsResumedAndServesTheRightBytes(t *testing.T) {
 	// chunk 40 falls inside one, mid-chunk.
 	f.cutFrom = 40*cs + 1000
 	f.cutN.Store(1)
-	r, err := s.NewReader(desc, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openReader(t, s, desc, f)
 	got, err := readAllErr(r, int(desc.Size), cs)
 	if err != nil {
 		t.Fatalf("read across a cut stream: %v", err)
@@ -102,11 +94,7 @@ func TestHeldBuffersAreBoundedAcrossBlobs(t *testing.T) {
 	// maxHeld buffers, which together would be more than the store's bound.
 	for i := range 3 {
 		desc, f := testBlob(t, 48*cs+i)
-		r, err := s.NewReader(desc, f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
+		r := openReader(t, s, desc, f)
 		if got := readAll(t, r, 40*cs, cs); !bytes.Equal(got, f.data[:40*cs]) {
 			t.Fatalf("blob %d: wrong bytes", i)
 		}

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgfs/imgfs/internal/testlog"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
@@ -225,24 +226,6 @@ func requireFUSE(t *testing.T) {
 	}
 }
 
-// lockedBuffer collects log output from FUSE goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // run runs a command in a child process, so that the kernel, not this
 // process, talks to the mount.
 func run(t *testing.T, name string, args ...string) (stdout, stderr string, err error) {
@@ -278,7 +261,7 @@ func holdOpen(t *testing.T, path string) (release func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr testlog.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -358,7 +341,7 @@ func mountTest(t *testing.T, ti *testImage, logs io.Writer) (*Server, string) {
 func TestMountedImage(t *testing.T) {
 	requireFUSE(t)
 	ti := newTestImage(t)
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	srv, mnt := mountTest(t, ti, &logs)
 	defer func() {
 		if t.Failed() {
@@ -731,7 +714,7 @@ func TestPassthroughDeclined(t *testing.T) {
 	for d := range ti.blobs.complete {
 		ti.blobs.complete[d] = filepath.Join(lower, blobPath(d))
 	}
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	srv, mnt := mountTest(t, ti, &logs)
 	p := filepath.Join(mnt, blobPath(ti.onDisk.Digest))
 	for range 2 {
@@ -798,7 +781,7 @@ func TestStaleMount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr testlog.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
