@@ -651,6 +651,22 @@ func (f *inflater) decodeFast() {
 	f.out = f.out[:op]
 }
 
+// entryValue returns the length or distance a table entry decodes to: its
+// base plus its extra bits, read from the input. Out of input, it reports
+// the stream truncated and false.
+func (f *inflater) entryValue(e uint32) (int, bool) {
+	v := int(e >> 16)
+	if x := uint(e&31) - uint(e>>8&15); x > 0 {
+		extra, ok := f.getBits(x)
+		if !ok {
+			f.truncated()
+			return 0, false
+		}
+		v += int(extra)
+	}
+	return v, true
+}
+
 // repeatSpan is, for a match distance d under 8, the least multiple of d
 // of 8 or more.
 var repeatSpan = [8]uint8{0, 8, 8, 9, 8, 10, 12, 14}
@@ -677,28 +693,18 @@ func (f *inflater) decodeSymbol() {
 		f.fail(errDeflate) // literal/length symbol 286 or 287
 		return
 	}
-	length := int(e >> 16)
-	if x := uint(e&31) - uint(e>>8&15); x > 0 {
-		v, ok := f.getBits(x)
-		if !ok {
-			f.truncated()
-			return
-		}
-		length += int(v)
+	length, ok := f.entryValue(e)
+	if !ok {
+		return
 	}
 	e, ok = f.entry(f.dist)
 	if !ok {
 		f.badOrShort()
 		return
 	}
-	d := int(e >> 16)
-	if x := uint(e&31) - uint(e>>8&15); x > 0 {
-		v, ok := f.getBits(x)
-		if !ok {
-			f.truncated()
-			return
-		}
-		d += int(v)
+	d, ok := f.entryValue(e)
+	if !ok {
+		return
 	}
 	if int64(d) > f.memberOut || d > len(f.out) {
 		f.fail(errDeflate)
