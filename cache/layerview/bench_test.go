@@ -24,11 +24,7 @@ var benchLayer = sync.OnceValues(func() ([]byte, []byte) {
 		tw.Write(text[off : off+size])
 	}
 	tw.Close()
-	var z bytes.Buffer
-	w, _ := gzip.NewWriterLevel(&z, gzip.DefaultCompression)
-	w.Write(raw.Bytes())
-	w.Close()
-	return raw.Bytes(), z.Bytes()
+	return raw.Bytes(), gz(raw.Bytes(), gzip.DefaultCompression)
 })
 
 // BenchmarkIndexGzip is the index pass: decompress, list the tar, record
@@ -99,11 +95,7 @@ var zipfText = sync.OnceValues(func() ([]byte, []byte) {
 	tw.WriteHeader(&tar.Header{Name: "usr/share/doc/big.txt", Typeflag: tar.TypeReg, Size: int64(text.Len()), Mode: 0644, ModTime: epoch})
 	tw.Write(text.Bytes())
 	tw.Close()
-	var z bytes.Buffer
-	w, _ := gzip.NewWriterLevel(&z, gzip.BestSpeed)
-	w.Write(raw.Bytes())
-	w.Close()
-	return raw.Bytes(), z.Bytes()
+	return raw.Bytes(), gz(raw.Bytes(), gzip.BestSpeed)
 })
 
 // BenchmarkInflate is the decoder alone, on the text layer of

@@ -57,11 +57,12 @@ func testLayer(t testing.TB, scale int) ([]byte, map[string][]byte) {
 	return mkTar(t, files...), contents
 }
 
-func gz(t testing.TB, b []byte, level int) []byte {
+// gz compresses b at level, one of compress/gzip's constants.
+func gz(b []byte, level int) []byte {
 	var out bytes.Buffer
 	w, err := gzip.NewWriterLevel(&out, level)
 	if err != nil {
-		t.Fatal(err)
+		panic(err) // not one of the constants
 	}
 	w.Write(b)
 	w.Close()
@@ -86,11 +87,11 @@ func zlibGzip(t testing.TB, b []byte) []byte {
 func TestGzipIndexAndRead(t *testing.T) {
 	raw, contents := testLayer(t, 1)
 	for name, blob := range map[string][]byte{
-		"go-default":  gz(t, raw, gzip.DefaultCompression),
-		"go-store":    gz(t, raw, gzip.NoCompression),
-		"go-huffman":  gz(t, raw, gzip.HuffmanOnly),
-		"go-best":     gz(t, raw, gzip.BestCompression),
-		"two-members": append(gz(t, raw[:len(raw)/3], 6), gz(t, raw[len(raw)/3:], 1)...),
+		"go-default":  gz(raw, gzip.DefaultCompression),
+		"go-store":    gz(raw, gzip.NoCompression),
+		"go-huffman":  gz(raw, gzip.HuffmanOnly),
+		"go-best":     gz(raw, gzip.BestCompression),
+		"two-members": append(gz(raw[:len(raw)/3], 6), gz(raw[len(raw)/3:], 1)...),
 		"zlib-gzip-6": zlibGzip(t, raw),
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -180,7 +181,7 @@ func checkReads(t *testing.T, l Layer, contents map[string][]byte) {
 
 func TestGzipCorruptSpanRefused(t *testing.T) {
 	raw, contents := testLayer(t, 1)
-	blob := gz(t, raw, 6)
+	blob := gz(raw, 6)
 	idx, err := BuildGzip(bytes.NewReader(blob), BuildOptions{Spacing: 256 << 10})
 	if err != nil {
 		t.Fatal(err)
@@ -215,7 +216,7 @@ func TestGzipCorruptSpanRefused(t *testing.T) {
 
 func TestGzipTruncated(t *testing.T) {
 	raw, _ := testLayer(t, 1)
-	blob := gz(t, raw, 6)
+	blob := gz(raw, 6)
 	full, _ := BuildGzip(bytes.NewReader(blob), BuildOptions{})
 	idx, err := BuildGzip(bytes.NewReader(blob[:len(blob)/2]), BuildOptions{})
 	var se *StreamError
@@ -233,7 +234,7 @@ func TestGzipTruncated(t *testing.T) {
 
 func TestGzipCorruptChecksum(t *testing.T) {
 	raw := mkTar(t, reg("a", "hello"))
-	blob := gz(t, raw, 6)
+	blob := gz(raw, 6)
 	blob[len(blob)-8] ^= 1
 	if _, err := BuildGzip(bytes.NewReader(blob), BuildOptions{}); !errors.Is(err, errGzipSum) {
 		t.Fatalf("err %v", err)
