@@ -165,40 +165,27 @@ type coldRead struct {
 // run's cache, which then holds the committed layer, for scenario 4.
 func (b *bench) coldReadScenario() error {
 	layer := b.img.bigLayer()
-	var curl, wall, curlDirect, wallDirect, pulled, requests, rss, cpuRead, cpuAll samples
-	var catBusy, catRegistry, catSelf, curlBusy, curlRegistry, curlSelf samples // no proxy
-	var pCatBusy, pCatRegistry, pCatProxy, pCatImgfs, pCatSelf samples          // through the proxy
-	var pCurlBusy, pCurlRegistry, pCurlProxy, pCurlSelf samples
+	var proxied, direct coldReadSamples
+	var pulled, requests, rss samples // through the proxy
 	unsettled := 0
 	for i := range b.cfg.runs {
-		for _, proxied := range []bool{true, false} {
-			host := b.reg.Host()
-			if proxied {
-				host = b.proxy.Host()
+		for _, viaProxy := range []bool{true, false} {
+			host, into := b.reg.Host(), &direct
+			if viaProxy {
+				host, into = b.proxy.Host(), &proxied
 			}
 			cu, win, err := b.curlUsage(host, repoBig, false, layer)
 			if err != nil {
 				return err
 			}
-			d := cu.wall
-			r, err := b.coldReadOnce(proxied, !proxied && i == b.cfg.runs-1)
+			r, err := b.coldReadOnce(viaProxy, !viaProxy && i == b.cfg.runs-1)
 			if err != nil {
 				return err
 			}
-			if !proxied {
-				curlDirect = append(curlDirect, d.Seconds())
-				wallDirect = append(wallDirect, r.wall.Seconds())
-				cpuRead = append(cpuRead, r.cpuRead.Seconds())
-				cpuAll = append(cpuAll, r.cpuAll.Seconds())
-				catBusy, catRegistry, catSelf = append(catBusy, r.machine.Seconds()), append(catRegistry, r.registry.Seconds()), append(catSelf, r.cat.Seconds())
-				curlBusy, curlRegistry, curlSelf = append(curlBusy, win.busy.Seconds()), append(curlRegistry, win.registry.Seconds()), append(curlSelf, cu.cpu.Seconds())
+			into.add(cu, win, r)
+			if !viaProxy {
 				continue
 			}
-			curl = append(curl, d.Seconds())
-			wall = append(wall, r.wall.Seconds())
-			pCatBusy, pCatRegistry, pCatProxy = append(pCatBusy, r.machine.Seconds()), append(pCatRegistry, r.registry.Seconds()), append(pCatProxy, r.proxy.Seconds())
-			pCatImgfs, pCatSelf = append(pCatImgfs, r.cpuRead.Seconds()), append(pCatSelf, r.cat.Seconds())
-			pCurlBusy, pCurlRegistry, pCurlProxy, pCurlSelf = append(pCurlBusy, win.busy.Seconds()), append(pCurlRegistry, win.registry.Seconds()), append(pCurlProxy, win.proxy.Seconds()), append(pCurlSelf, cu.cpu.Seconds())
 			pulled = append(pulled, float64(r.pulled))
 			requests = append(requests, float64(r.requests))
 			rss = append(rss, float64(r.rss))
@@ -207,28 +194,56 @@ func (b *bench) coldReadScenario() error {
 			}
 		}
 	}
-	b.coldCat = wall
-	notes := []string{fmt.Sprintf("pulled %.3fx the blob (median) in a median of %.0f range requests", pulled.median()/float64(layer.Size), requests.median()),
-		cpuBudget("cold cat", pCatBusy, wall, []string{"imgfs", "registry", "proxy", "cat"}, pCatImgfs, pCatRegistry, pCatProxy, pCatSelf),
-		cpuBudget("curl -o", pCurlBusy, curl, []string{"registry", "proxy", "curl"}, pCurlRegistry, pCurlProxy, pCurlSelf),
-		cpuFloor(pCatBusy, curl),
-	}
+	b.coldCat = proxied.wall
+	notes := append([]string{fmt.Sprintf("pulled %.3fx the blob (median) in a median of %.0f range requests", pulled.median()/float64(layer.Size), requests.median())},
+		proxied.cpuNotes(true)...)
 	if unsettled > 0 {
 		notes = append(notes, fmt.Sprintf("in %d runs the server was still fetching 10 s after the read", unsettled))
 	}
-	b.rep.add(Row{ID: "3", Name: "cold cat of 512 MiB via the mount, through the proxy", Unit: unitSeconds, Value: stat(wall),
-		AnchorName: "curl -o, through the proxy", Anchor: stat(curl), Target: atMost(coldReadTarget, ofRatio), Notes: notes})
-	b.rep.add(Row{ID: "3", Name: "cold cat of 512 MiB via the mount, no proxy", Unit: unitSeconds, Value: stat(wallDirect),
-		AnchorName: "curl -o, no proxy", Anchor: stat(curlDirect), Target: atMost(coldReadTarget, ofRatio),
-		Notes: []string{fmt.Sprintf("server CPU (user+sys) per cold cat, median: %.2f s until the cat ended, %.2f s until the blob was committed",
-			cpuRead.median(), cpuAll.median()),
-			cpuBudget("cold cat", catBusy, wallDirect, []string{"imgfs", "registry", "cat"}, cpuRead, catRegistry, catSelf),
-			cpuBudget("curl -o", curlBusy, curlDirect, []string{"registry", "curl"}, curlRegistry, curlSelf),
-			cpuFloor(catBusy, curlDirect),
-		}})
+	b.rep.add(Row{ID: "3", Name: "cold cat of 512 MiB via the mount, through the proxy", Unit: unitSeconds, Value: stat(proxied.wall),
+		AnchorName: "curl -o, through the proxy", Anchor: stat(proxied.curl), Target: atMost(coldReadTarget, ofRatio), Notes: notes})
+	b.rep.add(Row{ID: "3", Name: "cold cat of 512 MiB via the mount, no proxy", Unit: unitSeconds, Value: stat(direct.wall),
+		AnchorName: "curl -o, no proxy", Anchor: stat(direct.curl), Target: atMost(coldReadTarget, ofRatio),
+		Notes: append([]string{fmt.Sprintf("server CPU (user+sys) per cold cat, median: %.2f s until the cat ended, %.2f s until the blob was committed",
+			direct.imgfs.median(), direct.imgfsAll.median())}, direct.cpuNotes(false)...)})
 	b.rep.add(Row{ID: "7", Name: "peak RSS of the server in scenario 3", Unit: unitBytes, Value: stat(rss),
 		Target: atMost(rssTarget, ofValue), Notes: []string{fmt.Sprintf("largest of %d runs: %s", len(rss), format(unitBytes, rss.percentile(100)))}})
 	return nil
+}
+
+// coldReadSamples collects scenario 3's runs of one kind, through the
+// proxy or not: the cold cat's and curl -o's times, and where the CPUs'
+// time went during each.
+type coldReadSamples struct {
+	wall, curl                                  samples
+	imgfs, imgfsAll                             samples // until the cat ended, until the commit
+	catBusy, catRegistry, catProxy, catSelf     samples
+	curlBusy, curlRegistry, curlProxy, curlSelf samples
+}
+
+func (s *coldReadSamples) add(cu usage, win *cpuWindow, r coldRead) {
+	s.wall, s.curl = append(s.wall, r.wall.Seconds()), append(s.curl, cu.wall.Seconds())
+	s.imgfs, s.imgfsAll = append(s.imgfs, r.cpuRead.Seconds()), append(s.imgfsAll, r.cpuAll.Seconds())
+	s.catBusy, s.catRegistry = append(s.catBusy, r.machine.Seconds()), append(s.catRegistry, r.registry.Seconds())
+	s.catProxy, s.catSelf = append(s.catProxy, r.proxy.Seconds()), append(s.catSelf, r.cat.Seconds())
+	s.curlBusy, s.curlRegistry = append(s.curlBusy, win.busy.Seconds()), append(s.curlRegistry, win.registry.Seconds())
+	s.curlProxy, s.curlSelf = append(s.curlProxy, win.proxy.Seconds()), append(s.curlSelf, cu.cpu.Seconds())
+}
+
+// cpuNotes are the CPU budgets of the cold cat and of curl -o, with the
+// proxy's share when it was in the path, and the cold cat's CPU floor.
+func (s *coldReadSamples) cpuNotes(viaProxy bool) []string {
+	catNames, catEach := []string{"imgfs", "registry", "cat"}, []samples{s.imgfs, s.catRegistry, s.catSelf}
+	curlNames, curlEach := []string{"registry", "curl"}, []samples{s.curlRegistry, s.curlSelf}
+	if viaProxy {
+		catNames, catEach = []string{"imgfs", "registry", "proxy", "cat"}, []samples{s.imgfs, s.catRegistry, s.catProxy, s.catSelf}
+		curlNames, curlEach = []string{"registry", "proxy", "curl"}, []samples{s.curlRegistry, s.curlProxy, s.curlSelf}
+	}
+	return []string{
+		cpuBudget("cold cat", s.catBusy, s.wall, catNames, catEach...),
+		cpuBudget("curl -o", s.curlBusy, s.curl, curlNames, curlEach...),
+		cpuFloor(s.catBusy, s.curl),
+	}
 }
 
 // coldReadOnce runs one cold read for scenario 3, through the proxy or not.
