@@ -391,7 +391,15 @@ func (b *Blob) adoptLocked() bool {
 	}
 	b.swapFileLocked(newDataFile(f, path))
 	b.done.Store(f)
-	b.applyLocked(b.m.adopted())
+	a := b.m.adopted()
+	if a.setAside {
+		b.genCancel()
+		b.genCtx, b.genCancel = context.WithCancel(b.store.life)
+		b.dropHeldLocked()
+		d := b.desc.Digest
+		b.goBackground(func() { b.store.notifyMismatch(d) }) // not under b.mu: OpenBlob takes it under s.mu
+	}
+	b.applyLocked(a)
 	return true
 }
 

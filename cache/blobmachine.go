@@ -24,6 +24,11 @@ type blobMachine struct {
 	// gen counts the blob's generations. A mismatch drops every byte and
 	// starts a new one; events from an older generation are ignored.
 	gen uint64
+	// epoch counts the times bytes that readers may have been served
+	// unverified were dropped (a mismatch, a rejection) or set aside (a
+	// commit by another process adopted over them). A reader served
+	// unverified bytes in one epoch must not end cleanly in another.
+	epoch uint64
 
 	present      RangeSet
 	presentBytes int64    // present.Size(), kept so that no event walks the set
@@ -137,6 +142,7 @@ type blobActions struct {
 	commit           bool // the digest matched: commit the blob
 	replace          bool // a mismatch: swap in a fresh empty file for the new generation
 	save             bool // save the present ranges (after syncing the data)
+	setAside         bool // adopted over unverified bytes: tell whoever may hold copies of them
 	wake             bool // something waiters may care about changed
 }
 
@@ -458,6 +464,7 @@ func (m *blobMachine) rejected(gen uint64, now time.Time) blobActions {
 // fast for mismatchBackoff.
 func (m *blobMachine) dropGeneration(now time.Time) blobActions {
 	m.gen++
+	m.epoch++
 	m.phase = phaseFetching
 	m.present, m.presentBytes, m.fetched = RangeSet{}, 0, RangeSet{}
 	m.flights = make(map[int64]uint64)
@@ -502,13 +509,21 @@ func (m *blobMachine) retryCommit() blobActions {
 }
 
 // adopted records that the complete blob appeared in blobs/, committed by
-// someone else: nothing is left to do.
+// someone else: nothing is left to do. The commit vouches for its own
+// bytes only: if this blob held bytes it had not verified, which readers
+// may have been served, a new epoch starts, so that those readers do not
+// end cleanly on the commit's verdict.
 func (m *blobMachine) adopted() blobActions {
 	if m.phase == phaseComplete {
 		return blobActions{}
 	}
+	a := blobActions{wake: true}
+	if !m.verified() && m.presentBytes > 0 {
+		m.epoch++
+		a.setAside = true
+	}
 	m.phase = phaseComplete
-	return blobActions{wake: true}
+	return a
 }
 
 // saved records that the state was saved (on close, or after a commit

@@ -565,3 +565,21 @@ func TestBlobMachineHandOver(t *testing.T) {
 		t.Fatal("hand-over across generations or to itself")
 	}
 }
+
+func TestBlobMachineAdoptionSetsUnverifiedBytesAside(t *testing.T) {
+	m, _ := newTestMachine([]Range{{0, 20}}, 0)
+	epoch := m.epoch
+	a := m.adopted()
+	if !a.setAside || !a.wake || m.epoch != epoch+1 || m.phase != phaseComplete {
+		t.Errorf("adopted over unverified bytes: %+v epoch %d→%d phase %s; want set aside in a new epoch", a, epoch, m.epoch, m.phase)
+	}
+	fresh, _ := newTestMachine(nil, 0)
+	if a := fresh.adopted(); a.setAside || fresh.epoch != 0 {
+		t.Errorf("adopted with nothing present: %+v epoch %d; nothing to set aside", a, fresh.epoch)
+	}
+	m, _ = newTestMachine(nil, 0)
+	m.dropGeneration(t0)
+	if m.epoch != 1 {
+		t.Errorf("a dropped generation starts epoch %d, want 1", m.epoch)
+	}
+}

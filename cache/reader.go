@@ -32,6 +32,12 @@ type Reader struct {
 	// stream: the reader reads the blob once, in order, and its readahead
 	// is streamAheadLocked's (see NewStreamReader).
 	stream bool
+
+	// served is what the reader has been served (reader_vouch.go),
+	// guarded by blob.mu; tracked is set once it holds unverified bytes,
+	// so that reads of a complete blob skip it, and the lock, otherwise.
+	served  servedRecord
+	tracked atomic.Bool
 }
 
 // NewReader opens a reader of desc, fetching missing bytes through f (nil
@@ -71,8 +77,14 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	var n int
 	var err error
 	if f := b.done.Load(); f != nil {
-		// Complete: read straight from the committed file, no bookkeeping.
-		n, err = f.ReadAt(p[:end-off], off)
+		// Complete: read straight from the committed file, no bookkeeping
+		// beyond what the last byte owes to bytes served before.
+		if r.tracked.Load() {
+			err = r.serveComplete(Range{off, end})
+		}
+		if err == nil {
+			n, err = f.ReadAt(p[:end-off], off)
+		}
 	} else {
 		var df *dataFile
 		var held []*chunkBuf
@@ -110,6 +122,40 @@ func (b *Blob) readServed(df *dataFile, held []*chunkBuf, p []byte, off int64) (
 // and it stays within the held buffers, so that reads find the chunks
 // they wait for still in memory (heldbufs.go).
 const streamAheadChunks = 16
+
+// serveLocked records that want is being served to the reader and, for a
+// read that waits for the verdict, fails it with ErrBlobNotVerified if the
+// verdict does not cover bytes the reader was served before. blob.mu must
+// be held.
+func (r *Reader) serveLocked(want Range, needVerdict bool) error {
+	b := r.blob
+	if r.unverified { // a RangeReader's caller checks what it reads
+		return nil
+	}
+	r.served.served(b.m.epoch, want, b.m.verified())
+	if r.served.tracking() {
+		r.tracked.Store(true)
+	}
+	vouched := r.served.vouched()
+	if needVerdict && !vouched {
+		return fmt.Errorf("blob %s: %w: bytes this reader was served earlier were dropped or set aside unverified since (they failed verification, or another process committed the blob); read them again", b.desc.Digest, ErrBlobNotVerified)
+	}
+	if vouched && b.m.verified() {
+		// The verdict covers all the reader has had, and a verified blob
+		// is never dropped or set aside: nothing is left to track.
+		r.served = servedRecord{}
+		r.tracked.Store(false)
+	}
+	return nil
+}
+
+// serveComplete is serveLocked for a read of the committed blob by a
+// reader that was served unverified bytes before.
+func (r *Reader) serveComplete(want Range) error {
+	r.blob.mu.Lock()
+	defer r.blob.mu.Unlock()
+	return r.serveLocked(want, want.End == r.blob.desc.Size)
+}
 
 // retryPause spaces a read's fresh attempts after a failed fetch.
 const retryPause = 100 * time.Millisecond
@@ -153,6 +199,10 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want Range) (*dataFile,
 			return nil, nil, fmt.Errorf("blob %s from %s: %w; its bytes were dropped", b.desc.Digest, source, ErrDigestMismatch)
 		}
 		if ready {
+			if err := r.serveLocked(want, needVerdict); err != nil {
+				b.mu.Unlock()
+				return nil, nil, err
+			}
 			if ahead.Len() > 0 {
 				_ = b.wantLocked(ahead, plan) // best effort
 			}

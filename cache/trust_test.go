@@ -828,3 +828,44 @@ func TestParseVerifyMode(t *testing.T) {
 		}
 	}
 }
+
+// A reader in a second process, behind a corrupting source, is served
+// unverified bytes; then the first process commits the blob from an honest
+// source. The commit vouches for the committed bytes, not for those the
+// reader already had: its read of the last byte must not end cleanly.
+func TestACommitElsewhereDoesNotVouchForBytesServedBefore(t *testing.T) {
+	root := t.TempDir()
+	opts := Options{ChunkSize: 64 << 10, Readahead: 2 * 64 << 10}
+	s1 := testStoreAt(t, root, opts)
+	s2 := testStoreAt(t, root, opts)
+	desc, good := testBlob(t, 400_000)
+	bad := &memFetcher{data: good.data, corrupt: true}
+
+	r1 := openReader(t, s1, desc, good) // the first store owns the shared partial
+	if _, err := r1.ReadAt(context.Background(), make([]byte, 10), 0); err != nil {
+		t.Fatal(err)
+	}
+	r2 := openReader(t, s2, desc, bad)
+	const half = 4 * 64 << 10
+	if got := readAll(t, r2, half, 64<<10); bytes.Equal(got, good.data[:half]) {
+		t.Fatal("the corrupting source served the right bytes: the test needs wrong ones")
+	}
+
+	if got, err := readAllErr(r1, int(desc.Size), 64<<10); err != nil || !bytes.Equal(got, good.data) {
+		t.Fatalf("first store's read: %v", err)
+	}
+	waitComplete(t, s1, desc)
+
+	buf := make([]byte, 64<<10)
+	var err error
+	for off := int64(half); off < desc.Size && err == nil; off += int64(len(buf)) {
+		_, err = r2.ReadAt(context.Background(), buf, off)
+	}
+	if !errors.Is(err, ErrBlobNotVerified) {
+		t.Fatalf("the second store's reader read on to the end: %v; want ErrBlobNotVerified, since it was served bytes the commit did not vouch for", err)
+	}
+	// A fresh reader gets the committed bytes.
+	if got, err := readAllErr(openReader(t, s2, desc, bad), int(desc.Size), 64<<10); err != nil || !bytes.Equal(got, good.data) {
+		t.Fatalf("a fresh reader after the commit: %v", err)
+	}
+}
