@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,8 @@ type idleTransport struct {
 
 func (t *idleTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(req.Context())
+	var conn net.Conn // the connection of the last attempt, which answers
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) { conn = info.Conn }})
 	resp, err := t.base.RoundTrip(req.WithContext(ctx))
 	if err != nil {
 		cancel()
@@ -38,8 +41,19 @@ func (t *idleTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		timeout: t.timeout,
 		cancel:  cancel,
 		stall:   &stallError{host: req.URL.Host, waiting: "no bytes", after: t.timeout},
+		left:    resp.ContentLength,
 	}
+	if resp.ContentLength > 0 && resp.ProtoMajor == 1 {
+		body.water = newLowWater(conn)
+	}
+	water := body.water
 	body.timer = time.AfterFunc(time.Hour, func() {
+		// Bytes queued under the low-water mark are not silence: wake the
+		// Read with them and let the next Read wait afresh.
+		if water != nil && water.queued() {
+			water.reset()
+			return
+		}
 		body.stalled.Store(true)
 		cancel()
 	})
@@ -60,7 +74,9 @@ func isStall(err error) bool {
 	return !errors.As(err, &opErr) || opErr.Op != "dial"
 }
 
-// idleBody cancels its request when one Read waits longer than timeout.
+// idleBody cancels its request when one Read waits longer than timeout
+// with no byte arrived. Over plain HTTP/1.1 with a known length it reads
+// under a low-water mark (lowwater.go).
 type idleBody struct {
 	body    io.ReadCloser
 	timeout time.Duration
@@ -68,15 +84,30 @@ type idleBody struct {
 	cancel  context.CancelFunc
 	stalled atomic.Bool
 	stall   error
+	water   *lowWater // nil: no mark
+	left    int64     // the body's bytes not yet read; no mark once 0
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
 	if b.stalled.Load() {
 		return 0, b.stall
 	}
+	marked := b.water != nil && b.left > 0
+	if marked {
+		b.water.before(len(p), b.left)
+	}
 	b.timer.Reset(b.timeout)
 	n, err := b.body.Read(p)
 	b.timer.Stop()
+	if marked {
+		b.left -= int64(n)
+		if b.left <= 0 || err != nil {
+			// The transport may already have handed the connection to
+			// another request, whose answer can be shorter than the mark.
+			b.water.reset()
+			b.left = 0
+		}
+	}
 	if b.stalled.Load() {
 		return n, b.stall
 	}

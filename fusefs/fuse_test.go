@@ -776,7 +776,9 @@ func TestStaleMount(t *testing.T) {
 	requireFUSE(t)
 	mnt := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperMount$")
-	cmd.Env = append(os.Environ(), "IMGFS_HELPER_MOUNT="+mnt)
+	// The helper is killed, so its own t.TempDir cleanup never runs: give
+	// it a TMPDIR inside this test's, which is removed.
+	cmd.Env = append(os.Environ(), "IMGFS_HELPER_MOUNT="+mnt, "TMPDIR="+t.TempDir())
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
