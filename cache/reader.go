@@ -65,17 +65,37 @@ func (r *Reader) Close() error {
 // ErrDigestMismatch if it is not. A wait that makes no progress for the
 // fetch timeout fails with ErrFetchTimeout.
 func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	_, _, n, err := r.read(ctx, p, off, false)
+	return n, err
+}
+
+// ReadLend is ReadAt that lends rather than copies where it can: when the
+// bytes are in chunk buffers the blob still holds (heldbufs.go), it
+// returns them, in order, as slices of those buffers, and leaves p
+// untouched. A mount replies with them directly, so a cold read's bytes
+// are not copied once more on their way to the kernel. The slices must
+// not be written to, and their buffers are not reused until giveBack is
+// called, which the caller must do when it is done with them (later calls
+// do nothing). A read that does not lend returns nil slices and a nil
+// giveBack, with p filled as by ReadAt.
+func (r *Reader) ReadLend(ctx context.Context, p []byte, off int64) (lent [][]byte, giveBack func(), n int, err error) {
+	return r.read(ctx, p, off, true)
+}
+
+func (r *Reader) read(ctx context.Context, p []byte, off int64, lend bool) ([][]byte, func(), int, error) {
 	b := r.blob
 	size := b.desc.Size
 	if off < 0 {
-		return 0, fmt.Errorf("read %s: negative offset %d", b.desc.Digest, off)
+		return nil, nil, 0, fmt.Errorf("read %s: negative offset %d", b.desc.Digest, off)
 	}
 	if off >= size {
-		return 0, io.EOF
+		return nil, nil, 0, io.EOF
 	}
 	end := min(off+int64(len(p)), size)
 	var n int
 	var err error
+	var lent [][]byte
+	var giveBack func()
 	if f := b.done.Load(); f != nil {
 		// Complete: read straight from the committed file, no bookkeeping
 		// beyond what the last byte owes to bytes served before.
@@ -90,7 +110,12 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		var held []*chunkBuf
 		df, held, err = b.awaitRead(ctx, r, Range{off, end})
 		if err == nil {
-			n, err = b.readServed(df, held, p[:end-off], off)
+			if lend && held != nil {
+				lent, giveBack = b.lendHeld(held, Range{off, end})
+				n = int(end - off)
+			} else {
+				n, err = b.readServed(df, held, p[:end-off], off)
+			}
 			df.release()
 		}
 	}
@@ -98,12 +123,12 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		err = nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("read %s at %d: %w", b.desc.Digest, off, err)
+		return nil, nil, 0, fmt.Errorf("read %s at %d: %w", b.desc.Digest, off, err)
 	}
 	if end < off+int64(len(p)) {
-		return n, io.EOF
+		return lent, giveBack, n, io.EOF
 	}
-	return n, nil
+	return lent, giveBack, n, nil
 }
 
 // readServed reads p at off, as awaitRead returned it: from the held

@@ -161,9 +161,28 @@ var (
 )
 
 func (h *readerHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	return h.blob.read(ctx, dest, off, func(p []byte, off int64) (int, error) {
-		return h.r.ReadAt(ctx, p, off)
+	lr, ok := h.r.(LendingReader)
+	if !ok {
+		return h.blob.read(ctx, dest, off, func(p []byte, off int64) (int, error) {
+			return h.r.ReadAt(ctx, p, off)
+		})
+	}
+	var lent [][]byte
+	var giveBack func()
+	res, errno := h.blob.read(ctx, dest, off, func(p []byte, off int64) (int, error) {
+		var n int
+		var err error
+		lent, giveBack, n, err = lr.ReadLend(ctx, p, off)
+		return n, err
 	})
+	if giveBack == nil {
+		return res, errno
+	}
+	if errno != 0 {
+		giveBack()
+		return res, errno
+	}
+	return &lentResult{slices: lent, size: res.Size(), giveBack: giveBack}, 0
 }
 
 func (h *readerHandle) Release(ctx context.Context) syscall.Errno {

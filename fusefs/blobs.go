@@ -27,3 +27,12 @@ type BlobReader interface {
 	ReadAt(ctx context.Context, p []byte, off int64) (int, error)
 	Close() error
 }
+
+// A LendingReader can answer a read with bytes it lends instead of
+// copying them into p: the mount writes the slices to the kernel as they
+// are and calls giveBack once the reply is sent. A read that does not
+// lend returns nil slices and fills p as ReadAt does.
+type LendingReader interface {
+	BlobReader
+	ReadLend(ctx context.Context, p []byte, off int64) (lent [][]byte, giveBack func(), n int, err error)
+}

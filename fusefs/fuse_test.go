@@ -43,6 +43,10 @@ type fakeBlobs struct {
 
 	opens, closes, completeCalls atomic.Int64
 	maxRead                      atomic.Int64
+
+	// lend: readers lend their bytes (LendingReader), counted here.
+	lend              bool
+	lends, givenBacks atomic.Int64
 }
 
 func (f *fakeBlobs) Open(d ocispec.Descriptor) (BlobReader, error) {
@@ -53,7 +57,11 @@ func (f *fakeBlobs) Open(d ocispec.Descriptor) (BlobReader, error) {
 		return nil, fmt.Errorf("blob %s: not found", d.Digest)
 	}
 	f.opens.Add(1)
-	return &fakeReader{f: f, data: b, err: f.fail[d.Digest]}, nil
+	r := &fakeReader{f: f, data: b, err: f.fail[d.Digest]}
+	if f.lend {
+		return lendingFake{r}, nil
+	}
+	return r, nil
 }
 
 func (f *fakeBlobs) CompletePath(d ocispec.Descriptor) (string, bool) {

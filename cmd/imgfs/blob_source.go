@@ -20,7 +20,10 @@ type blobSource struct {
 	fetcher cache.Fetcher
 }
 
-var _ fusefs.Blobs = blobSource{}
+var (
+	_ fusefs.Blobs         = blobSource{}
+	_ fusefs.LendingReader = (*cache.Reader)(nil)
+)
 
 func (b blobSource) Open(desc ocispec.Descriptor) (fusefs.BlobReader, error) {
 	return b.store.NewReader(desc, b.fetcher)

@@ -125,6 +125,16 @@ func (r countedReader) ReadAt(ctx context.Context, p []byte, off int64) (int, er
 	return r.BlobReader.ReadAt(ctx, p, off)
 }
 
+// ReadLend lends where the wrapped reader can.
+func (r countedReader) ReadLend(ctx context.Context, p []byte, off int64) ([][]byte, func(), int, error) {
+	if l, ok := r.BlobReader.(fusefs.LendingReader); ok {
+		r.n.Add(1)
+		return l.ReadLend(ctx, p, off)
+	}
+	n, err := r.ReadAt(ctx, p, off)
+	return nil, nil, n, err
+}
+
 // blobStat is one blob's row in .imgfs/stats.json.
 type blobStat struct {
 	Digest    digest.Digest `json:"digest"`
