@@ -7,11 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"sync/atomic"
 	"time"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/fetch/sockmark"
 )
 
 // idleTransport gives every response an idle timeout. The base transport's
@@ -26,8 +26,7 @@ type idleTransport struct {
 
 func (t *idleTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(req.Context())
-	var conn net.Conn // the connection of the last attempt, which answers
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) { conn = info.Conn }})
+	ctx, conn := sockmark.TraceConn(ctx)
 	resp, err := t.base.RoundTrip(req.WithContext(ctx))
 	if err != nil {
 		cancel()
@@ -41,17 +40,19 @@ func (t *idleTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		timeout: t.timeout,
 		cancel:  cancel,
 		stall:   &stallError{host: req.URL.Host, waiting: "no bytes", after: t.timeout},
-		left:    resp.ContentLength,
 	}
-	if resp.ContentLength > 0 && resp.ProtoMajor == 1 {
-		body.water = newLowWater(conn)
+	var mark *sockmark.Mark
+	if resp.ProtoMajor == 1 {
+		body.body = sockmark.NewBody(resp.Body, conn(), resp.ContentLength)
+		if mb, ok := body.body.(*sockmark.Body); ok {
+			mark = mb.Mark()
+		}
 	}
-	water := body.water
 	body.timer = time.AfterFunc(time.Hour, func() {
 		// Bytes queued under the low-water mark are not silence: wake the
 		// Read with them and let the next Read wait afresh.
-		if water != nil && water.queued() {
-			water.reset()
+		if mark != nil && mark.Queued() {
+			mark.Reset()
 			return
 		}
 		body.stalled.Store(true)
@@ -76,7 +77,7 @@ func isStall(err error) bool {
 
 // idleBody cancels its request when one Read waits longer than timeout
 // with no byte arrived. Over plain HTTP/1.1 with a known length it reads
-// under a low-water mark (lowwater.go).
+// under a socket low-water mark (package sockmark).
 type idleBody struct {
 	body    io.ReadCloser
 	timeout time.Duration
@@ -84,30 +85,15 @@ type idleBody struct {
 	cancel  context.CancelFunc
 	stalled atomic.Bool
 	stall   error
-	water   *lowWater // nil: no mark
-	left    int64     // the body's bytes not yet read; no mark once 0
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
 	if b.stalled.Load() {
 		return 0, b.stall
 	}
-	marked := b.water != nil && b.left > 0
-	if marked {
-		b.water.before(len(p), b.left)
-	}
 	b.timer.Reset(b.timeout)
 	n, err := b.body.Read(p)
 	b.timer.Stop()
-	if marked {
-		b.left -= int64(n)
-		if b.left <= 0 || err != nil {
-			// The transport may already have handed the connection to
-			// another request, whose answer can be shorter than the mark.
-			b.water.reset()
-			b.left = 0
-		}
-	}
 	if b.stalled.Load() {
 		return n, b.stall
 	}
