@@ -209,6 +209,9 @@ func TestMountIsLazyAndReusesTheCache(t *testing.T) {
 	}
 }
 
+// TestRandomAndConcurrentReadsPullEachChunkOnce counts blob bytes at a
+// proxy, exactly: random 4 KiB reads pull at most 2 MiB each, and one cold
+// reader of the whole blob, or 8 at once, pull it exactly once.
 func TestRandomAndConcurrentReadsPullEachChunkOnce(t *testing.T) {
 	fx := registryFixtures(t)
 	big := bigImage(t, fx)
@@ -234,6 +237,14 @@ func TestRandomAndConcurrentReadsPullEachChunkOnce(t *testing.T) {
 	f.Close()
 	if got := proxy.BlobBytes(); got > reads*2<<20 {
 		t.Errorf("%d random 4 KiB reads pulled %d bytes, more than 2 MiB per read", reads, got)
+	}
+
+	// One cold reader of the whole blob: each byte once, no more.
+	mnt1 := mount(t, t.TempDir(), ref)
+	proxy.ResetCounters()
+	run(t, "sh", "-c", "cat "+filepath.Join(mnt1, "blobs", "sha256", layer.Digest.Encoded())+" | sha256sum | grep -q "+layer.Digest.Encoded())
+	if got := proxy.BlobBytes(); got != layer.Size {
+		t.Errorf("a cold cat pulled %d bytes in %d requests, want the blob's %d exactly once", got, proxy.BlobRequests(), layer.Size)
 	}
 
 	mnt2 := mount(t, t.TempDir(), ref)
