@@ -125,3 +125,38 @@ func TestBlobMachineStreamFailureAndMismatchFreeItsChunks(t *testing.T) {
 		{"its end event is ignored", func(m *blobMachine) (blobActions, error) { return m.streamEnded(0, 2), nil }, nothing},
 	})
 }
+
+func TestBlobMachineHashBehind(t *testing.T) {
+	// 100 chunks of 10 bytes; maxHeld chunks past the frontier is the line.
+	tests := []struct {
+		name     string
+		present  []Range
+		flights  []int64 // chunks in flight
+		hashedTo int64
+		c        int64
+		want     bool
+	}{
+		{"nothing present: no hasher runs", nil, nil, 0, maxHeld, false},
+		{"the prefix reaches c, maxHeld past the frontier", []Range{{0, 500}}, nil, 0, maxHeld, true},
+		{"one chunk nearer: held, no wait", []Range{{0, 500}}, nil, 0, maxHeld - 1, false},
+		{"further on, same", []Range{{0, 500}}, nil, 0, maxHeld + 10, true},
+		{"the frontier has moved", []Range{{0, 500}}, nil, 100, maxHeld + 9, false},
+		{"a missing chunk below c: the hasher cannot catch up by itself", []Range{{0, 300}, {310, 500}}, nil, 0, maxHeld + 2, false},
+		{"c just past the prefix", []Range{{0, 400}}, nil, 0, 40, true},
+		{"c beyond the prefix's end", []Range{{0, 400}}, nil, 0, 41, false},
+		{"the chunks between are in flight: they land without a want", []Range{{0, 300}}, []int64{30, 31, 32, 33, 34, 35}, 0, 36, true},
+		{"one chunk between is neither", []Range{{0, 300}}, []int64{30, 31, 33, 34, 35}, 0, 36, false},
+		{"verifying: nothing is fetched any more", []Range{{0, 1000}}, nil, 0, 60, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, _ := newBlobMachine(1000, 10, tt.present, tt.hashedTo, t0)
+			for _, c := range tt.flights {
+				m.flights[c] = 1
+			}
+			if got := m.hashBehind(tt.c); got != tt.want {
+				t.Errorf("hashBehind(%d) with the frontier at %d, hashing %v, phase %v: %v, want %v", tt.c, tt.hashedTo, m.hashing, m.phase, got, tt.want)
+			}
+		})
+	}
+}

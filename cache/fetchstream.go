@@ -54,3 +54,39 @@ func (b *Blob) awaitClaim(ctx context.Context, run fetchRun, c int64, in *idleRe
 		b.mu.Lock()
 	}
 }
+
+// awaitHasher holds a stream back before it reads chunk c while the
+// hasher is too far behind (blobMachine.hashBehind): landed now, c's
+// buffer could not be held (heldbufs.go), and the hasher and the reads of
+// c would both fetch it back from the disk. The wait ends as the hasher
+// catches up, which needs no fetch, or once it has made no progress for
+// streamPause; c is then landed anyway. Not reading meanwhile is pacing,
+// so in's idle timer is stopped.
+func (b *Blob) awaitHasher(ctx context.Context, c int64, in *idleReader) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.m.hashBehind(c) {
+		return
+	}
+	in.idle.Stop()
+	defer in.idle.Reset(in.timeout)
+	stall := time.NewTimer(streamPause)
+	defer stall.Stop()
+	for b.m.hashBehind(c) {
+		hashedTo, changed := b.m.hashedTo, b.changed
+		b.mu.Unlock()
+		select {
+		case <-changed:
+		case <-stall.C:
+			b.mu.Lock()
+			return
+		case <-ctx.Done():
+			b.mu.Lock()
+			return
+		}
+		b.mu.Lock()
+		if b.m.hashedTo != hashedTo {
+			stall.Reset(streamPause)
+		}
+	}
+}

@@ -27,11 +27,15 @@ func (b *Blob) hashLoop(gen uint64, h hash.Hash, df *dataFile, from, to int64) {
 		}
 	}()
 	for {
+		// Report the frontier every hashReportChunks: streams claim no
+		// further than maxHeld chunks past it (streamLimit), so a frontier
+		// reported only at the end of a long batch would stall them.
+		to = min(to, from/cs*cs+hashReportChunks*cs)
 		for off := from; off < to; {
 			chunk := Range{off / cs * cs, min(off/cs*cs+cs, b.desc.Size)}
 			if off == chunk.Start { // resuming mid-chunk: read back instead
 				if held := b.takeHeld(gen, off); held != nil {
-					h.Write(*held.p)
+					hashChunk(h, *held.p)
 					b.releaseHeld(held)
 					off = chunk.End
 					continue
@@ -48,7 +52,7 @@ func (b *Blob) hashLoop(gen uint64, h hash.Hash, df *dataFile, from, to int64) {
 				b.mu.Unlock()
 				return
 			}
-			h.Write((*buf)[:n])
+			hashChunk(h, (*buf)[:n])
 			off += n
 		}
 		next, ok := b.reportHashed(gen, h, to)
@@ -58,6 +62,10 @@ func (b *Blob) hashLoop(gen uint64, h hash.Hash, df *dataFile, from, to int64) {
 		from, to = next.hashFrom, next.hashTo
 	}
 }
+
+// hashReportChunks is how many chunks a hasher hashes between reports of
+// its frontier.
+const hashReportChunks = 4
 
 // verdict compares the finished digest with the descriptor's.
 func (b *Blob) verdict(gen uint64, h hash.Hash) {
@@ -109,12 +117,13 @@ func (b *Blob) hashInline(gen uint64, h hash.Hash, from, to int64) {
 	cs := b.store.opts.ChunkSize
 	for {
 		off := from
+		to = min(to, from/cs*cs+hashReportChunks*cs) // as in hashLoop
 		for off < to && off%cs == 0 {
 			held := b.takeHeld(gen, off)
 			if held == nil {
 				break
 			}
-			h.Write(*held.p)
+			hashChunk(h, *held.p)
 			off += int64(len(*held.p))
 			b.releaseHeld(held)
 		}

@@ -3,6 +3,8 @@ package cache
 import (
 	"bytes"
 	"context"
+	"hash"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -112,5 +114,63 @@ func TestHeldBuffersAreBoundedAcrossBlobs(t *testing.T) {
 	s.mu.Unlock()
 	if n := s.held.Load(); n != int64(sum) || n > maxStoreHeld || n <= maxHeld {
 		t.Errorf("the store counts %d held buffers, the blobs hold %d; want the same, more than one blob's %d and at most %d", n, sum, maxHeld, maxStoreHeld)
+	}
+}
+
+// TestStreamWaitsForASlowHasher reads a blob in order while the hasher is
+// slower than the fetch: the stream waits for the hasher rather than
+// landing chunks too far ahead of it to be held, so every read is served
+// from held buffers, none from the file, and the blob ends verified.
+func TestStreamWaitsForASlowHasher(t *testing.T) {
+	origHash, origRead := hashChunk, onFileRead
+	t.Cleanup(func() { hashChunk, onFileRead = origHash, origRead })
+	hashChunk = func(h hash.Hash, p []byte) {
+		time.Sleep(2 * time.Millisecond)
+		h.Write(p)
+	}
+	var fileReads atomic.Int64
+	onFileRead = func(int64) { fileReads.Add(1) }
+
+	const cs = 64 << 10
+	s := testStore(t, Options{ChunkSize: cs, Readahead: 16 * cs})
+	desc, f := testBlob(t, 3*maxHeld*cs)
+	r := openReader(t, s, desc, f)
+	if got := readAll(t, r, int(desc.Size), cs); !bytes.Equal(got, f.data) {
+		t.Fatal("wrong bytes")
+	}
+	waitComplete(t, s, desc)
+	if n := fileReads.Load(); n != 0 {
+		t.Errorf("%d reads were served from the file: the stream ran more than %d chunks ahead of the hasher", n, maxHeld)
+	}
+}
+
+// TestStreamGoesOnWhenTheHasherStalls: a hasher that makes no progress
+// for streamPause no longer holds a stream back; the reads go on (from
+// the file) at the fetch's pace, and the blob ends verified.
+func TestStreamGoesOnWhenTheHasherStalls(t *testing.T) {
+	origHash, origPause := hashChunk, streamPause
+	t.Cleanup(func() { hashChunk, streamPause = origHash, origPause })
+	// The frontier moves every hashReportChunks chunks, 80 ms apart: a
+	// stall of streamPause each time.
+	streamPause = 5 * time.Millisecond
+	hashChunk = func(h hash.Hash, p []byte) {
+		time.Sleep(20 * time.Millisecond)
+		h.Write(p)
+	}
+	var fileReads atomic.Int64
+	origRead := onFileRead
+	t.Cleanup(func() { onFileRead = origRead })
+	onFileRead = func(int64) { fileReads.Add(1) }
+
+	const cs = 64 << 10
+	s := testStore(t, Options{ChunkSize: cs, Readahead: 16 * cs})
+	desc, f := testBlob(t, 3*maxHeld*cs)
+	r := openReader(t, s, desc, f)
+	if got := readAll(t, r, int(desc.Size), cs); !bytes.Equal(got, f.data) {
+		t.Fatal("wrong bytes")
+	}
+	waitComplete(t, s, desc)
+	if fileReads.Load() == 0 {
+		t.Error("no read went to the file: the stream waited for a hasher that had stalled")
 	}
 }
