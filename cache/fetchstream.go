@@ -55,8 +55,10 @@ func (b *Blob) awaitClaim(ctx context.Context, run fetchRun, c int64, in *idleRe
 	}
 }
 
-// awaitHasher holds a stream back before it reads chunk c while the
-// hasher is too far behind (blobMachine.hashBehind): landed now, c's
+// awaitHasher holds a read run (a stream, or a bounded run of a reader's
+// readahead; fills write through the page cache and are not held back)
+// before it reads chunk c while the hasher is too far behind
+// (blobMachine.hashBehind): landed now, c's
 // buffer could not be held (heldbufs.go), and the hasher and the reads of
 // c would both fetch it back from the disk. The wait ends as the hasher
 // catches up, which needs no fetch, or once it has made no progress for
