@@ -393,9 +393,7 @@ func (b *Blob) adoptLocked() bool {
 	b.done.Store(f)
 	a := b.m.adopted()
 	if a.setAside {
-		b.genCancel()
-		b.genCtx, b.genCancel = context.WithCancel(b.store.life)
-		b.dropHeldLocked()
+		b.stopGenerationLocked()
 		d := b.desc.Digest
 		b.goBackground(func() { b.store.notifyMismatch(d) }) // not under b.mu: OpenBlob takes it under s.mu
 	}

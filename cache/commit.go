@@ -130,6 +130,16 @@ func (b *Blob) mismatch(gen uint64, got digest.Digest, now time.Time) {
 	s.notifyMismatch(b.desc.Digest)
 }
 
+// stopGenerationLocked cancels the current generation's runs and lets go
+// of its held buffers, whose bytes are no longer to be served: they
+// failed verification, or another process's commit was adopted over
+// them. b.mu must be held.
+func (b *Blob) stopGenerationLocked() {
+	b.genCancel()
+	b.genCtx, b.genCancel = context.WithCancel(b.store.life)
+	b.dropHeldLocked()
+}
+
 // dropGenerationLocked ends the current generation, whose fetched bytes
 // were proven bad, once drop (the machine's mismatched or rejected event)
 // has said so: the generation's runs are cancelled, its held buffers and
@@ -143,9 +153,7 @@ func (b *Blob) dropGenerationLocked(fresh *os.File, drop func() blobActions) (fe
 	fetched = rangesString(&b.m.fetched)
 	source = fetcherName(b.fetcher)
 	a := drop()
-	b.genCancel()
-	b.genCtx, b.genCancel = context.WithCancel(b.store.life)
-	b.dropHeldLocked()
+	b.stopGenerationLocked()
 	b.hasher = b.desc.Digest.Algorithm().Hash()
 	b.hashState = nil
 	old := b.partial

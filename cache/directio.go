@@ -10,10 +10,10 @@ import (
 
 // The chunks reads fetch are written with O_DIRECT where the filesystem
 // takes it (fills keep the page cache: see dataFile.writeChunk). A landed
-// chunk is already in a buffer of ours, which serves
-// the reads waiting on it (heldbufs.go), so a second copy in the page
-// cache would only double the memory a cold read fills: the FUSE file's
-// own pages already hold what the reader read. On VMs that hand free
+// chunk is already in a buffer of ours, which serves the reads waiting on
+// it (heldbufs.go), so a second copy in the page cache would only double
+// the memory a cold read fills: the FUSE file's own pages already hold
+// what the reader read. On VMs that hand free
 // memory back to the host, every fresh page costs a host fault; measured
 // on this project's machines, writing 512 MiB through the page cache took
 // 0.8 s of CPU on such memory, 0.1 s on memory just freed, and 0.05 s
@@ -78,9 +78,10 @@ func (w *directWriter) close() {
 	}
 }
 
-// directAligned reports whether p at off meets O_DIRECT's alignment. Go
-// allocates large buffers such as chunks page-aligned, but that is the
-// runtime's choice, so it is checked rather than assumed.
+// directAligned reports whether p at off meets O_DIRECT's alignment. The
+// pool's slots are page-aligned (bufpool.go); a buffer from beyond them
+// comes from the heap, whose alignment is the runtime's choice, so it is
+// checked rather than assumed.
 func directAligned(p []byte, off int64) bool {
 	return len(p) > 0 && off%directAlign == 0 && len(p)%directAlign == 0 &&
 		uintptrOf(p)%directAlign == 0

@@ -5,18 +5,20 @@ import (
 	"time"
 )
 
-// The fetch side of a stream run (blobmachine_stream.go): before reading
-// each chunk from its request, the fetch waits until a want has claimed
-// that chunk for it.
+// The waits of a read run's fetch before it reads each chunk from its
+// request: a stream run (blobmachine_stream.go) waits until a want has
+// claimed the chunk for it, and every read run waits while the hasher is
+// too far behind to hold what it lands. Not reading meanwhile is pacing,
+// not a stalled source, so the request's idle timer is stopped.
 
 // streamPause is how long a stream run waits at its edge for a want to
-// extend it before it ends: its readers have stopped or gone.
+// extend it before it ends (its readers have stopped or gone), and how
+// long a run waits for a hasher that makes no progress.
 var streamPause = 2 * time.Second
 
 // awaitClaim waits until stream run holds chunk c, and reports false if it
 // never will: c went to another run, the generation or phase moved on, or
-// no want reached c for streamPause. Not reading meanwhile is the pacing,
-// not a stalled source, so in's idle timer is stopped while it waits.
+// no want reached c for streamPause.
 func (b *Blob) awaitClaim(ctx context.Context, run fetchRun, c int64, in *idleReader) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -40,30 +42,19 @@ func (b *Blob) awaitClaim(ctx context.Context, run fetchRun, c int64, in *idleRe
 			in.idle.Stop()
 			pause = time.NewTimer(streamPause)
 		}
-		changed := b.changed
-		b.mu.Unlock()
-		select {
-		case <-changed:
-		case <-pause.C:
-			b.mu.Lock()
-			return false
-		case <-ctx.Done():
-			b.mu.Lock()
+		if !b.waitChangedLocked(ctx, pause) {
 			return false
 		}
-		b.mu.Lock()
 	}
 }
 
-// awaitHasher holds a read run (a stream, or a bounded run of a reader's
-// readahead; fills write through the page cache and are not held back)
-// before it reads chunk c while the hasher is too far behind
-// (blobMachine.hashBehind): landed now, c's
+// awaitHasher holds a read run back before it reads chunk c while the
+// hasher is too far behind (blobMachine.hashBehind): landed now, c's
 // buffer could not be held (heldbufs.go), and the hasher and the reads of
-// c would both fetch it back from the disk. The wait ends as the hasher
-// catches up, which needs no fetch, or once it has made no progress for
-// streamPause; c is then landed anyway. Not reading meanwhile is pacing,
-// so in's idle timer is stopped.
+// c would both fetch it back from the disk. Fills write through the page
+// cache and do not wait. The wait ends as the hasher catches up, which
+// needs no fetch, or once it has made no progress for streamPause; c is
+// then landed anyway.
 func (b *Blob) awaitHasher(ctx context.Context, c int64, in *idleReader) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -75,20 +66,28 @@ func (b *Blob) awaitHasher(ctx context.Context, c int64, in *idleReader) {
 	stall := time.NewTimer(streamPause)
 	defer stall.Stop()
 	for b.m.hashBehind(c) {
-		hashedTo, changed := b.m.hashedTo, b.changed
-		b.mu.Unlock()
-		select {
-		case <-changed:
-		case <-stall.C:
-			b.mu.Lock()
-			return
-		case <-ctx.Done():
-			b.mu.Lock()
+		hashedTo := b.m.hashedTo
+		if !b.waitChangedLocked(ctx, stall) {
 			return
 		}
-		b.mu.Lock()
 		if b.m.hashedTo != hashedTo {
 			stall.Reset(streamPause)
 		}
 	}
+}
+
+// waitChangedLocked waits, with b.mu released, for the machine's next
+// wake, and reports false instead if timer fires or ctx ends first. b.mu
+// must be held, and is held again on return.
+func (b *Blob) waitChangedLocked(ctx context.Context, timer *time.Timer) bool {
+	changed := b.changed
+	b.mu.Unlock()
+	defer b.mu.Lock()
+	select {
+	case <-changed:
+		return true
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	return false
 }

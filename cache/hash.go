@@ -27,10 +27,7 @@ func (b *Blob) hashLoop(gen uint64, h hash.Hash, df *dataFile, from, to int64) {
 		}
 	}()
 	for {
-		// Report the frontier every hashReportChunks: streams claim no
-		// further than maxHeld chunks past it (streamLimit), so a frontier
-		// reported only at the end of a long batch would stall them.
-		to = min(to, from/cs*cs+hashReportChunks*cs)
+		to = reportBatchEnd(from, to, cs)
 		for off := from; off < to; {
 			chunk := Range{off / cs * cs, min(off/cs*cs+cs, b.desc.Size)}
 			if off == chunk.Start { // resuming mid-chunk: read back instead
@@ -64,8 +61,15 @@ func (b *Blob) hashLoop(gen uint64, h hash.Hash, df *dataFile, from, to int64) {
 }
 
 // hashReportChunks is how many chunks a hasher hashes between reports of
-// its frontier.
+// its frontier. Read runs wait while the frontier is maxHeld chunks
+// behind them (awaitHasher), so a frontier reported only at the end of a
+// long batch would hold them up.
 const hashReportChunks = 4
+
+// reportBatchEnd cuts a hasher's batch [from, to) at the next report.
+func reportBatchEnd(from, to, chunkSize int64) int64 {
+	return min(to, from/chunkSize*chunkSize+hashReportChunks*chunkSize)
+}
 
 // verdict compares the finished digest with the descriptor's.
 func (b *Blob) verdict(gen uint64, h hash.Hash) {
@@ -117,7 +121,7 @@ func (b *Blob) hashInline(gen uint64, h hash.Hash, from, to int64) {
 	cs := b.store.opts.ChunkSize
 	for {
 		off := from
-		to = min(to, from/cs*cs+hashReportChunks*cs) // as in hashLoop
+		to = reportBatchEnd(from, to, cs)
 		for off < to && off%cs == 0 {
 			held := b.takeHeld(gen, off)
 			if held == nil {

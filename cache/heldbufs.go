@@ -163,15 +163,17 @@ func (b *Blob) coverLocked(r Range) []*chunkBuf {
 	return bufs
 }
 
-// copyHeld copies [off, off+len(p)) out of bufs, the held buffers of the
-// chunks it touches in order, and returns how many bytes it copied.
-func copyHeld(p []byte, off, chunkSize int64, bufs []*chunkBuf) int {
-	n := 0
+// heldSlices returns the bytes of r, in order, as slices of bufs, the
+// held buffers of the chunks r touches (coverLocked).
+func (b *Blob) heldSlices(bufs []*chunkBuf, r Range) [][]byte {
+	cs := b.store.opts.ChunkSize
+	slices := make([][]byte, 0, len(bufs))
+	off := r.Start
 	for _, cb := range bufs {
-		in := off % chunkSize
-		k := copy(p[n:], (*cb.p)[in:])
-		n += k
-		off += int64(k)
+		in := off % cs
+		k := min(int64(len(*cb.p))-in, r.End-off)
+		slices = append(slices, (*cb.p)[in:in+k])
+		off += k
 	}
-	return n
+	return slices
 }

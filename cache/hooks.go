@@ -30,5 +30,5 @@ var (
 // from its file rather than from held buffers, through these.
 var (
 	hashChunk  = func(h hash.Hash, p []byte) { h.Write(p) }
-	onFileRead = func(off int64) {}
+	onFileRead = func() {}
 )

@@ -135,19 +135,16 @@ func (r *Reader) read(ctx context.Context, p []byte, off int64, lend bool) ([][]
 // buffers if there are any, which it releases, otherwise from the file.
 func (b *Blob) readServed(df *dataFile, held []*chunkBuf, p []byte, off int64) (int, error) {
 	if held == nil {
-		onFileRead(off)
+		onFileRead()
 		return df.f.ReadAt(p, off)
 	}
-	n := copyHeld(p, off, b.store.opts.ChunkSize, held)
+	n := 0
+	for _, s := range b.heldSlices(held, Range{off, off + int64(len(p))}) {
+		n += copy(p[n:], s)
+	}
 	b.releaseHeld(held...)
 	return n, nil
 }
-
-// streamAheadChunks is how far a stream runs ahead of its reader. With no
-// request to pay for each top-up, it need only cover the link's latency,
-// and it stays within the held buffers, so that reads find the chunks
-// they wait for still in memory (heldbufs.go).
-const streamAheadChunks = 16
 
 // serveLocked records that want is being served to the reader and, for a
 // read that waits for the verdict, fails it with ErrBlobNotVerified if the
@@ -189,7 +186,8 @@ const retryPause = 100 * time.Millisecond
 // awaitRead waits until want can be served, scheduling what is missing
 // (and ahead of it, best effort), and returns the file to read it from,
 // with a reference the caller releases, and, if all of its chunks are
-// held, their buffers, with references readServed releases. They and the check that the bytes are there are
+// held, their buffers, with references that readServed or a lent read's
+// giveBack releases. They and the check that the bytes are there are
 // taken together under the lock, so a read never lands in a file or a
 // buffer that a mismatch has since replaced.
 //
@@ -342,6 +340,12 @@ func (b *Blob) timeoutError() error {
 	}
 	return err
 }
+
+// streamAheadChunks is how far a stream runs ahead of its reader. With no
+// request to pay for each top-up, it need only cover the link's latency,
+// and it stays within the held buffers, so that reads find the chunks
+// they wait for still in memory (heldbufs.go).
+const streamAheadChunks = 16
 
 // readaheadLocked updates the access pattern with a read of [off, end)
 // and returns the range to fetch ahead of it, if any, and the plan to

@@ -7,14 +7,5 @@ import "sync"
 // references stand until giveBack, so the pool does not hand the buffers
 // out again while the slices are in use.
 func (b *Blob) lendHeld(held []*chunkBuf, r Range) (slices [][]byte, giveBack func()) {
-	cs := b.store.opts.ChunkSize
-	slices = make([][]byte, 0, len(held))
-	off := r.Start
-	for _, cb := range held {
-		in := off % cs
-		k := min(int64(len(*cb.p))-in, r.End-off)
-		slices = append(slices, (*cb.p)[in:in+k])
-		off += k
-	}
-	return slices, sync.OnceFunc(func() { b.releaseHeld(held...) })
+	return b.heldSlices(held, r), sync.OnceFunc(func() { b.releaseHeld(held...) })
 }

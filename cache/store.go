@@ -225,9 +225,9 @@ func (s *Store) Go(fn func(ctx context.Context)) error {
 }
 
 // OnMismatch registers fn to be told of each blob whose fetched bytes
-// failed verification and were dropped, or were set aside unverified
-// when another process committed the blob, so that copies of them
-// elsewhere (such as the kernel's page cache) can be dropped too. fn is called from
+// failed verification and were dropped, or were set aside unverified when
+// another process committed the blob, so that copies of them elsewhere
+// (such as the kernel's page cache) can be dropped too. fn is called from
 // a goroutine of its own, with no lock held.
 func (s *Store) OnMismatch(fn func(digest.Digest)) {
 	s.mu.Lock()

@@ -117,19 +117,20 @@ func TestHeldBuffersAreBoundedAcrossBlobs(t *testing.T) {
 	}
 }
 
-// TestStreamWaitsForASlowHasher reads a blob in order while the hasher is
-// slower than the fetch: the stream waits for the hasher rather than
-// landing chunks too far ahead of it to be held, so every read is served
-// from held buffers, none from the file, and the blob ends verified.
-func TestStreamWaitsForASlowHasher(t *testing.T) {
+// readBehindSlowHasher reads a blob of 3*maxHeld chunks in order while
+// the hasher takes perChunk for each chunk, checks the bytes and that the
+// blob ends verified, and returns how many reads were served from the file
+// rather than from held buffers.
+func readBehindSlowHasher(t *testing.T, perChunk time.Duration) int64 {
+	t.Helper()
 	origHash, origRead := hashChunk, onFileRead
 	t.Cleanup(func() { hashChunk, onFileRead = origHash, origRead })
 	hashChunk = func(h hash.Hash, p []byte) {
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(perChunk)
 		h.Write(p)
 	}
 	var fileReads atomic.Int64
-	onFileRead = func(int64) { fileReads.Add(1) }
+	onFileRead = func() { fileReads.Add(1) }
 
 	const cs = 64 << 10
 	s := testStore(t, Options{ChunkSize: cs, Readahead: 16 * cs})
@@ -139,7 +140,15 @@ func TestStreamWaitsForASlowHasher(t *testing.T) {
 		t.Fatal("wrong bytes")
 	}
 	waitComplete(t, s, desc)
-	if n := fileReads.Load(); n != 0 {
+	return fileReads.Load()
+}
+
+// TestStreamWaitsForASlowHasher reads a blob in order while the hasher is
+// slower than the fetch: the stream waits for the hasher rather than
+// landing chunks too far ahead of it to be held, so every read is served
+// from held buffers, none from the file, and the blob ends verified.
+func TestStreamWaitsForASlowHasher(t *testing.T) {
+	if n := readBehindSlowHasher(t, 2*time.Millisecond); n != 0 {
 		t.Errorf("%d reads were served from the file: the stream ran more than %d chunks ahead of the hasher", n, maxHeld)
 	}
 }
@@ -148,29 +157,12 @@ func TestStreamWaitsForASlowHasher(t *testing.T) {
 // for streamPause no longer holds a stream back; the reads go on (from
 // the file) at the fetch's pace, and the blob ends verified.
 func TestStreamGoesOnWhenTheHasherStalls(t *testing.T) {
-	origHash, origPause := hashChunk, streamPause
-	t.Cleanup(func() { hashChunk, streamPause = origHash, origPause })
+	origPause := streamPause
+	t.Cleanup(func() { streamPause = origPause })
 	// The frontier moves every hashReportChunks chunks, 80 ms apart: a
 	// stall of streamPause each time.
 	streamPause = 5 * time.Millisecond
-	hashChunk = func(h hash.Hash, p []byte) {
-		time.Sleep(20 * time.Millisecond)
-		h.Write(p)
-	}
-	var fileReads atomic.Int64
-	origRead := onFileRead
-	t.Cleanup(func() { onFileRead = origRead })
-	onFileRead = func(int64) { fileReads.Add(1) }
-
-	const cs = 64 << 10
-	s := testStore(t, Options{ChunkSize: cs, Readahead: 16 * cs})
-	desc, f := testBlob(t, 3*maxHeld*cs)
-	r := openReader(t, s, desc, f)
-	if got := readAll(t, r, int(desc.Size), cs); !bytes.Equal(got, f.data) {
-		t.Fatal("wrong bytes")
-	}
-	waitComplete(t, s, desc)
-	if fileReads.Load() == 0 {
+	if readBehindSlowHasher(t, 20*time.Millisecond) == 0 {
 		t.Error("no read went to the file: the stream waited for a hasher that had stalled")
 	}
 }

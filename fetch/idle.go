@@ -43,9 +43,8 @@ func (t *idleTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	var mark *sockmark.Mark
 	if resp.ProtoMajor == 1 {
-		body.body = sockmark.NewBody(resp.Body, conn(), resp.ContentLength)
-		if mb, ok := body.body.(*sockmark.Body); ok {
-			mark = mb.Mark()
+		if mb := sockmark.NewBody(resp.Body, conn(), resp.ContentLength); mb != nil {
+			body.body, mark = mb, mb.Mark()
 		}
 	}
 	body.timer = time.AfterFunc(time.Hour, func() {

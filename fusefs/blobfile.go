@@ -68,7 +68,8 @@ func (b *blobFile) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		b.fsys.log.Error("open blob", "digest", b.desc.Digest, "err", err)
 		return nil, 0, syscall.EIO
 	}
-	return &readerHandle{blob: b, r: r}, fuse.FOPEN_KEEP_CACHE, 0
+	lr, _ := r.(LendingReader)
+	return &readerHandle{blob: b, r: r, lender: lr}, fuse.FOPEN_KEEP_CACHE, 0
 }
 
 // choosePassthrough decides the mode of a new handle; b.mu is held, so the
@@ -151,8 +152,9 @@ func (b *blobFile) read(ctx context.Context, dest []byte, off int64, readAt func
 
 // readerHandle reads a blob through the cache.
 type readerHandle struct {
-	blob *blobFile
-	r    BlobReader
+	blob   *blobFile
+	r      BlobReader
+	lender LendingReader // r, if it lends; nil otherwise
 }
 
 var (
@@ -161,8 +163,7 @@ var (
 )
 
 func (h *readerHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	lr, ok := h.r.(LendingReader)
-	if !ok {
+	if h.lender == nil {
 		return h.blob.read(ctx, dest, off, func(p []byte, off int64) (int, error) {
 			return h.r.ReadAt(ctx, p, off)
 		})
@@ -172,7 +173,7 @@ func (h *readerHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.R
 	res, errno := h.blob.read(ctx, dest, off, func(p []byte, off int64) (int, error) {
 		var n int
 		var err error
-		lent, giveBack, n, err = lr.ReadLend(ctx, p, off)
+		lent, giveBack, n, err = h.lender.ReadLend(ctx, p, off)
 		return n, err
 	})
 	if giveBack == nil {

@@ -1,8 +1,8 @@
 // Package sockmark reads HTTP/1.1 bodies over plain TCP under a socket
 // receive low-water mark (SO_RCVLOWAT): a large Read then sleeps once and
 // returns in one or two syscalls, instead of waking for every segment the
-// sender writes, which costs both sides CPU. It serves the registry
-// client and the tests' counting proxy alike.
+// sender writes, which costs both sides CPU. The registry client's idle
+// transport (fetch/idle.go) reads every plain HTTP/1.1 body through it.
 package sockmark
 
 import (
@@ -103,11 +103,12 @@ type Body struct {
 }
 
 // NewBody wraps body, of length bytes (negative: unknown), read from
-// conn, or returns it as it is when there is no mark to set.
-func NewBody(body io.ReadCloser, conn net.Conn, length int64) io.ReadCloser {
+// conn, or returns nil when there is no mark to set: conn is not plain
+// TCP, or the length is not known.
+func NewBody(body io.ReadCloser, conn net.Conn, length int64) *Body {
 	m := For(conn)
 	if m == nil || length <= 0 {
-		return body
+		return nil
 	}
 	return &Body{ReadCloser: body, mark: m, left: length}
 }
