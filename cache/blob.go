@@ -90,17 +90,13 @@ func (b *Blob) newWritableFile(f *os.File, path string) *dataFile {
 	return d
 }
 
-// writeChunk writes the chunk r, whose bytes are p. Reads land with
-// O_DIRECT when it can. A fill (writeback) writes through the page cache
-// and starts writeback at once (writeback.go): its parallel runs land
-// past the end of the file, where ext4 serialises O_DIRECT writes
-// (measured: a 512 MiB fetch took 0.92 s against 0.53 s), and it waits
-// for the commit's fsync anyway.
+// writeChunk writes the chunk r, whose bytes are p: with O_DIRECT when it
+// can (directio.go), otherwise through the page cache, and then, for a
+// fill (writeback), with writeback started at once (writeback.go), since
+// the commit's fsync waits for it.
 func (d *dataFile) writeChunk(p []byte, r Range, writeback bool) error {
-	if !writeback {
-		if done, err := d.direct.writeAt(p, r.Start); done || err != nil {
-			return err
-		}
+	if done, err := d.direct.writeAt(p, r.Start); done || err != nil {
+		return err
 	}
 	if _, err := d.f.WriteAt(p, r.Start); err != nil {
 		return err

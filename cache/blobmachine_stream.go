@@ -39,23 +39,28 @@ func (m *blobMachine) extendStream(id uint64, c, gapEnd, max int64) int64 {
 	return c
 }
 
-// hashBehind reports whether a stream should wait for the hasher before
-// it lands chunk c: c is maxHeld chunks or more past the hash frontier,
-// so that its buffer could not be held (heldbufs.go); every chunk below c
-// is present or in flight, so the hasher can catch up without any other
-// want; and a hasher is running. Waiting then costs nothing the hasher
+// hashBehind reports whether a read or fill run should wait for the
+// hasher before it lands chunk c: c is maxHeld chunks or more past the
+// hash frontier, so that its buffer could not be held (heldbufs.go);
+// every chunk below c is present or in flight, so the hasher can catch up
+// without any other want; and the hasher will move: it is running, or a
+// chunk below c is in flight, and landing the first of them extends the
+// present prefix, which starts it. Waiting then costs nothing the hasher
 // was not going to spend, and it keeps the hasher and the readers off the
 // disk.
 func (m *blobMachine) hashBehind(c int64) bool {
-	if !m.hashing || m.phase != phaseFetching || c*m.chunkSize < m.hashedTo+maxHeld*m.chunkSize {
+	if m.phase != phaseFetching || c*m.chunkSize < m.hashedTo+maxHeld*m.chunkSize {
 		return false
 	}
+	moves := m.hashing
 	for k := m.present.PrefixEnd() / m.chunkSize; k < c; k++ {
-		if _, busy := m.flights[k]; !busy && !m.present.Contains(m.chunkRange(k)) {
+		_, busy := m.flights[k]
+		if !busy && !m.present.Contains(m.chunkRange(k)) {
 			return false
 		}
+		moves = moves || busy
 	}
-	return true
+	return moves
 }
 
 // stretchEnd returns the end of the missing stretch from chunk c: the

@@ -133,20 +133,27 @@ func TestBlobMachineHashBehind(t *testing.T) {
 		present  []Range
 		flights  []int64 // chunks in flight
 		hashedTo int64
+		stopped  bool // the hasher gave up (hashStopped)
 		c        int64
 		want     bool
 	}{
-		{"nothing present: no hasher runs", nil, nil, 0, maxHeld, false},
-		{"the prefix reaches c, maxHeld past the frontier", []Range{{0, 500}}, nil, 0, maxHeld, true},
-		{"one chunk nearer: held, no wait", []Range{{0, 500}}, nil, 0, maxHeld - 1, false},
-		{"further on, same", []Range{{0, 500}}, nil, 0, maxHeld + 10, true},
-		{"the frontier has moved", []Range{{0, 500}}, nil, 100, maxHeld + 9, false},
-		{"a missing chunk below c: the hasher cannot catch up by itself", []Range{{0, 300}, {310, 500}}, nil, 0, maxHeld + 2, false},
-		{"c just past the prefix", []Range{{0, 400}}, nil, 0, 40, true},
-		{"c beyond the prefix's end", []Range{{0, 400}}, nil, 0, 41, false},
-		{"the chunks between are in flight: they land without a want", []Range{{0, 300}}, []int64{30, 31, 32, 33, 34, 35}, 0, 36, true},
-		{"one chunk between is neither", []Range{{0, 300}}, []int64{30, 31, 33, 34, 35}, 0, 36, false},
-		{"verifying: nothing is fetched any more", []Range{{0, 1000}}, nil, 0, 60, false},
+		{"nothing present: no hasher runs", nil, nil, 0, false, maxHeld, false},
+		{"the prefix reaches c, maxHeld past the frontier", []Range{{0, 500}}, nil, 0, false, maxHeld, true},
+		{"one chunk nearer: held, no wait", []Range{{0, 500}}, nil, 0, false, maxHeld - 1, false},
+		{"further on, same", []Range{{0, 500}}, nil, 0, false, maxHeld + 10, true},
+		{"the frontier has moved", []Range{{0, 500}}, nil, 100, false, maxHeld + 9, false},
+		{"a missing chunk below c: the hasher cannot catch up by itself", []Range{{0, 300}, {310, 500}}, nil, 0, false, maxHeld + 2, false},
+		{"c just past the prefix", []Range{{0, 400}}, nil, 0, false, 40, true},
+		{"c beyond the prefix's end", []Range{{0, 400}}, nil, 0, false, 41, false},
+		{"the chunks between are in flight: they land without a want", []Range{{0, 300}}, []int64{30, 31, 32, 33, 34, 35}, 0, false, 36, true},
+		{"one chunk between is neither", []Range{{0, 300}}, []int64{30, 31, 33, 34, 35}, 0, false, 36, false},
+		{"verifying: nothing is fetched any more", []Range{{0, 1000}}, nil, 0, false, 60, false},
+		// A fill's parallel runs: the hasher has caught up with the prefix
+		// and waits for its next chunk, which another run is landing.
+		{"hasher idle, the prefix's next chunk in flight: its landing restarts it", []Range{{0, 300}}, inFlight(30, 70), 300, false, 70, true},
+		{"hasher idle, the prefix's next chunk in flight, c held", []Range{{0, 300}}, inFlight(30, 70), 300, false, 61, false},
+		{"the hasher gave up and nothing below c is in flight: no one moves the frontier", []Range{{0, 500}}, nil, 0, true, maxHeld, false},
+		{"the hasher gave up, but a chunk below c is in flight", []Range{{0, 300}}, inFlight(30, 40), 0, true, 40, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -154,9 +161,21 @@ func TestBlobMachineHashBehind(t *testing.T) {
 			for _, c := range tt.flights {
 				m.flights[c] = 1
 			}
+			if tt.stopped {
+				m.hashStopped(m.gen, errors.New("read failed"))
+			}
 			if got := m.hashBehind(tt.c); got != tt.want {
 				t.Errorf("hashBehind(%d) with the frontier at %d, hashing %v, phase %v: %v, want %v", tt.c, tt.hashedTo, m.hashing, m.phase, got, tt.want)
 			}
 		})
 	}
+}
+
+// inFlight lists the chunks [c0, c1).
+func inFlight(c0, c1 int64) []int64 {
+	var cs []int64
+	for c := c0; c < c1; c++ {
+		cs = append(cs, c)
+	}
+	return cs
 }

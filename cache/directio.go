@@ -8,16 +8,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The chunks reads fetch are written with O_DIRECT where the filesystem
-// takes it (fills keep the page cache: see dataFile.writeChunk). A landed
-// chunk is already in a buffer of ours, which serves the reads waiting on
-// it (heldbufs.go), so a second copy in the page cache would only double
-// the memory a cold read fills: the FUSE file's own pages already hold
-// what the reader read. On VMs that hand free
-// memory back to the host, every fresh page costs a host fault; measured
-// on this project's machines, writing 512 MiB through the page cache took
-// 0.8 s of CPU on such memory, 0.1 s on memory just freed, and 0.05 s
-// with O_DIRECT.
+// Fetched chunks are written with O_DIRECT where the filesystem takes it.
+// A landed chunk is already in a buffer of ours, which the hasher and the
+// reads waiting on it take it from (heldbufs.go), so a second copy in the
+// page cache would only double the memory a cold read fills (the FUSE
+// file's own pages already hold what the reader read) and, for a fill,
+// load the page cache with a whole image that nobody is reading. On VMs
+// that hand free memory back to the host, every fresh page costs a host
+// fault; measured on this project's machines, writing 512 MiB through the
+// page cache took 0.8 s of CPU on such memory, 0.1 s on memory just
+// freed, and 0.05 s with O_DIRECT. A fill's parallel O_DIRECT writes do
+// not serialise here: 8 writers of 8 MiB runs put 512 MiB on the disk in
+// 0.27-0.31 s, whether the file is extended, preallocated or sparse.
 //
 // Where O_DIRECT is refused (some FUSE and network filesystems), or for
 // a write that is not block-aligned (a blob's last chunk), the write goes
@@ -61,7 +63,7 @@ func (s *Store) openDirectWriter(path string) *directWriter {
 // reports whether it did. A refusal (EINVAL) turns O_DIRECT off for the
 // store and leaves the write to the caller.
 func (w *directWriter) writeAt(p []byte, off int64) (bool, error) {
-	if w == nil || w.store.directOff.Load() || !directAligned(p, off) {
+	if !w.active() || !directAligned(p, off) {
 		return false, nil
 	}
 	_, err := directWrite(w.f, p, off)
@@ -70,6 +72,11 @@ func (w *directWriter) writeAt(p []byte, off int64) (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// active reports whether writes still go through the O_DIRECT descriptor.
+func (w *directWriter) active() bool {
+	return w != nil && !w.store.directOff.Load()
 }
 
 func (w *directWriter) close() {

@@ -79,9 +79,7 @@ func (b *Blob) fetchRun(ctx context.Context, run fetchRun, df *dataFile, f Fetch
 			if run.stream && !b.awaitClaim(ctx, run, c, in) {
 				break // the stream ends here; its request is closed
 			}
-			if !run.writeback {
-				b.awaitHasher(ctx, c, in)
-			}
+			b.awaitHasher(ctx, c, in)
 			cr := Range{c * s.opts.ChunkSize, min((c+1)*s.opts.ChunkSize, b.desc.Size)}
 			bp, err := b.readChunk(in, cr)
 			if err == nil {

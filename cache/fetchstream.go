@@ -5,10 +5,10 @@ import (
 	"time"
 )
 
-// The waits of a read run's fetch before it reads each chunk from its
-// request: a stream run (blobmachine_stream.go) waits until a want has
-// claimed the chunk for it, and every read run waits while the hasher is
-// too far behind to hold what it lands. Not reading meanwhile is pacing,
+// The waits of a run's fetch before it reads each chunk from its request:
+// a stream run (blobmachine_stream.go) waits until a want has claimed the
+// chunk for it, and every run waits while the hasher is too far behind to
+// hold what it lands. Not reading meanwhile is pacing,
 // not a stalled source, so the request's idle timer is stopped.
 
 // streamPause is how long a stream run waits at its edge for a want to
@@ -48,13 +48,13 @@ func (b *Blob) awaitClaim(ctx context.Context, run fetchRun, c int64, in *idleRe
 	}
 }
 
-// awaitHasher holds a read run back before it reads chunk c while the
-// hasher is too far behind (blobMachine.hashBehind): landed now, c's
-// buffer could not be held (heldbufs.go), and the hasher and the reads of
-// c would both fetch it back from the disk. Fills write through the page
-// cache and do not wait. The wait ends as the hasher catches up, which
-// needs no fetch, or once it has made no progress for streamPause; c is
-// then landed anyway.
+// awaitHasher holds a run back before it reads chunk c while the hasher
+// is too far behind (blobMachine.hashBehind): landed now, c's buffer could
+// not be held (heldbufs.go), and the hasher and the reads of c would both
+// fetch it back from the disk. A fill's parallel runs wait so for the one
+// landing the chunks just past the frontier. The wait ends as the hasher
+// catches up, which needs no new want, or once it has made no progress
+// for streamPause; c is then landed anyway.
 func (b *Blob) awaitHasher(ctx context.Context, c int64, in *idleReader) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -42,6 +42,7 @@ func (b *Blob) hashLoop(gen uint64, h hash.Hash, df *dataFile, from, to int64) {
 				buf = getChunkBuf(cs)
 			}
 			n := min(chunk.End, to) - off
+			onHashReadBack()
 			if _, err := df.f.ReadAt((*buf)[:n], off); err != nil {
 				b.store.log.Error("hash read failed", "digest", b.desc.Digest, "error", err)
 				b.mu.Lock()

@@ -27,8 +27,10 @@ var (
 )
 
 // Tests slow the hasher down, and count reads that a partial blob serves
-// from its file rather than from held buffers, through these.
+// from its file rather than from held buffers, and chunks the hasher
+// reads back from the file, through these.
 var (
-	hashChunk  = func(h hash.Hash, p []byte) { h.Write(p) }
-	onFileRead = func() {}
+	hashChunk      = func(h hash.Hash, p []byte) { h.Write(p) }
+	onFileRead     = func() {}
+	onHashReadBack = func() {}
 )

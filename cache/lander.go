@@ -1,10 +1,10 @@
 package cache
 
-// lander writes and lands one run's chunks, in order. For a run that
-// writes with O_DIRECT it does so on a goroutine of its own, so that the
+// lander writes and lands one run's chunks, in order. When the run's file
+// takes O_DIRECT writes it does so on a goroutine of its own, so that the
 // fetch reads the next chunk from the socket while the last one is
-// written: an O_DIRECT write waits for the disk. A fill's write into the
-// page cache does not, and a hand-off per chunk cost its parallel runs
+// written: an O_DIRECT write waits for the disk. A write into the page
+// cache does not, and a hand-off per chunk cost a fill's parallel runs
 // more than it saved (imgfs fetch of 512 MiB: 1.29-1.36x curl -o against
 // 1.22x), so there put writes and lands in the caller.
 type lander struct {
@@ -29,7 +29,7 @@ const landQueue = 1
 
 func (b *Blob) startLander(run fetchRun, df *dataFile) *lander {
 	l := &lander{b: b, run: run, df: df, failed: make(chan struct{}), done: make(chan struct{})}
-	if run.writeback {
+	if !df.direct.active() {
 		close(l.done)
 		return l
 	}
