@@ -3,7 +3,6 @@ package cache
 import (
 	"bytes"
 	"context"
-	"hash"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -17,12 +16,9 @@ import (
 // one landing the chunks past the frontier, so the hasher takes every
 // chunk from its buffer and reads none back from the file.
 func TestFillLandsDirectAndHashesFromHeldBuffers(t *testing.T) {
-	origHash, origWrite, origReadBack := hashChunk, directWrite, onHashReadBack
-	t.Cleanup(func() { hashChunk, directWrite, onHashReadBack = origHash, origWrite, origReadBack })
-	hashChunk = func(h hash.Hash, p []byte) {
-		time.Sleep(time.Millisecond)
-		h.Write(p)
-	}
+	slowHasher(t, time.Millisecond)
+	origWrite, origReadBack := directWrite, onHashReadBack
+	t.Cleanup(func() { directWrite, onHashReadBack = origWrite, origReadBack })
 	var direct, readBacks atomic.Int64
 	directWrite = func(f *os.File, p []byte, off int64) (int, error) {
 		n, err := origWrite(f, p, off)

@@ -29,19 +29,15 @@ func (b *Blob) hashLoop(gen uint64, h hash.Hash, df *dataFile, from, to int64) {
 	for {
 		to = reportBatchEnd(from, to, cs)
 		for off := from; off < to; {
-			chunk := Range{off / cs * cs, min(off/cs*cs+cs, b.desc.Size)}
-			if off == chunk.Start { // resuming mid-chunk: read back instead
-				if held := b.takeHeld(gen, off); held != nil {
-					hashChunk(h, *held.p)
-					b.releaseHeld(held)
-					off = chunk.End
-					continue
-				}
+			// Where the held chunks end (or off is mid-chunk, when
+			// resuming), read back up to the next chunk.
+			if off = b.hashHeld(gen, h, off, to); off == to {
+				break
 			}
 			if buf == nil {
 				buf = getChunkBuf(cs)
 			}
-			n := min(chunk.End, to) - off
+			n := min(off/cs*cs+cs, to) - off
 			onHashReadBack()
 			if _, err := df.f.ReadAt((*buf)[:n], off); err != nil {
 				b.store.log.Error("hash read failed", "digest", b.desc.Digest, "error", err)
@@ -112,6 +108,22 @@ func (b *Blob) reportHashed(gen uint64, h hash.Hash, to int64) (blobActions, boo
 	return next, true
 }
 
+// hashHeld feeds h the held chunks from off on, in order, up to to or the
+// first chunk that is not held, and returns where it stopped: off itself
+// if off is not at a chunk's start.
+func (b *Blob) hashHeld(gen uint64, h hash.Hash, off, to int64) int64 {
+	for off < to && off%b.store.opts.ChunkSize == 0 {
+		held := b.takeHeld(gen, off)
+		if held == nil {
+			break
+		}
+		hashChunk(h, *held.p)
+		off += int64(len(*held.p))
+		b.releaseHeld(held)
+	}
+	return off
+}
+
 // hashInline is the hasher run by the fetch that landed the chunk the
 // digest needs next: it feeds the digest the held buffers in order, while
 // their bytes are still in the CPU's caches, at the fetch's own priority,
@@ -121,17 +133,8 @@ func (b *Blob) reportHashed(gen uint64, h hash.Hash, to int64) (blobActions, boo
 func (b *Blob) hashInline(gen uint64, h hash.Hash, from, to int64) {
 	cs := b.store.opts.ChunkSize
 	for {
-		off := from
 		to = reportBatchEnd(from, to, cs)
-		for off < to && off%cs == 0 {
-			held := b.takeHeld(gen, off)
-			if held == nil {
-				break
-			}
-			hashChunk(h, *held.p)
-			off += int64(len(*held.p))
-			b.releaseHeld(held)
-		}
+		off := b.hashHeld(gen, h, from, to)
 		next, ok := b.reportHashed(gen, h, off)
 		if !ok {
 			return

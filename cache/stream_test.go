@@ -123,12 +123,9 @@ func TestHeldBuffersAreBoundedAcrossBlobs(t *testing.T) {
 // rather than from held buffers.
 func readBehindSlowHasher(t *testing.T, perChunk time.Duration) int64 {
 	t.Helper()
-	origHash, origRead := hashChunk, onFileRead
-	t.Cleanup(func() { hashChunk, onFileRead = origHash, origRead })
-	hashChunk = func(h hash.Hash, p []byte) {
-		time.Sleep(perChunk)
-		h.Write(p)
-	}
+	slowHasher(t, perChunk)
+	origRead := onFileRead
+	t.Cleanup(func() { onFileRead = origRead })
 	var fileReads atomic.Int64
 	onFileRead = func() { fileReads.Add(1) }
 
@@ -164,5 +161,16 @@ func TestStreamGoesOnWhenTheHasherStalls(t *testing.T) {
 	streamPause = 5 * time.Millisecond
 	if readBehindSlowHasher(t, 20*time.Millisecond) == 0 {
 		t.Error("no read went to the file: the stream waited for a hasher that had stalled")
+	}
+}
+
+// slowHasher makes the hasher take perChunk for each chunk until the test
+// ends.
+func slowHasher(t *testing.T, perChunk time.Duration) {
+	orig := hashChunk
+	t.Cleanup(func() { hashChunk = orig })
+	hashChunk = func(h hash.Hash, p []byte) {
+		time.Sleep(perChunk)
+		h.Write(p)
 	}
 }
