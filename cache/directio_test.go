@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"os"
@@ -103,15 +104,32 @@ func testRefusedODirect(t *testing.T) {
 		t.Errorf("the refusal was logged %d times, want once at debug level:\n%s", n, logs.String())
 	}
 
+	// A fill (imgfs fetch) falls back the same way.
+	desc, f := testBlob(t, 16<<16)
+	if err := s.Fill(context.Background(), desc, f, nil); err != nil {
+		t.Fatalf("fill: %v", err)
+	}
+	path, _ := s.CompletePath(desc)
+	if got := residentBytes(t, path, Range{0, desc.Size}); got < desc.Size/2 {
+		t.Errorf("only %d of %d bytes of a filled blob are in the page cache: the fallback should write through it", got, desc.Size)
+	}
+
 	// The trust guarantees hold on this path too: a corrupt source fails
-	// the read of the last byte, and nothing is committed.
-	desc, f := testBlob(t, 4<<16)
+	// the read of the last byte, and the fill, and nothing is committed.
+	desc, f = testBlob(t, 4<<16)
 	f.corruptN.Store(1)
 	r := openReader(t, s, desc, f)
 	if _, err := readAllErr(r, int(desc.Size), 64<<10); !errors.Is(err, ErrDigestMismatch) {
 		t.Errorf("read of a corrupt blob to its end: %v, want a digest mismatch", err)
 	}
-	if s.Exists(desc) {
-		t.Error("a corrupt blob was committed")
+	desc, f = testBlob(t, 6<<16)
+	f.corrupt = true
+	if err := s.Fill(context.Background(), desc, f, nil); !errors.Is(err, ErrDigestMismatch) {
+		t.Errorf("fill from a corrupt source: %v, want a digest mismatch", err)
+	}
+	for _, d := range []int{4 << 16, 6 << 16} {
+		if desc, _ := testBlob(t, d); s.Exists(desc) {
+			t.Errorf("a corrupt blob of %d bytes was committed", d)
+		}
 	}
 }
