@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/byterange"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -49,7 +51,7 @@ type Blob struct {
 
 	mu        sync.Mutex
 	m         *blobMachine
-	fetcher   Fetcher
+	fetcher   blobio.Fetcher
 	file      *dataFile           // the current generation's file
 	hasher    hash.Hash           // the current generation's; used only by its hash worker
 	hashState []byte              // the hasher's marshalled state at m.hashedTo, for the state file
@@ -94,7 +96,7 @@ func (b *Blob) newWritableFile(f *os.File, path string) *dataFile {
 // can (directio.go), otherwise through the page cache, and then, for a
 // fill (writeback), with writeback started at once (writeback.go), since
 // the commit's fsync waits for it.
-func (d *dataFile) writeChunk(p []byte, r Range, writeback bool) error {
+func (d *dataFile) writeChunk(p []byte, r byterange.Range, writeback bool) error {
 	if done, err := d.direct.writeAt(p, r.Start); done || err != nil {
 		return err
 	}
@@ -124,8 +126,8 @@ func (d *dataFile) release() {
 // OpenBlob returns the shared Blob for desc, opening it if no one in this
 // process has it open. f, if not nil, becomes the blob's source of missing
 // bytes. Callers must Close the blob.
-func (s *Store) OpenBlob(desc ocispec.Descriptor, f Fetcher) (*Blob, error) {
-	if err := checkDescriptor(desc.Digest, desc.Size); err != nil {
+func (s *Store) OpenBlob(desc ocispec.Descriptor, f blobio.Fetcher) (*Blob, error) {
+	if err := checkBlob(desc.Digest, desc.Size); err != nil {
 		return nil, fmt.Errorf("open blob: %w", err)
 	}
 	s.beforeOpen(desc) // last use, and room under a cap (evict.go)
@@ -161,7 +163,7 @@ func (s *Store) OpenBlob(desc ocispec.Descriptor, f Fetcher) (*Blob, error) {
 	return b, nil
 }
 
-func (s *Store) loadBlob(desc ocispec.Descriptor, f Fetcher) (*Blob, error) {
+func (s *Store) loadBlob(desc ocispec.Descriptor, f blobio.Fetcher) (*Blob, error) {
 	b := &Blob{
 		store:   s,
 		desc:    desc,
@@ -187,7 +189,7 @@ func (s *Store) loadBlob(desc ocispec.Descriptor, f Fetcher) (*Blob, error) {
 			return nil, err
 		}
 	}
-	var present []Range
+	var present []byterange.Range
 	var hashedTo int64
 	lockPath, err := s.ingestPath(desc.Digest, desc.Size, ".lock")
 	if err != nil {
@@ -343,7 +345,7 @@ func (b *Blob) applyLocked(a blobActions) {
 // wantLocked asks the machine for r and starts the runs it returns. A blob
 // fetched into a private file first looks for the complete blob another
 // process may have committed meanwhile. b.mu must be held.
-func (b *Blob) wantLocked(r Range, plan fetchPlan) error {
+func (b *Blob) wantLocked(r byterange.Range, plan fetchPlan) error {
 	if b.adoptCommittedLocked() {
 		return nil
 	}
@@ -353,7 +355,7 @@ func (b *Blob) wantLocked(r Range, plan fetchPlan) error {
 // requestLocked is wantLocked for a caller that has just looked for a
 // committed blob under the same hold of b.mu, so it does not look again.
 // b.mu must be held.
-func (b *Blob) requestLocked(r Range, plan fetchPlan) error {
+func (b *Blob) requestLocked(r byterange.Range, plan fetchPlan) error {
 	a, err := b.m.want(r, plan, b.fetcher == nil, b.store.now())
 	b.applyLocked(a)
 	if err != nil {
@@ -406,7 +408,7 @@ func (b *Blob) swapFileLocked(df *dataFile) {
 }
 
 // fetcherName names a source for logs and errors.
-func fetcherName(f Fetcher) string {
+func fetcherName(f blobio.Fetcher) string {
 	switch f := f.(type) {
 	case nil:
 		return "none (offline)"
@@ -422,7 +424,7 @@ func fetcherName(f Fetcher) string {
 // maxLoggedRanges bounds the ranges a log line lists.
 const maxLoggedRanges = 16
 
-func rangesString(s *RangeSet) string {
+func rangesString(s *byterange.Set) string {
 	rs := s.Ranges()
 	parts := make([]string, 0, min(len(rs), maxLoggedRanges)+1)
 	for i, r := range rs {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/errdefs"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -46,11 +48,11 @@ func (m *memFetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.Rea
 
 func (m *memFetcher) FetchRange(ctx context.Context, _ ocispec.Descriptor, off, n int64) (io.ReadCloser, error) {
 	if m.noRange && (off != 0 || n != int64(len(m.data))) {
-		return nil, ErrRangeUnsupported
+		return nil, errdefs.ErrRangeUnsupported
 	}
 	m.requests.Add(1)
 	if m.permanent {
-		return nil, fmt.Errorf("%w: 404 blob unknown", ErrPermanent)
+		return nil, fmt.Errorf("%w: 404 blob unknown", errdefs.ErrPermanent)
 	}
 	if m.failures.Add(-1) >= 0 {
 		return nil, errors.New("injected outage")
@@ -60,7 +62,7 @@ func (m *memFetcher) FetchRange(ctx context.Context, _ ocispec.Descriptor, off, 
 		if m.pace > 0 {
 			r = &pacedReader{ctx: ctx, pace: m.pace, r: r}
 		}
-		return nil, &WholeBlob{Body: io.NopCloser(&countedReader{r: r, n: &m.bytes})}
+		return nil, &blobio.WholeBlob{Body: io.NopCloser(&countedReader{r: r, n: &m.bytes})}
 	}
 	body := bytes.Clone(m.data[off : off+n])
 	if (m.corrupt || m.corruptN.Add(-1) >= 0) && len(body) > 0 {
@@ -158,7 +160,7 @@ func testStoreAt(t *testing.T, root string, opts Options) *Store {
 }
 
 // openReader opens a reader of desc through f, closed when the test ends.
-func openReader(t *testing.T, s *Store, desc ocispec.Descriptor, f Fetcher) *Reader {
+func openReader(t *testing.T, s *Store, desc ocispec.Descriptor, f blobio.Fetcher) *Reader {
 	t.Helper()
 	r, err := s.NewReader(desc, f)
 	if err != nil {
@@ -290,8 +292,8 @@ func TestCorruptBytesAreNeverCommitted(t *testing.T) {
 	desc, f := testBlob(t, 300_000)
 	f.corrupt = true
 	err := s.Fill(context.Background(), desc, f, nil)
-	if !errors.Is(err, ErrDigestMismatch) {
-		t.Fatalf("Fill = %v, want ErrDigestMismatch", err)
+	if !errors.Is(err, errdefs.ErrDigestMismatch) {
+		t.Fatalf("Fill = %v, want errdefs.ErrDigestMismatch", err)
 	}
 	if s.Exists(desc) {
 		t.Fatal("corrupt blob committed")
@@ -301,8 +303,8 @@ func TestCorruptBytesAreNeverCommitted(t *testing.T) {
 	}
 	// Whole-blob ingest checks too.
 	body, _ := f.Fetch(context.Background(), desc)
-	if err := s.Ingest(context.Background(), desc, body); !errors.Is(err, ErrDigestMismatch) {
-		t.Fatalf("Ingest = %v, want ErrDigestMismatch", err)
+	if err := s.Ingest(context.Background(), desc, body); !errors.Is(err, errdefs.ErrDigestMismatch) {
+		t.Fatalf("Ingest = %v, want errdefs.ErrDigestMismatch", err)
 	}
 	if s.Exists(desc) {
 		t.Fatal("corrupt blob committed by Ingest")
@@ -347,8 +349,8 @@ func TestStalledFetchFailsWithinTimeout(t *testing.T) {
 	defer r.Close()
 	start := time.Now()
 	_, err := r.ReadAt(context.Background(), make([]byte, 10), 0)
-	if !errors.Is(err, ErrFetchTimeout) {
-		t.Fatalf("ReadAt = %v, want ErrFetchTimeout", err)
+	if !errors.Is(err, errdefs.ErrFetchTimeout) {
+		t.Fatalf("ReadAt = %v, want errdefs.ErrFetchTimeout", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("took %s", d)
@@ -360,8 +362,8 @@ func TestOfflineReadOfMissingBytesFails(t *testing.T) {
 	desc, _ := testBlob(t, 100_000)
 	r, _ := s.NewReader(desc, nil)
 	defer r.Close()
-	if _, err := r.ReadAt(context.Background(), make([]byte, 10), 0); !errors.Is(err, ErrOffline) {
-		t.Fatalf("ReadAt = %v, want ErrOffline", err)
+	if _, err := r.ReadAt(context.Background(), make([]byte, 10), 0); !errors.Is(err, errdefs.ErrOffline) {
+		t.Fatalf("ReadAt = %v, want errdefs.ErrOffline", err)
 	}
 }
 

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/imgfs/imgfs/internal/byterange"
+	"github.com/imgfs/imgfs/internal/errdefs"
 )
 
 // blobMachine is the whole lifecycle of one partial blob as a plain value:
@@ -30,9 +33,9 @@ type blobMachine struct {
 	// unverified bytes in one epoch must not end cleanly in another.
 	epoch uint64
 
-	present      RangeSet
-	presentBytes int64    // present.Size(), kept so that no event walks the set
-	fetched      RangeSet // landed in this generation, named in mismatch logs
+	present      byterange.Set
+	presentBytes int64         // present.Size(), kept so that no event walks the set
+	fetched      byterange.Set // landed in this generation, named in mismatch logs
 
 	flights map[int64]uint64 // chunk index → the run fetching it
 	runs    map[uint64]*runState
@@ -178,7 +181,7 @@ func mismatchBackoff(n int) time.Duration {
 // newBlobMachine starts the machine for a blob of size bytes, resuming
 // from present and a digest computed over [0, hashedTo) when those are
 // consistent. Present ranges are cut down to whole chunks.
-func newBlobMachine(size, chunkSize int64, present []Range, hashedTo int64, now time.Time) (*blobMachine, blobActions) {
+func newBlobMachine(size, chunkSize int64, present []byterange.Range, hashedTo int64, now time.Time) (*blobMachine, blobActions) {
 	m := &blobMachine{
 		size:      size,
 		chunkSize: chunkSize,
@@ -195,7 +198,7 @@ func newBlobMachine(size, chunkSize int64, present []Range, hashedTo int64, now 
 			end = size
 		}
 		if 0 <= start && start < end && end <= size {
-			m.present.Add(Range{start, end})
+			m.present.Add(byterange.Range{Start: start, End: end})
 		}
 	}
 	m.presentBytes = m.present.Size()
@@ -207,8 +210,8 @@ func newBlobMachine(size, chunkSize int64, present []Range, hashedTo int64, now 
 	return m, a
 }
 
-func (m *blobMachine) chunkRange(c int64) Range {
-	return Range{c * m.chunkSize, min((c+1)*m.chunkSize, m.size)}
+func (m *blobMachine) chunkRange(c int64) byterange.Range {
+	return byterange.Range{Start: c * m.chunkSize, End: min((c+1)*m.chunkSize, m.size)}
 }
 
 // verified reports whether the present bytes are known to match the
@@ -230,18 +233,18 @@ func (m *blobMachine) failFast(now time.Time) error {
 // missing chunks that no run is fetching yet, at most plan.runChunks
 // chunks each and, with plan.maxRuns, no more runs of the class in flight
 // than that. Without a source (offline) it fails instead of fetching.
-func (m *blobMachine) want(r Range, plan fetchPlan, offline bool, now time.Time) (blobActions, error) {
+func (m *blobMachine) want(r byterange.Range, plan fetchPlan, offline bool, now time.Time) (blobActions, error) {
 	var a blobActions
 	m.advance(&a) // restarts hashing that stopped
 	if m.phase != phaseFetching {
 		return a, nil
 	}
-	r = Range{max(r.Start, 0), min(r.End, m.size)}
+	r = byterange.Range{Start: max(r.Start, 0), End: min(r.End, m.size)}
 	for off := r.Start; off < r.End; {
 		if plan.maxRuns > 0 && m.inClass[plan.class] >= plan.maxRuns {
 			break
 		}
-		gap := m.present.FirstGap(Range{off, r.End})
+		gap := m.present.FirstGap(byterange.Range{Start: off, End: r.End})
 		if gap.Len() <= 0 {
 			break
 		}
@@ -249,7 +252,7 @@ func (m *blobMachine) want(r Range, plan fetchPlan, offline bool, now time.Time)
 			return a, err
 		}
 		if offline {
-			return a, fmt.Errorf("%w: bytes %d-%d", ErrOffline, gap.Start, gap.End-1)
+			return a, fmt.Errorf("%w: bytes %d-%d", errdefs.ErrOffline, gap.Start, gap.End-1)
 		}
 		c := gap.Start / m.chunkSize
 		if _, busy := m.flights[c]; busy {
@@ -383,7 +386,7 @@ func (m *blobMachine) finishRunChunk(id uint64) {
 }
 
 // fetchFailed records that run id stopped with err; its chunks that did
-// not land are free to be fetched again. An error wrapping ErrPermanent
+// not land are free to be fetched again. An error wrapping errdefs.ErrPermanent
 // opens a failure window.
 func (m *blobMachine) fetchFailed(gen, id uint64, err error, now time.Time) blobActions {
 	if gen != m.gen || !m.dropRun(id) {
@@ -391,7 +394,7 @@ func (m *blobMachine) fetchFailed(gen, id uint64, err error, now time.Time) blob
 	}
 	m.failures++
 	m.lastErr = err
-	if errors.Is(err, ErrPermanent) {
+	if errors.Is(err, errdefs.ErrPermanent) {
 		m.failErr, m.failUntil = err, now.Add(PermanentErrorWindow)
 	}
 	return blobActions{wake: true}
@@ -466,16 +469,16 @@ func (m *blobMachine) dropGeneration(now time.Time) blobActions {
 	m.gen++
 	m.epoch++
 	m.phase = phaseFetching
-	m.present, m.presentBytes, m.fetched = RangeSet{}, 0, RangeSet{}
+	m.present, m.presentBytes, m.fetched = byterange.Set{}, 0, byterange.Set{}
 	m.flights = make(map[int64]uint64)
 	m.runs = make(map[uint64]*runState)
 	m.edges = make(map[int64]uint64)
 	m.inClass = [numClasses]int{}
 	m.hashedTo, m.hashing, m.synced = 0, false, false
 	m.mismatches++
-	m.lastErr = ErrDigestMismatch
+	m.lastErr = errdefs.ErrDigestMismatch
 	backoff := mismatchBackoff(m.mismatches)
-	m.failErr = fmt.Errorf("%w (%d in a row); fetching afresh after %s", ErrDigestMismatch, m.mismatches, backoff)
+	m.failErr = fmt.Errorf("%w (%d in a row); fetching afresh after %s", errdefs.ErrDigestMismatch, m.mismatches, backoff)
 	m.failUntil = now.Add(backoff)
 	return blobActions{replace: true, wake: true}
 }

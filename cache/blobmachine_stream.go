@@ -1,5 +1,7 @@
 package cache
 
+import "github.com/imgfs/imgfs/internal/byterange"
+
 // Stream runs (fetchPlan.stream): one request reaching to the end of a
 // missing stretch, whose chunks are claimed only as wants reach them.
 // Between claims the fetch stops reading, so the source is paced by the
@@ -67,7 +69,7 @@ func (m *blobMachine) hashBehind(c int64) bool {
 // first chunk from c on that is present or in flight, or the chunk count.
 func (m *blobMachine) stretchEnd(c int64) int64 {
 	n := (m.size + m.chunkSize - 1) / m.chunkSize
-	gap := m.present.FirstGap(Range{c * m.chunkSize, m.size})
+	gap := m.present.FirstGap(byterange.Range{Start: c * m.chunkSize, End: m.size})
 	end := min(n, (gap.End+m.chunkSize-1)/m.chunkSize)
 	for ; c < end; c++ {
 		if _, busy := m.flights[c]; busy {

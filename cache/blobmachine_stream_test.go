@@ -4,12 +4,14 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+
+	"github.com/imgfs/imgfs/internal/byterange"
 )
 
 var testStream = fetchPlan{class: classRead, runChunks: 2, stream: true}
 
 // A blob of 10 chunks of 10 bytes.
-func newStreamMachine(present []Range) *blobMachine {
+func newStreamMachine(present []byterange.Range) *blobMachine {
 	m, _ := newBlobMachine(100, 10, present, 0, t0)
 	return m
 }
@@ -45,16 +47,16 @@ func wantNoFetch(wake bool) func(*testing.T, *blobMachine, blobActions, error) {
 func TestBlobMachineStreamIsExtendedByLaterWants(t *testing.T) {
 	m := newStreamMachine(nil)
 	runMachine(t, m, []machineStep{
-		{"first want: one request to the end, two chunks claimed", evWant(Range{0, 20}, testStream), all(
+		{"first want: one request to the end, two chunks claimed", evWant(byterange.Range{Start: 0, End: 20}, testStream), all(
 			wantStream(1, 0, 2, 10),
 			func(t *testing.T, m *blobMachine, a blobActions, _ error) {
 				if len(a.fetch) != 1 || a.fetch[0].end != 10 || !a.fetch[0].stream {
 					t.Errorf("fetch %+v, want one stream run to chunk 10", a.fetch)
 				}
 			})},
-		{"a want reaching the edge claims for the stream: no request", evWant(Range{15, 40}, testStream), all(wantNoFetch(true), wantStream(1, 0, 4, 10))},
-		{"a bounded plan extends it too", evWant(Range{40, 50}, testRead), all(wantNoFetch(true), wantStream(1, 0, 5, 10))},
-		{"a want of what it holds: nothing", evWant(Range{0, 50}, testStream), wantNoFetch(false)},
+		{"a want reaching the edge claims for the stream: no request", evWant(byterange.Range{Start: 15, End: 40}, testStream), all(wantNoFetch(true), wantStream(1, 0, 4, 10))},
+		{"a bounded plan extends it too", evWant(byterange.Range{Start: 40, End: 50}, testRead), all(wantNoFetch(true), wantStream(1, 0, 5, 10))},
+		{"a want of what it holds: nothing", evWant(byterange.Range{Start: 0, End: 50}, testStream), wantNoFetch(false)},
 		{"chunks land", func(m *blobMachine) (blobActions, error) {
 			for c := int64(0); c < 5; c++ {
 				m.landed(m.gen, 1, c, t0)
@@ -70,25 +72,25 @@ func TestBlobMachineStreamIsExtendedByLaterWants(t *testing.T) {
 				t.Errorf("run %+v edges %v", m.runs[1], m.edges)
 			}
 		}},
-		{"a later want starts a new stream", evWant(Range{50, 60}, testStream), all(wantRuns([2]int64{5, 6}), wantStream(2, 5, 6, 10))},
+		{"a later want starts a new stream", evWant(byterange.Range{Start: 50, End: 60}, testStream), all(wantRuns([2]int64{5, 6}), wantStream(2, 5, 6, 10))},
 	})
 }
 
 func TestBlobMachineStreamStopsAtWhatOthersHave(t *testing.T) {
-	m := newStreamMachine([]Range{{70, 80}})
+	m := newStreamMachine([]byterange.Range{{Start: 70, End: 80}})
 	runMachine(t, m, []machineStep{
-		{"a bounded run at chunk 4", evWant(Range{40, 50}, testRead), wantRuns([2]int64{4, 5})},
-		{"a stream from 0 reaches only to the chunk in flight", evWant(Range{0, 20}, testStream), wantStream(2, 0, 2, 4)},
-		{"extended to its end: no edge left", evWant(Range{20, 40}, testStream), all(wantNoFetch(true), wantStream(2, 0, 4, 4))},
-		{"a stream from 5 reaches only to the present chunk 7", evWant(Range{50, 60}, testStream), wantStream(3, 5, 6, 7)},
+		{"a bounded run at chunk 4", evWant(byterange.Range{Start: 40, End: 50}, testRead), wantRuns([2]int64{4, 5})},
+		{"a stream from 0 reaches only to the chunk in flight", evWant(byterange.Range{Start: 0, End: 20}, testStream), wantStream(2, 0, 2, 4)},
+		{"extended to its end: no edge left", evWant(byterange.Range{Start: 20, End: 40}, testStream), all(wantNoFetch(true), wantStream(2, 0, 4, 4))},
+		{"a stream from 5 reaches only to the present chunk 7", evWant(byterange.Range{Start: 50, End: 60}, testStream), wantStream(3, 5, 6, 7)},
 	})
 }
 
 func TestBlobMachineStreamEdgeTakenByAnotherRun(t *testing.T) {
 	m := newStreamMachine(nil)
 	runMachine(t, m, []machineStep{
-		{"stream", evWant(Range{0, 20}, testStream), wantStream(1, 0, 2, 10)},
-		{"a whole-blob answer's lead", evWant(Range{90, 100}, testRead), wantRuns([2]int64{9, 10})},
+		{"stream", evWant(byterange.Range{Start: 0, End: 20}, testStream), wantStream(1, 0, 2, 10)},
+		{"a whole-blob answer's lead", evWant(byterange.Range{Start: 90, End: 100}, testRead), wantRuns([2]int64{9, 10})},
 		{"the lead claims the stream's edge", func(m *blobMachine) (blobActions, error) {
 			if !m.claim(m.gen, 2, 2) {
 				t.Error("the edge chunk is free: the claim should succeed")
@@ -99,20 +101,20 @@ func TestBlobMachineStreamEdgeTakenByAnotherRun(t *testing.T) {
 				t.Error("the stream still waits for a chunk another run has")
 			}
 		}},
-		{"a want after it starts no second claim on chunk 2", evWant(Range{20, 40}, testStream), all(wantRuns([2]int64{3, 4}), wantStream(3, 3, 4, 9))},
+		{"a want after it starts no second claim on chunk 2", evWant(byterange.Range{Start: 20, End: 40}, testStream), all(wantRuns([2]int64{3, 4}), wantStream(3, 3, 4, 9))},
 	})
 }
 
 func TestBlobMachineStreamFailureAndMismatchFreeItsChunks(t *testing.T) {
 	m := newStreamMachine(nil)
 	runMachine(t, m, []machineStep{
-		{"a want of four chunks: a stream that claims them all", evWant(Range{0, 40}, testStream), all(wantRuns([2]int64{0, 2}), wantStream(1, 0, 4, 10))},
+		{"a want of four chunks: a stream that claims them all", evWant(byterange.Range{Start: 0, End: 40}, testStream), all(wantRuns([2]int64{0, 2}), wantStream(1, 0, 4, 10))},
 		{"fails", evFail(0, 1, errors.New("reset"), t0), func(t *testing.T, m *blobMachine, a blobActions, _ error) {
 			if !a.wake || len(m.flights) != 0 || len(m.edges) != 0 || len(m.runs) != 0 {
 				t.Errorf("flights %v edges %v runs %v", m.flights, m.edges, m.runs)
 			}
 		}},
-		{"a new stream", evWant(Range{0, 20}, testStream), wantStream(2, 0, 2, 10)},
+		{"a new stream", evWant(byterange.Range{Start: 0, End: 20}, testStream), wantStream(2, 0, 2, 10)},
 		{"chunk 0 and 1 land", func(m *blobMachine) (blobActions, error) {
 			m.landed(0, 2, 0, t0)
 			return m.landed(0, 2, 1, t0), nil
@@ -130,7 +132,7 @@ func TestBlobMachineHashBehind(t *testing.T) {
 	// 100 chunks of 10 bytes; maxHeld chunks past the frontier is the line.
 	tests := []struct {
 		name     string
-		present  []Range
+		present  []byterange.Range
 		flights  []int64 // chunks in flight
 		hashedTo int64
 		stopped  bool // the hasher gave up (hashStopped)
@@ -138,22 +140,22 @@ func TestBlobMachineHashBehind(t *testing.T) {
 		want     bool
 	}{
 		{"nothing present: no hasher runs", nil, nil, 0, false, maxHeld, false},
-		{"the prefix reaches c, maxHeld past the frontier", []Range{{0, 500}}, nil, 0, false, maxHeld, true},
-		{"one chunk nearer: held, no wait", []Range{{0, 500}}, nil, 0, false, maxHeld - 1, false},
-		{"further on, same", []Range{{0, 500}}, nil, 0, false, maxHeld + 10, true},
-		{"the frontier has moved", []Range{{0, 500}}, nil, 100, false, maxHeld + 9, false},
-		{"a missing chunk below c: the hasher cannot catch up by itself", []Range{{0, 300}, {310, 500}}, nil, 0, false, maxHeld + 2, false},
-		{"c just past the prefix", []Range{{0, 400}}, nil, 0, false, 40, true},
-		{"c beyond the prefix's end", []Range{{0, 400}}, nil, 0, false, 41, false},
-		{"the chunks between are in flight: they land without a want", []Range{{0, 300}}, []int64{30, 31, 32, 33, 34, 35}, 0, false, 36, true},
-		{"one chunk between is neither", []Range{{0, 300}}, []int64{30, 31, 33, 34, 35}, 0, false, 36, false},
-		{"verifying: nothing is fetched any more", []Range{{0, 1000}}, nil, 0, false, 60, false},
+		{"the prefix reaches c, maxHeld past the frontier", []byterange.Range{{Start: 0, End: 500}}, nil, 0, false, maxHeld, true},
+		{"one chunk nearer: held, no wait", []byterange.Range{{Start: 0, End: 500}}, nil, 0, false, maxHeld - 1, false},
+		{"further on, same", []byterange.Range{{Start: 0, End: 500}}, nil, 0, false, maxHeld + 10, true},
+		{"the frontier has moved", []byterange.Range{{Start: 0, End: 500}}, nil, 100, false, maxHeld + 9, false},
+		{"a missing chunk below c: the hasher cannot catch up by itself", []byterange.Range{{Start: 0, End: 300}, {Start: 310, End: 500}}, nil, 0, false, maxHeld + 2, false},
+		{"c just past the prefix", []byterange.Range{{Start: 0, End: 400}}, nil, 0, false, 40, true},
+		{"c beyond the prefix's end", []byterange.Range{{Start: 0, End: 400}}, nil, 0, false, 41, false},
+		{"the chunks between are in flight: they land without a want", []byterange.Range{{Start: 0, End: 300}}, []int64{30, 31, 32, 33, 34, 35}, 0, false, 36, true},
+		{"one chunk between is neither", []byterange.Range{{Start: 0, End: 300}}, []int64{30, 31, 33, 34, 35}, 0, false, 36, false},
+		{"verifying: nothing is fetched any more", []byterange.Range{{Start: 0, End: 1000}}, nil, 0, false, 60, false},
 		// A fill's parallel runs: the hasher has caught up with the prefix
 		// and waits for its next chunk, which another run is landing.
-		{"hasher idle, the prefix's next chunk in flight: its landing restarts it", []Range{{0, 300}}, inFlight(30, 70), 300, false, 70, true},
-		{"hasher idle, the prefix's next chunk in flight, c held", []Range{{0, 300}}, inFlight(30, 70), 300, false, 61, false},
-		{"the hasher gave up and nothing below c is in flight: no one moves the frontier", []Range{{0, 500}}, nil, 0, true, maxHeld, false},
-		{"the hasher gave up, but a chunk below c is in flight", []Range{{0, 300}}, inFlight(30, 40), 0, true, 40, true},
+		{"hasher idle, the prefix's next chunk in flight: its landing restarts it", []byterange.Range{{Start: 0, End: 300}}, inFlight(30, 70), 300, false, 70, true},
+		{"hasher idle, the prefix's next chunk in flight, c held", []byterange.Range{{Start: 0, End: 300}}, inFlight(30, 70), 300, false, 61, false},
+		{"the hasher gave up and nothing below c is in flight: no one moves the frontier", []byterange.Range{{Start: 0, End: 500}}, nil, 0, true, maxHeld, false},
+		{"the hasher gave up, but a chunk below c is in flight", []byterange.Range{{Start: 0, End: 300}}, inFlight(30, 40), 0, true, 40, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

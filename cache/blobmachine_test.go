@@ -6,6 +6,9 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/imgfs/imgfs/internal/byterange"
+	"github.com/imgfs/imgfs/internal/errdefs"
 )
 
 // The machine's tests drive it with events alone: no files, no goroutines,
@@ -39,11 +42,11 @@ func runMachine(t *testing.T, m *blobMachine, steps []machineStep) {
 }
 
 // Event helpers.
-func evWant(r Range, plan fetchPlan) func(*blobMachine) (blobActions, error) {
+func evWant(r byterange.Range, plan fetchPlan) func(*blobMachine) (blobActions, error) {
 	return func(m *blobMachine) (blobActions, error) { return m.want(r, plan, false, t0) }
 }
 
-func evWantAt(r Range, plan fetchPlan, now time.Time) func(*blobMachine) (blobActions, error) {
+func evWantAt(r byterange.Range, plan fetchPlan, now time.Time) func(*blobMachine) (blobActions, error) {
 	return func(m *blobMachine) (blobActions, error) { return m.want(r, plan, false, now) }
 }
 
@@ -128,7 +131,7 @@ func nothing(t *testing.T, m *blobMachine, a blobActions, err error) {
 }
 
 // A blob of 4 chunks of 10 bytes, the last one short: 35 bytes.
-func newTestMachine(present []Range, hashedTo int64) (*blobMachine, blobActions) {
+func newTestMachine(present []byterange.Range, hashedTo int64) (*blobMachine, blobActions) {
 	return newBlobMachine(35, 10, present, hashedTo, t0)
 }
 
@@ -138,11 +141,11 @@ func TestBlobMachineHappyPath(t *testing.T) {
 		t.Fatalf("fresh machine: %+v %s", a, m.phase)
 	}
 	runMachine(t, m, []machineStep{
-		{"want a mid-chunk read", evWant(Range{12, 14}, testRead), wantRuns([2]int64{1, 2})},
-		{"want it again: in flight, nothing new", evWant(Range{12, 14}, testRead), nothing},
-		{"want all: runs of two skip the busy chunk", evWant(Range{0, 35}, testRead), wantRuns([2]int64{0, 1}, [2]int64{2, 4})},
+		{"want a mid-chunk read", evWant(byterange.Range{Start: 12, End: 14}, testRead), wantRuns([2]int64{1, 2})},
+		{"want it again: in flight, nothing new", evWant(byterange.Range{Start: 12, End: 14}, testRead), nothing},
+		{"want all: runs of two skip the busy chunk", evWant(byterange.Range{Start: 0, End: 35}, testRead), wantRuns([2]int64{0, 1}, [2]int64{2, 4})},
 		{"chunk 1 lands: no prefix yet", evLand(0, 1, 1), func(t *testing.T, m *blobMachine, a blobActions, _ error) {
-			if a.hash || !a.wake || !m.present.Contains(Range{10, 20}) {
+			if a.hash || !a.wake || !m.present.Contains(byterange.Range{Start: 10, End: 20}) {
 				t.Errorf("%+v", a)
 			}
 		}},
@@ -162,7 +165,7 @@ func TestBlobMachineHappyPath(t *testing.T) {
 				t.Error("no early sync")
 			}
 		})},
-		{"want when all present: nothing", evWant(Range{0, 35}, testBulk), nothing},
+		{"want when all present: nothing", evWant(byterange.Range{Start: 0, End: 35}, testBulk), nothing},
 		{"hashed to the end: still waiting for verdict", evHashed(0, 35), wantPhase(phaseVerifying)},
 		{"match: commit", evMatch(0), func(t *testing.T, m *blobMachine, a blobActions, _ error) {
 			if !a.commit || !m.verified() || m.phase != phaseCommitting {
@@ -170,14 +173,14 @@ func TestBlobMachineHappyPath(t *testing.T) {
 			}
 		}},
 		{"committed", func(m *blobMachine) (blobActions, error) { return m.committed(), nil }, wantPhase(phaseComplete)},
-		{"want after complete: nothing", evWant(Range{0, 35}, testRead), nothing},
+		{"want after complete: nothing", evWant(byterange.Range{Start: 0, End: 35}, testRead), nothing},
 	})
 }
 
 func TestBlobMachineResume(t *testing.T) {
 	tests := []struct {
 		name         string
-		present      []Range
+		present      []byterange.Range
 		hashedTo     int64
 		wantPresent  string
 		wantHashedTo int64
@@ -186,14 +189,14 @@ func TestBlobMachineResume(t *testing.T) {
 		wantFinal    bool
 	}{
 		{"empty", nil, 0, "", 0, phaseFetching, false, false},
-		{"prefix not hashed: hash it", []Range{{0, 20}}, 0, "[0,20)", 0, phaseFetching, true, false},
-		{"prefix hashed: nothing to do", []Range{{0, 20}}, 20, "[0,20)", 20, phaseFetching, false, false},
-		{"misaligned ranges cut to whole chunks", []Range{{5, 27}}, 0, "[10,20)", 0, phaseFetching, false, false},
-		{"short last chunk kept", []Range{{30, 35}}, 0, "[30,35)", 0, phaseFetching, false, false},
-		{"hash cursor past the prefix is dropped", []Range{{0, 10}}, 20, "[0,10)", 0, phaseFetching, true, false},
-		{"out of bounds ranges dropped", []Range{{-10, 5}, {30, 50}}, 0, "", 0, phaseFetching, false, false},
-		{"whole blob hashed: the verdict is next (after a failed commit)", []Range{{0, 35}}, 35, "[0,35)", 35, phaseVerifying, true, true},
-		{"whole blob unhashed: hash it all", []Range{{0, 35}}, 0, "[0,35)", 0, phaseVerifying, true, true},
+		{"prefix not hashed: hash it", []byterange.Range{{Start: 0, End: 20}}, 0, "[0,20)", 0, phaseFetching, true, false},
+		{"prefix hashed: nothing to do", []byterange.Range{{Start: 0, End: 20}}, 20, "[0,20)", 20, phaseFetching, false, false},
+		{"misaligned ranges cut to whole chunks", []byterange.Range{{Start: 5, End: 27}}, 0, "[10,20)", 0, phaseFetching, false, false},
+		{"short last chunk kept", []byterange.Range{{Start: 30, End: 35}}, 0, "[30,35)", 0, phaseFetching, false, false},
+		{"hash cursor past the prefix is dropped", []byterange.Range{{Start: 0, End: 10}}, 20, "[0,10)", 0, phaseFetching, true, false},
+		{"out of bounds ranges dropped", []byterange.Range{{Start: -10, End: 5}, {Start: 30, End: 50}}, 0, "", 0, phaseFetching, false, false},
+		{"whole blob hashed: the verdict is next (after a failed commit)", []byterange.Range{{Start: 0, End: 35}}, 35, "[0,35)", 35, phaseVerifying, true, true},
+		{"whole blob unhashed: hash it all", []byterange.Range{{Start: 0, End: 35}}, 0, "[0,35)", 0, phaseVerifying, true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -219,21 +222,21 @@ func TestBlobMachineEmptyBlobVerifiesAtOnce(t *testing.T) {
 }
 
 func TestBlobMachineMismatchStartsNewGeneration(t *testing.T) {
-	m, _ := newTestMachine([]Range{{0, 35}}, 35)
+	m, _ := newTestMachine([]byterange.Range{{Start: 0, End: 35}}, 35)
 	runMachine(t, m, []machineStep{
 		{"mismatch of an old generation ignored", evMismatch(7, t0), nothing},
 		{"mismatch", evMismatch(0, t0), func(t *testing.T, m *blobMachine, a blobActions, _ error) {
 			if !a.replace || !a.wake || m.gen != 1 || m.phase != phaseFetching || m.present.Size() != 0 || m.presentBytes != 0 || m.hashedTo != 0 || m.hashing {
 				t.Errorf("%+v", a)
 			}
-			if !errors.Is(m.lastErr, ErrDigestMismatch) || !errors.Is(m.failFast(t0), ErrDigestMismatch) {
+			if !errors.Is(m.lastErr, errdefs.ErrDigestMismatch) || !errors.Is(m.failFast(t0), errdefs.ErrDigestMismatch) {
 				t.Errorf("lastErr %v failFast %v, want the mismatch in both", m.lastErr, m.failFast(t0))
 			}
 		}},
 		{"the old generation's hasher reports: ignored", evHashed(0, 35), nothing},
 		{"the old generation's verdict: ignored", evMatch(0), nothing},
-		{"want within the backoff: fails fast", evWant(Range{0, 10}, testRead), wantErr(ErrDigestMismatch)},
-		{"fetch afresh after the backoff", evWantAt(Range{0, 10}, testRead, t0.Add(mismatchBackoff(1))), wantRuns([2]int64{0, 1})},
+		{"want within the backoff: fails fast", evWant(byterange.Range{Start: 0, End: 10}, testRead), wantErr(errdefs.ErrDigestMismatch)},
+		{"fetch afresh after the backoff", evWantAt(byterange.Range{Start: 0, End: 10}, testRead, t0.Add(mismatchBackoff(1))), wantRuns([2]int64{0, 1})},
 		{"an old run lands a chunk: ignored", evLand(0, 1, 0), nothing},
 		{"the new run lands", evLand(1, 1, 0), wantHash(0, 10, false)},
 	})
@@ -251,23 +254,23 @@ func TestBlobMachineRejectedDropsTheGeneration(t *testing.T) {
 			if !a.replace || !a.wake || m.gen != gen || m.phase != phaseFetching || m.presentBytes != 0 || len(m.flights) != 0 || m.hashing {
 				t.Errorf("%+v gen %d, want a fresh generation %d", a, m.gen, gen)
 			}
-			if !errors.Is(m.failFast(t0), ErrDigestMismatch) {
+			if !errors.Is(m.failFast(t0), errdefs.ErrDigestMismatch) {
 				t.Errorf("failFast %v, want the mismatch backoff", m.failFast(t0))
 			}
 		}
 	}
 	m, _ := newTestMachine(nil, 0)
 	runMachine(t, m, []machineStep{
-		{"fetch two chunks", evWant(Range{0, 20}, testRead), wantRuns([2]int64{0, 2})},
+		{"fetch two chunks", evWant(byterange.Range{Start: 0, End: 20}, testRead), wantRuns([2]int64{0, 2})},
 		{"one lands", evLand(0, 1, 0), wantHash(0, 10, false)},
 		{"rejected while fetching", evReject(0, t0), dropped(1)},
 		{"an old generation's rejection: ignored", evReject(0, t0), nothing},
 		{"the old run lands: ignored", evLand(0, 1, 1), nothing},
-		{"want within the backoff: fails fast", evWant(Range{0, 10}, testRead), wantErr(ErrDigestMismatch)},
-		{"fetch afresh after the backoff", evWantAt(Range{0, 10}, testRead, t0.Add(mismatchBackoff(1))), wantRuns([2]int64{0, 1})},
+		{"want within the backoff: fails fast", evWant(byterange.Range{Start: 0, End: 10}, testRead), wantErr(errdefs.ErrDigestMismatch)},
+		{"fetch afresh after the backoff", evWantAt(byterange.Range{Start: 0, End: 10}, testRead, t0.Add(mismatchBackoff(1))), wantRuns([2]int64{0, 1})},
 	})
 
-	verifying, _ := newTestMachine([]Range{{0, 35}}, 35)
+	verifying, _ := newTestMachine([]byterange.Range{{Start: 0, End: 35}}, 35)
 	runMachine(t, verifying, []machineStep{
 		{"rejected while verifying", evReject(0, t0), dropped(1)},
 	})
@@ -275,7 +278,7 @@ func TestBlobMachineRejectedDropsTheGeneration(t *testing.T) {
 		t.Errorf("mismatches %d, want the rejection counted as one", verifying.mismatches)
 	}
 
-	done, _ := newTestMachine([]Range{{0, 35}}, 35)
+	done, _ := newTestMachine([]byterange.Range{{Start: 0, End: 35}}, 35)
 	runMachine(t, done, []machineStep{
 		{"verdict", evMatch(0), wantPhase(phaseCommitting)},
 		{"rejected once verified: ignored", evReject(0, t0), nothing},
@@ -284,19 +287,19 @@ func TestBlobMachineRejectedDropsTheGeneration(t *testing.T) {
 }
 
 func TestBlobMachineMismatchBacksOff(t *testing.T) {
-	m, _ := newTestMachine([]Range{{0, 35}}, 35)
+	m, _ := newTestMachine([]byterange.Range{{Start: 0, End: 35}}, 35)
 	now := t0
 	for n := 1; n <= 8; n++ {
 		if a := m.mismatched(m.gen, now); !a.replace {
 			t.Fatalf("mismatch %d: %+v", n, a)
 		}
 		backoff := mismatchBackoff(n)
-		if _, err := m.want(Range{0, 10}, testRead, false, now.Add(backoff-time.Millisecond)); !errors.Is(err, ErrDigestMismatch) {
-			t.Fatalf("mismatch %d: want within %s = %v, want a fast ErrDigestMismatch", n, backoff, err)
+		if _, err := m.want(byterange.Range{Start: 0, End: 10}, testRead, false, now.Add(backoff-time.Millisecond)); !errors.Is(err, errdefs.ErrDigestMismatch) {
+			t.Fatalf("mismatch %d: want within %s = %v, want a fast errdefs.ErrDigestMismatch", n, backoff, err)
 		}
 		now = now.Add(backoff)
 		// Refill the new generation once the backoff is over.
-		a, err := m.want(Range{0, 35}, fetchPlan{class: classBulk, runChunks: 4}, false, now)
+		a, err := m.want(byterange.Range{Start: 0, End: 35}, fetchPlan{class: classBulk, runChunks: 4}, false, now)
 		if err != nil || len(a.fetch) != 1 {
 			t.Fatalf("mismatch %d: want after %s = %+v, %v", n, backoff, a, err)
 		}
@@ -316,10 +319,10 @@ func TestBlobMachineMismatchBacksOff(t *testing.T) {
 }
 
 func TestBlobMachineMatchResetsMismatchCount(t *testing.T) {
-	m, _ := newTestMachine([]Range{{0, 35}}, 35)
+	m, _ := newTestMachine([]byterange.Range{{Start: 0, End: 35}}, 35)
 	m.mismatched(0, t0)
 	later := t0.Add(mismatchBackoff(1))
-	a, err := m.want(Range{0, 35}, fetchPlan{class: classBulk, runChunks: 4}, false, later)
+	a, err := m.want(byterange.Range{Start: 0, End: 35}, fetchPlan{class: classBulk, runChunks: 4}, false, later)
 	if err != nil || len(a.fetch) != 1 {
 		t.Fatalf("want after the backoff = %+v, %v", a, err)
 	}
@@ -334,10 +337,10 @@ func TestBlobMachineMatchResetsMismatchCount(t *testing.T) {
 
 func TestBlobMachineFetchFailure(t *testing.T) {
 	transient := errors.New("connection reset")
-	permanent := fmt.Errorf("%w: 404", ErrPermanent)
+	permanent := fmt.Errorf("%w: 404", errdefs.ErrPermanent)
 	m, _ := newTestMachine(nil, 0)
 	runMachine(t, m, []machineStep{
-		{"want all", evWant(Range{0, 35}, testRead), wantRuns([2]int64{0, 2}, [2]int64{2, 4})},
+		{"want all", evWant(byterange.Range{Start: 0, End: 35}, testRead), wantRuns([2]int64{0, 2}, [2]int64{2, 4})},
 		{"first chunk lands", evLand(0, 1, 0), wantHash(0, 10, false)},
 		{"run 1 fails after one chunk", evFail(0, 1, transient, t0), func(t *testing.T, m *blobMachine, a blobActions, _ error) {
 			if !a.wake || m.failures != 1 || m.lastErr != transient || m.failFast(t0) != nil {
@@ -348,30 +351,30 @@ func TestBlobMachineFetchFailure(t *testing.T) {
 			}
 		}},
 		{"a failure of a finished or unknown run is ignored", evFail(0, 1, transient, t0), nothing},
-		{"retry fetches only the chunk that did not land", evWant(Range{0, 35}, testRead), wantRuns([2]int64{1, 2})},
+		{"retry fetches only the chunk that did not land", evWant(byterange.Range{Start: 0, End: 35}, testRead), wantRuns([2]int64{1, 2})},
 		{"permanent failure", evFail(0, 3, permanent, t0), func(t *testing.T, m *blobMachine, a blobActions, _ error) {
-			if !errors.Is(m.failFast(t0.Add(time.Second)), ErrPermanent) {
+			if !errors.Is(m.failFast(t0.Add(time.Second)), errdefs.ErrPermanent) {
 				t.Error("no failure window")
 			}
 		}},
-		{"want of missing bytes in the window fails fast", evWant(Range{10, 20}, testRead), func(t *testing.T, m *blobMachine, a blobActions, err error) {
-			if !errors.Is(err, ErrPermanent) || len(a.fetch) != 0 {
+		{"want of missing bytes in the window fails fast", evWant(byterange.Range{Start: 10, End: 20}, testRead), func(t *testing.T, m *blobMachine, a blobActions, err error) {
+			if !errors.Is(err, errdefs.ErrPermanent) || len(a.fetch) != 0 {
 				t.Errorf("%+v %v", a, err)
 			}
 		}},
-		{"want of present bytes in the window is fine", evWant(Range{0, 10}, testRead), nothing},
+		{"want of present bytes in the window is fine", evWant(byterange.Range{Start: 0, End: 10}, testRead), nothing},
 		{"after the window, fetch again", func(m *blobMachine) (blobActions, error) {
-			return m.want(Range{10, 35}, testRead, false, t0.Add(PermanentErrorWindow+time.Second))
+			return m.want(byterange.Range{Start: 10, End: 35}, testRead, false, t0.Add(PermanentErrorWindow+time.Second))
 		}, wantRuns([2]int64{1, 2})},
 	})
 }
 
 func TestBlobMachineOffline(t *testing.T) {
-	m, _ := newTestMachine([]Range{{0, 10}}, 0)
-	if a, err := m.want(Range{0, 10}, testRead, true, t0); err != nil || len(a.fetch) != 0 {
+	m, _ := newTestMachine([]byterange.Range{{Start: 0, End: 10}}, 0)
+	if a, err := m.want(byterange.Range{Start: 0, End: 10}, testRead, true, t0); err != nil || len(a.fetch) != 0 {
 		t.Fatalf("offline want of present bytes: %+v %v", a, err)
 	}
-	if _, err := m.want(Range{5, 15}, testRead, true, t0); !errors.Is(err, ErrOffline) {
+	if _, err := m.want(byterange.Range{Start: 5, End: 15}, testRead, true, t0); !errors.Is(err, errdefs.ErrOffline) {
 		t.Fatalf("offline want of missing bytes = %v", err)
 	}
 	if len(m.flights) != 0 {
@@ -382,28 +385,28 @@ func TestBlobMachineOffline(t *testing.T) {
 func TestBlobMachineBulkIsBounded(t *testing.T) {
 	// A claimed 15 TiB costs at most maxRuns runs, however large the want.
 	m, _ := newBlobMachine(15<<40, 1<<20, nil, 0, t0)
-	a, err := m.want(Range{0, 15 << 40}, testBulk, false, t0)
+	a, err := m.want(byterange.Range{Start: 0, End: 15 << 40}, testBulk, false, t0)
 	if err != nil || len(a.fetch) != testBulk.maxRuns || len(m.flights) != testBulk.maxRuns*int(testBulk.runChunks) {
 		t.Fatalf("%d runs, %d flights, %v", len(a.fetch), len(m.flights), err)
 	}
-	if a, _ := m.want(Range{0, 15 << 40}, testBulk, false, t0); len(a.fetch) != 0 {
+	if a, _ := m.want(byterange.Range{Start: 0, End: 15 << 40}, testBulk, false, t0); len(a.fetch) != 0 {
 		t.Fatalf("bound exceeded: %d more runs", len(a.fetch))
 	}
 	// A landed run frees a slot, and the next run starts after the busy ones.
 	m.landed(0, 1, 0, t0)
 	m.landed(0, 1, 1, t0)
-	a, _ = m.want(Range{0, 15 << 40}, testBulk, false, t0)
+	a, _ = m.want(byterange.Range{Start: 0, End: 15 << 40}, testBulk, false, t0)
 	if len(a.fetch) != 1 || a.fetch[0].c0 != 4 {
 		t.Fatalf("next run %+v", a.fetch)
 	}
 	// Reads are not held back by bulk runs.
-	if a, _ := m.want(Range{100 << 20, 100<<20 + 1}, testRead, false, t0); len(a.fetch) != 1 {
+	if a, _ := m.want(byterange.Range{Start: 100 << 20, End: 100<<20 + 1}, testRead, false, t0); len(a.fetch) != 1 {
 		t.Fatalf("read blocked by bulk: %+v", a)
 	}
 }
 
 func TestBlobMachineCommitFailureIsRetryable(t *testing.T) {
-	m, _ := newTestMachine([]Range{{0, 35}}, 35)
+	m, _ := newTestMachine([]byterange.Range{{Start: 0, End: 35}}, 35)
 	m.matched(0)
 	a := m.commitFailed(errors.New("ENOSPC"))
 	if !a.wake || !a.save || m.phase != phaseCommitFailed || m.commitErr == nil {
@@ -428,7 +431,7 @@ func TestBlobMachineCommitFailureIsRetryable(t *testing.T) {
 
 func TestBlobMachineAdoptsCommittedBlob(t *testing.T) {
 	m, _ := newTestMachine(nil, 0)
-	m.want(Range{0, 35}, testRead, false, t0)
+	m.want(byterange.Range{Start: 0, End: 35}, testRead, false, t0)
 	if a := m.adopted(); !a.wake || m.phase != phaseComplete {
 		t.Fatalf("%+v %s", a, m.phase)
 	}
@@ -441,7 +444,7 @@ func TestBlobMachineAdoptsCommittedBlob(t *testing.T) {
 }
 
 func TestBlobMachineHashStoppedRestarts(t *testing.T) {
-	m, _ := newTestMachine([]Range{{0, 20}}, 0)
+	m, _ := newTestMachine([]byterange.Range{{Start: 0, End: 20}}, 0)
 	if !m.hashing {
 		t.Fatal("resumed prefix not hashing")
 	}
@@ -449,7 +452,7 @@ func TestBlobMachineHashStoppedRestarts(t *testing.T) {
 	if a := m.hashStopped(0, readErr); !a.wake || m.lastErr != readErr || m.failures != 1 {
 		t.Fatalf("hash failure not reported to waiters: %+v", a)
 	}
-	a, _ := m.want(Range{20, 30}, testRead, false, t0)
+	a, _ := m.want(byterange.Range{Start: 20, End: 30}, testRead, false, t0)
 	if !a.hash || a.hashFrom != 0 || a.hashTo != 20 {
 		t.Fatalf("want did not restart hashing: %+v", a)
 	}
@@ -463,7 +466,7 @@ func TestBlobMachineHashStoppedRestarts(t *testing.T) {
 
 func TestBlobMachineSavesPeriodically(t *testing.T) {
 	m, _ := newBlobMachine(1<<30, 1<<20, nil, 0, t0)
-	a, _ := m.want(Range{0, 1 << 30}, fetchPlan{class: classBulk, runChunks: 128}, false, t0)
+	a, _ := m.want(byterange.Range{Start: 0, End: 1 << 30}, fetchPlan{class: classBulk, runChunks: 128}, false, t0)
 	saves := 0
 	for _, run := range a.fetch {
 		for c := run.c0; c < run.c1; c++ {
@@ -478,7 +481,7 @@ func TestBlobMachineSavesPeriodically(t *testing.T) {
 		t.Fatalf("%d saves for 1 GiB landed at once, want 1", saves)
 	}
 	m2, _ := newBlobMachine(100, 10, nil, 0, t0)
-	a, _ = m2.want(Range{0, 100}, fetchPlan{class: classBulk, runChunks: 10}, false, t0)
+	a, _ = m2.want(byterange.Range{Start: 0, End: 100}, fetchPlan{class: classBulk, runChunks: 10}, false, t0)
 	if !m2.landed(0, a.fetch[0].id, 0, t0).save {
 		t.Fatal("the first chunk to land was not saved at once")
 	}
@@ -492,10 +495,10 @@ func TestBlobMachineSavesPeriodically(t *testing.T) {
 
 func TestBlobMachineClaimTakesOnlyWhatNoOneHas(t *testing.T) {
 	// Chunk 0 present, run A fetching chunk 2, run B fetching chunk 3.
-	m, _ := newTestMachine([]Range{{0, 10}}, 0)
-	a, _ := m.want(Range{20, 30}, testRead, false, t0)
+	m, _ := newTestMachine([]byterange.Range{{Start: 0, End: 10}}, 0)
+	a, _ := m.want(byterange.Range{Start: 20, End: 30}, testRead, false, t0)
 	runA := a.fetch[0]
-	if b, _ := m.want(Range{30, 35}, testRead, false, t0); len(b.fetch) != 1 {
+	if b, _ := m.want(byterange.Range{Start: 30, End: 35}, testRead, false, t0); len(b.fetch) != 1 {
 		t.Fatalf("run B: %+v", b)
 	}
 	for _, tt := range []struct {
@@ -524,12 +527,12 @@ func TestBlobMachineClaimTakesOnlyWhatNoOneHas(t *testing.T) {
 	// The claimed chunk lands through the run like its own.
 	m.landed(runA.gen, runA.id, 1, t0)
 	m.landed(runA.gen, runA.id, 2, t0)
-	if m.runLeft(runA.id) != 0 || !m.present.Contains(Range{10, 30}) {
+	if m.runLeft(runA.id) != 0 || !m.present.Contains(byterange.Range{Start: 10, End: 30}) {
 		t.Fatalf("after landing: %d left, present %s", m.runLeft(runA.id), m.present.String())
 	}
 	// A run that fails frees every chunk it took on, so others may fetch them.
 	m2, _ := newTestMachine(nil, 0)
-	w, _ := m2.want(Range{0, 10}, testRead, false, t0)
+	w, _ := m2.want(byterange.Range{Start: 0, End: 10}, testRead, false, t0)
 	run := w.fetch[0]
 	m2.claim(run.gen, run.id, 3)
 	m2.fetchFailed(run.gen, run.id, errors.New("reset"), t0)
@@ -540,8 +543,8 @@ func TestBlobMachineClaimTakesOnlyWhatNoOneHas(t *testing.T) {
 
 func TestBlobMachineHandOver(t *testing.T) {
 	m, _ := newBlobMachine(100, 10, nil, 0, t0)
-	lead, _ := m.want(Range{0, 20}, testRead, false, t0)
-	late, _ := m.want(Range{50, 70}, testRead, false, t0)
+	lead, _ := m.want(byterange.Range{Start: 0, End: 20}, testRead, false, t0)
+	late, _ := m.want(byterange.Range{Start: 50, End: 70}, testRead, false, t0)
 	l, r := lead.fetch[0], late.fetch[0]
 	if !m.handOver(r.gen, r.id, l.id, 4) {
 		t.Fatal("hand-over of chunks ahead of the lead refused")
@@ -553,7 +556,7 @@ func TestBlobMachineHandOver(t *testing.T) {
 		t.Fatal("a hand-over counted as a failure")
 	}
 	// A run keeps the chunks the lead has passed, and hands over the rest.
-	other, _ := m.want(Range{20, 40}, testRead, false, t0)
+	other, _ := m.want(byterange.Range{Start: 20, End: 40}, testRead, false, t0)
 	o := other.fetch[0]
 	if m.handOver(o.gen, o.id, l.id, 2) {
 		t.Fatal("the run ended though the lead has passed its chunk 2")
@@ -567,7 +570,7 @@ func TestBlobMachineHandOver(t *testing.T) {
 }
 
 func TestBlobMachineAdoptionSetsUnverifiedBytesAside(t *testing.T) {
-	m, _ := newTestMachine([]Range{{0, 20}}, 0)
+	m, _ := newTestMachine([]byterange.Range{{Start: 0, End: 20}}, 0)
 	epoch := m.epoch
 	a := m.adopted()
 	if !a.setAside || !a.wake || m.epoch != epoch+1 || m.phase != phaseComplete {

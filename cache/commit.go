@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/imgfs/imgfs/internal/errdefs"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -81,7 +82,7 @@ func (b *Blob) commitFile(df *dataFile) (string, error) {
 			return "", err
 		}
 	} else if fi.Size() < b.desc.Size {
-		return "", fmt.Errorf("%w: the file holds %d bytes, want %d", ErrSizeMismatch, fi.Size(), b.desc.Size)
+		return "", fmt.Errorf("%w: the file holds %d bytes, want %d", errdefs.ErrSizeMismatch, fi.Size(), b.desc.Size)
 	}
 	if err := syncFile(df.f); err != nil {
 		return "", err
@@ -100,7 +101,7 @@ func (b *Blob) commitFile(df *dataFile) (string, error) {
 // mismatch handles a whole blob that hashed to got instead of its digest.
 // Its bytes are dropped by replacing the file with a fresh one, never by
 // truncating the one readers may be reading; the machine starts a new
-// generation, waiters of the old one fail with ErrDigestMismatch, and the
+// generation, waiters of the old one fail with errdefs.ErrDigestMismatch, and the
 // store's OnMismatch callbacks are told.
 func (b *Blob) mismatch(gen uint64, got digest.Digest, now time.Time) {
 	s := b.store
@@ -126,7 +127,7 @@ func (b *Blob) mismatch(gen uint64, got digest.Digest, now time.Time) {
 	b.mu.Lock()
 	fetched, source := b.dropGenerationLocked(fresh, func() blobActions { return b.m.mismatched(gen, now) })
 	s.log.Error("blob failed verification; its fetched bytes were dropped and will be fetched afresh",
-		"digest", b.desc.Digest, "got", got, "source", source, "ranges", fetched, "error", ErrDigestMismatch)
+		"digest", b.desc.Digest, "got", got, "source", source, "ranges", fetched, "error", errdefs.ErrDigestMismatch)
 	s.notifyMismatch(b.desc.Digest)
 }
 

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/imgfs/imgfs/internal/byterange"
+	"github.com/imgfs/imgfs/internal/errdefs"
 	"github.com/imgfs/imgfs/internal/testlog"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
@@ -17,7 +19,7 @@ import (
 
 // residentBytes returns how much of [r.Start, r.End) of the file at path
 // is in the page cache.
-func residentBytes(t *testing.T, path string, r Range) int64 {
+func residentBytes(t *testing.T, path string, r byterange.Range) int64 {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -67,7 +69,7 @@ func TestColdReadLeavesNoCopyInThePageCache(t *testing.T) {
 	if !bytes.Equal(got, f.data[:8*cs]) {
 		t.Fatal("wrong bytes")
 	}
-	if n := residentBytes(t, r.blob.partial, Range{0, 8 * cs}); n != 0 {
+	if n := residentBytes(t, r.blob.partial, byterange.Range{Start: 0, End: 8 * cs}); n != 0 {
 		t.Errorf("%d bytes of what was read are in the page cache: the reads should be served from the landed buffers and the chunks written with O_DIRECT", n)
 	}
 }
@@ -96,7 +98,7 @@ func testRefusedODirect(t *testing.T) {
 		desc, f := testBlob(t, size)
 		coldRead(t, s, desc, f)
 		path, _ := s.CompletePath(desc)
-		if got := residentBytes(t, path, Range{0, int64(size)}); got < int64(size)/2 {
+		if got := residentBytes(t, path, byterange.Range{Start: 0, End: int64(size)}); got < int64(size)/2 {
 			t.Errorf("only %d of %d bytes are in the page cache: the fallback should write through it", got, size)
 		}
 	}
@@ -110,7 +112,7 @@ func testRefusedODirect(t *testing.T) {
 		t.Fatalf("fill: %v", err)
 	}
 	path, _ := s.CompletePath(desc)
-	if got := residentBytes(t, path, Range{0, desc.Size}); got < desc.Size/2 {
+	if got := residentBytes(t, path, byterange.Range{Start: 0, End: desc.Size}); got < desc.Size/2 {
 		t.Errorf("only %d of %d bytes of a filled blob are in the page cache: the fallback should write through it", got, desc.Size)
 	}
 
@@ -119,12 +121,12 @@ func testRefusedODirect(t *testing.T) {
 	desc, f = testBlob(t, 4<<16)
 	f.corruptN.Store(1)
 	r := openReader(t, s, desc, f)
-	if _, err := readAllErr(r, int(desc.Size), 64<<10); !errors.Is(err, ErrDigestMismatch) {
+	if _, err := readAllErr(r, int(desc.Size), 64<<10); !errors.Is(err, errdefs.ErrDigestMismatch) {
 		t.Errorf("read of a corrupt blob to its end: %v, want a digest mismatch", err)
 	}
 	desc, f = testBlob(t, 6<<16)
 	f.corrupt = true
-	if err := s.Fill(context.Background(), desc, f, nil); !errors.Is(err, ErrDigestMismatch) {
+	if err := s.Fill(context.Background(), desc, f, nil); !errors.Is(err, errdefs.ErrDigestMismatch) {
 		t.Errorf("fill from a corrupt source: %v, want a digest mismatch", err)
 	}
 	for _, d := range []int{4 << 16, 6 << 16} {

@@ -6,11 +6,11 @@
 // knows registries only through the Fetcher interface, and nothing of FUSE.
 //
 // Trust model: nothing from a Fetcher is trusted. A digest must pass
-// CheckDigest before any path is built from it, and only bytes whose whole
+// oci.CheckDigest before any path is built from it, and only bytes whose whole
 // digest matched are ever committed to blobs/, by rename, never written
 // again. Readers may see bytes not yet verified only in VerifyLazy mode
 // and only short of the blob's end: a read that includes the last byte
 // (with VerifyStrict, any read) waits for the verdict and fails with
-// ErrDigestMismatch on a mismatch, so a reader that reads to the end
+// errdefs.ErrDigestMismatch on a mismatch, so a reader that reads to the end
 // never ends cleanly on bad bytes.
 package cache

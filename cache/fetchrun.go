@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/byterange"
+	"github.com/imgfs/imgfs/internal/errdefs"
 )
 
 var (
@@ -43,10 +47,10 @@ func getChunkBuf(n int64) *[]byte { return chunkPool.get(n) }
 // generation or the store; a stall is ended by the idle timeout, which
 // starts only when the request is sent: waiting for a connection is
 // queueing, not a stall.
-func (b *Blob) fetchRun(ctx context.Context, run fetchRun, df *dataFile, f Fetcher) {
+func (b *Blob) fetchRun(ctx context.Context, run fetchRun, df *dataFile, f blobio.Fetcher) {
 	defer df.release()
 	s := b.store
-	rr := Range{run.c0 * s.opts.ChunkSize, min(run.end*s.opts.ChunkSize, b.desc.Size)}
+	rr := byterange.Range{Start: run.c0 * s.opts.ChunkSize, End: min(run.end*s.opts.ChunkSize, b.desc.Size)}
 	err := func() error {
 		select {
 		case s.slots <- struct{}{}:
@@ -58,13 +62,13 @@ func (b *Blob) fetchRun(ctx context.Context, run fetchRun, df *dataFile, f Fetch
 		ctx, cancel := context.WithCancelCause(ctx)
 		defer cancel(nil)
 		idle := time.AfterFunc(timeout, func() {
-			cancel(fmt.Errorf("%w: no bytes for %s", ErrFetchTimeout, timeout))
+			cancel(fmt.Errorf("%w: no bytes for %s", errdefs.ErrFetchTimeout, timeout))
 		})
 		defer idle.Stop()
 
 		s.stats.rangeRequests.Add(1)
 		body, err := f.FetchRange(ctx, b.desc, rr.Start, rr.Len())
-		var whole *WholeBlob
+		var whole *blobio.WholeBlob
 		if errors.As(err, &whole) {
 			defer whole.Body.Close()
 			return b.landWhole(ctx, run, df, &idleReader{r: whole.Body, idle: idle, timeout: timeout})
@@ -80,7 +84,7 @@ func (b *Blob) fetchRun(ctx context.Context, run fetchRun, df *dataFile, f Fetch
 				break // the stream ends here; its request is closed
 			}
 			b.awaitHasher(ctx, c, in)
-			cr := Range{c * s.opts.ChunkSize, min((c+1)*s.opts.ChunkSize, b.desc.Size)}
+			cr := byterange.Range{Start: c * s.opts.ChunkSize, End: min((c+1)*s.opts.ChunkSize, b.desc.Size)}
 			bp, err := b.readChunk(in, cr)
 			if err == nil {
 				err = l.put(c, cr, bp)
@@ -111,7 +115,7 @@ func (b *Blob) fetchRun(ctx context.Context, run fetchRun, df *dataFile, f Fetch
 }
 
 // readChunk reads the next chunk of a run's body into a pooled buffer.
-func (b *Blob) readChunk(in io.Reader, cr Range) (*[]byte, error) {
+func (b *Blob) readChunk(in io.Reader, cr byterange.Range) (*[]byte, error) {
 	bp := getChunkBuf(cr.Len())
 	if _, err := io.ReadFull(in, *bp); err != nil {
 		chunkPool.Put(bp)
@@ -133,7 +137,7 @@ func causeOr(ctx context.Context, err error) error {
 // land tells the machine chunk c of run is written. Its bytes, still in
 // buf, are held for the hasher and for reads (heldbufs.go) when the
 // hasher will soon need them; otherwise buf goes back to the pool.
-func (b *Blob) land(run fetchRun, c int64, cr Range, buf *[]byte) {
+func (b *Blob) land(run fetchRun, c int64, cr byterange.Range, buf *[]byte) {
 	b.mu.Lock()
 	a := b.m.landed(run.gen, run.id, c, b.store.now())
 	if a.wake {

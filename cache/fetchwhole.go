@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+
+	"github.com/imgfs/imgfs/internal/byterange"
 )
 
 // wholeClaimAhead is how many chunks past the one arriving a whole-blob
@@ -63,7 +65,7 @@ func (b *Blob) landWhole(ctx context.Context, run fetchRun, df *dataFile, in io.
 		if left == 0 {
 			return nil // everything from here on is present or another run's
 		}
-		cr := Range{c * cs, min((c+1)*cs, b.desc.Size)}
+		cr := byterange.Range{Start: c * cs, End: min((c+1)*cs, b.desc.Size)}
 		bp, err := b.readChunk(in, cr)
 		if err != nil {
 			return causeOr(ctx, err)

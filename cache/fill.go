@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/byterange"
+	"github.com/imgfs/imgfs/internal/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -15,21 +18,21 @@ import (
 // after a partial read only fetches the rest. progress, if not nil, is
 // told of bytes as they become present, starting with those present at
 // the start.
-func (s *Store) Fill(ctx context.Context, desc ocispec.Descriptor, f Fetcher, progress func(n int64)) error {
+func (s *Store) Fill(ctx context.Context, desc ocispec.Descriptor, f blobio.Fetcher, progress func(n int64)) error {
 	b, err := s.OpenBlob(desc, f)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
 	err = b.fill(ctx, s.bulkPlan(true), progress)
-	if errors.Is(err, ErrRangeUnsupported) && f != nil {
+	if errors.Is(err, errdefs.ErrRangeUnsupported) && f != nil {
 		return s.fillWhole(ctx, b, f, progress)
 	}
 	return err
 }
 
 // fillWhole streams the blob in one request, for sources without ranges.
-func (s *Store) fillWhole(ctx context.Context, b *Blob, f Fetcher, progress func(int64)) error {
+func (s *Store) fillWhole(ctx context.Context, b *Blob, f blobio.Fetcher, progress func(int64)) error {
 	rc, err := f.Fetch(ctx, b.desc)
 	if err != nil {
 		return err
@@ -67,7 +70,7 @@ func (b *Blob) fill(ctx context.Context, plan fetchPlan, progress func(int64)) e
 			progress(b.desc.Size - reported)
 			return nil
 		case m.gen != gen:
-			err = ErrDigestMismatch
+			err = errdefs.ErrDigestMismatch
 		case m.phase == phaseCommitFailed:
 			err = m.commitErr
 		case m.failures != failures:
@@ -75,7 +78,7 @@ func (b *Blob) fill(ctx context.Context, plan fetchPlan, progress func(int64)) e
 		case b.store.closing():
 			err = ErrClosed
 		default:
-			err = b.wantLocked(Range{0, b.desc.Size}, plan)
+			err = b.wantLocked(byterange.Range{Start: 0, End: b.desc.Size}, plan)
 		}
 		if err != nil {
 			b.mu.Unlock()

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/imgfs/imgfs/internal/byterange"
 )
 
 // TestFillLandsDirectAndHashesFromHeldBuffers fills a blob of more chunks
@@ -40,7 +42,7 @@ func TestFillLandsDirectAndHashesFromHeldBuffers(t *testing.T) {
 	if !ok {
 		t.Fatal("the blob was not committed")
 	}
-	if n := residentBytes(t, path, Range{0, desc.Size}); n > desc.Size/8 {
+	if n := residentBytes(t, path, byterange.Range{Start: 0, End: desc.Size}); n > desc.Size/8 {
 		t.Errorf("%d of %d bytes of the filled blob are in the page cache", n, desc.Size)
 	}
 	got, err := os.ReadFile(path)

@@ -1,5 +1,7 @@
 package cache
 
+import "github.com/imgfs/imgfs/internal/byterange"
+
 // A blob holds the buffers of recently landed chunks, up to maxHeld. The
 // hasher takes each chunk from its buffer, so it never reads the file
 // back while it keeps pace, and reads of a held chunk are served from the
@@ -148,7 +150,7 @@ func (b *Blob) holdsLocked(off int64) bool {
 
 // coverLocked returns the held buffers of every chunk r touches, with
 // references the caller releases, or nil unless all of them are held.
-func (b *Blob) coverLocked(r Range) []*chunkBuf {
+func (b *Blob) coverLocked(r byterange.Range) []*chunkBuf {
 	cs := b.store.opts.ChunkSize
 	first, last := r.Start/cs, (r.End-1)/cs
 	for c := first; c <= last; c++ {
@@ -165,7 +167,7 @@ func (b *Blob) coverLocked(r Range) []*chunkBuf {
 
 // heldSlices returns the bytes of r, in order, as slices of bufs, the
 // held buffers of the chunks r touches (coverLocked).
-func (b *Blob) heldSlices(bufs []*chunkBuf, r Range) [][]byte {
+func (b *Blob) heldSlices(bufs []*chunkBuf, r byterange.Range) [][]byte {
 	cs := b.store.opts.ChunkSize
 	slices := make([][]byte, 0, len(bufs))
 	off := r.Start

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/imgfs/imgfs/internal/errdefs"
+	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -16,7 +18,7 @@ import (
 // behind on failure. It suits small blobs and sources that cannot serve
 // ranges.
 func (s *Store) Ingest(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
-	if err := checkDescriptor(desc.Digest, desc.Size); err != nil {
+	if err := checkBlob(desc.Digest, desc.Size); err != nil {
 		return fmt.Errorf("ingest: %w", err)
 	}
 	target, _ := s.blobPath(desc.Digest)
@@ -34,11 +36,11 @@ func (s *Store) Ingest(ctx context.Context, desc ocispec.Descriptor, r io.Reader
 		return fmt.Errorf("ingest %s: %w", desc.Digest, err)
 	}
 	if n != desc.Size {
-		return fmt.Errorf("ingest %s: %w: got %d bytes, want %d", desc.Digest, ErrSizeMismatch, n, desc.Size)
+		return fmt.Errorf("ingest %s: %w: got %d bytes, want %d", desc.Digest, errdefs.ErrSizeMismatch, n, desc.Size)
 	}
 	if got := digest.NewDigest(desc.Digest.Algorithm(), verifier); got != desc.Digest {
 		s.stats.digestMismatches.Add(1)
-		return fmt.Errorf("ingest %s: %w: content hashes to %s", desc.Digest, ErrDigestMismatch, got)
+		return fmt.Errorf("ingest %s: %w: content hashes to %s", desc.Digest, errdefs.ErrDigestMismatch, got)
 	}
 	if err := syncFile(tmp); err != nil {
 		return fmt.Errorf("ingest %s: %w", desc.Digest, err)
@@ -70,19 +72,14 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// MaxMetadataSize bounds indexes, manifests and configs. They are read
-// whole into memory, so a hostile registry must not be able to make them
-// huge.
-const MaxMetadataSize = 4 << 20
-
 // ReadMetadata returns the bytes of a small complete blob, such as a
-// manifest or config, refusing anything over MaxMetadataSize.
+// manifest or config, refusing anything over oci.MaxMetadataSize.
 func (s *Store) ReadMetadata(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
-	if err := checkDescriptor(desc.Digest, desc.Size); err != nil {
+	if err := checkBlob(desc.Digest, desc.Size); err != nil {
 		return nil, fmt.Errorf("read metadata: %w", err)
 	}
-	if desc.Size > MaxMetadataSize {
-		return nil, fmt.Errorf("read %s: %w: %d bytes (limit %d)", desc.Digest, ErrTooLarge, desc.Size, MaxMetadataSize)
+	if desc.Size > oci.MaxMetadataSize {
+		return nil, fmt.Errorf("read %s: %w: %d bytes (limit %d)", desc.Digest, errdefs.ErrTooLarge, desc.Size, oci.MaxMetadataSize)
 	}
 	path, _ := s.blobPath(desc.Digest)
 	f, err := os.Open(path)
@@ -96,7 +93,7 @@ func (s *Store) ReadMetadata(ctx context.Context, desc ocispec.Descriptor) ([]by
 		return nil, fmt.Errorf("read %s from cache: %w", desc.Digest, err)
 	}
 	if int64(len(data)) != desc.Size {
-		return nil, fmt.Errorf("read %s from cache: %w", desc.Digest, ErrSizeMismatch)
+		return nil, fmt.Errorf("read %s from cache: %w", desc.Digest, errdefs.ErrSizeMismatch)
 	}
 	return data, nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -99,7 +100,7 @@ func (s *Store) Inventory() (Inventory, error) {
 	}
 	for _, m := range index.Manifests {
 		ref := RefInfo{Name: m.Annotations[ocispec.AnnotationRefName], Target: m}
-		if CheckDigest(m.Digest) != nil {
+		if oci.CheckDigest(m.Digest) != nil {
 			ref.Missing = true
 			inv.Refs = append(inv.Refs, ref)
 			continue
@@ -158,7 +159,7 @@ func (s *Store) reach(root ocispec.Descriptor) ([]digest.Digest, map[digest.Dige
 	for len(queue) > 0 && len(seen) < maxWalkedNodes {
 		desc := queue[0]
 		queue = queue[1:]
-		if CheckDigest(desc.Digest) != nil || seen[desc.Digest] {
+		if oci.CheckDigest(desc.Digest) != nil || seen[desc.Digest] {
 			continue
 		}
 		seen[desc.Digest] = true
@@ -223,7 +224,7 @@ func isTreeDocument(mediaType string) bool {
 func (s *Store) listBlobs() ([]BlobInfo, error) {
 	var out []BlobInfo
 	indexed := s.indexedBlobs()
-	for alg := range hexLengths {
+	for _, alg := range oci.Algorithms() {
 		dir := filepath.Join(s.root, "blobs", alg.String())
 		entries, err := os.ReadDir(dir)
 		if err != nil {
@@ -231,7 +232,7 @@ func (s *Store) listBlobs() ([]BlobInfo, error) {
 		}
 		for _, e := range entries {
 			d := digest.NewDigestFromEncoded(alg, e.Name())
-			if CheckDigest(d) != nil || !e.Type().IsRegular() {
+			if oci.CheckDigest(d) != nil || !e.Type().IsRegular() {
 				continue
 			}
 			fi, err := e.Info()
@@ -309,7 +310,7 @@ func parseStem(stem string) (digest.Digest, int64, bool) {
 	}
 	d := digest.Digest(parts[0] + ":" + parts[1])
 	size, err := strconv.ParseInt(parts[2], 10, 64)
-	if err != nil || size < 0 || CheckDigest(d) != nil {
+	if err != nil || size < 0 || oci.CheckDigest(d) != nil {
 		return "", 0, false
 	}
 	return d, size, true

@@ -1,5 +1,7 @@
 package cache
 
+import "github.com/imgfs/imgfs/internal/byterange"
+
 // lander writes and lands one run's chunks, in order. When the run's file
 // takes O_DIRECT writes it does so on a goroutine of its own, so that the
 // fetch reads the next chunk from the socket while the last one is
@@ -19,7 +21,7 @@ type lander struct {
 
 type landing struct {
 	c   int64
-	cr  Range
+	cr  byterange.Range
 	buf *[]byte
 }
 
@@ -62,7 +64,7 @@ func (l *lander) write(ld landing) {
 
 // put hands chunk c, read into buf, to the writer. It fails with the
 // writer's error once a write has failed; buf is the lander's either way.
-func (l *lander) put(c int64, cr Range, buf *[]byte) error {
+func (l *lander) put(c int64, cr byterange.Range, buf *[]byte) error {
 	if l.queue == nil {
 		l.write(landing{c: c, cr: cr, buf: buf})
 		return l.err

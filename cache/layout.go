@@ -139,7 +139,7 @@ func init() { indexVersion.SchemaVersion = 2 }
 // reference), replacing any earlier entry of that name, with annotations
 // kept alongside (e.g. --label values).
 func (s *Store) SetRef(name string, desc ocispec.Descriptor, annotations map[string]string) error {
-	if err := checkDescriptor(desc.Digest, desc.Size); err != nil {
+	if err := checkBlob(desc.Digest, desc.Size); err != nil {
 		return fmt.Errorf("set %s: %w", name, err)
 	}
 	entry := ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size, Platform: desc.Platform}
@@ -182,7 +182,7 @@ func (s *Store) LookupRef(name string) (ocispec.Descriptor, error) {
 	}
 	for _, m := range index.Manifests {
 		if m.Annotations[ocispec.AnnotationRefName] == name {
-			if err := checkDescriptor(m.Digest, m.Size); err != nil {
+			if err := checkBlob(m.Digest, m.Size); err != nil {
 				return ocispec.Descriptor{}, fmt.Errorf("cache index.json entry %s: %w", name, err)
 			}
 			delete(m.Annotations, ocispec.AnnotationRefName)

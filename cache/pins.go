@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imgfs/imgfs/internal/errdefs"
+	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 )
@@ -46,7 +48,7 @@ type Pin struct {
 // digests are refused.
 func (s *Store) Pin(refs []string, digests []digest.Digest) (*Pin, error) {
 	for _, d := range digests {
-		if err := CheckDigest(d); err != nil {
+		if err := oci.CheckDigest(d); err != nil {
 			return nil, fmt.Errorf("pin: %w", err)
 		}
 	}
@@ -179,13 +181,13 @@ func readPin(path string) (PinRecord, error) {
 		return rec, err
 	}
 	if fi.Size() > maxPinSize {
-		return rec, fmt.Errorf("%w: pin of %d bytes", ErrTooLarge, fi.Size())
+		return rec, fmt.Errorf("%w: pin of %d bytes", errdefs.ErrTooLarge, fi.Size())
 	}
 	if err := json.NewDecoder(f).Decode(&rec); err != nil {
 		return rec, err
 	}
 	for _, d := range rec.Digests {
-		if err := CheckDigest(d); err != nil {
+		if err := oci.CheckDigest(d); err != nil {
 			return rec, err
 		}
 	}

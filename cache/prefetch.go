@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 
+	"github.com/imgfs/imgfs/internal/blobio"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -15,7 +16,7 @@ const prefetchParallel = 2
 // one run of chunks at a time, and returns when the blob is committed, ctx
 // is done, a fetch fails, or the commit fails. Chunks that readers already
 // fetched, or are fetching, are skipped.
-func (s *Store) Prefetch(ctx context.Context, desc ocispec.Descriptor, f Fetcher) error {
+func (s *Store) Prefetch(ctx context.Context, desc ocispec.Descriptor, f blobio.Fetcher) error {
 	select {
 	case s.prefetching <- struct{}{}:
 		defer func() { <-s.prefetching }()

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -409,8 +410,8 @@ func (s *Store) pruneDir(dir string, depth int, keep func(name string) bool, dry
 // pruneSources removes sources/ records of blobs keep refuses.
 func (s *Store) pruneSources(keep func(digest.Digest) bool, dryRun bool) (int, int64) {
 	return s.pruneDir(filepath.Join(s.root, "sources"), 2, func(name string) bool {
-		for alg := range hexLengths {
-			if d := digest.NewDigestFromEncoded(alg, name); CheckDigest(d) == nil {
+		for _, alg := range oci.Algorithms() {
+			if d := digest.NewDigestFromEncoded(alg, name); oci.CheckDigest(d) == nil {
 				if keep(d) {
 					return true
 				}

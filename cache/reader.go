@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/byterange"
+	"github.com/imgfs/imgfs/internal/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -42,7 +45,7 @@ type Reader struct {
 
 // NewReader opens a reader of desc, fetching missing bytes through f (nil
 // for offline). Close releases it.
-func (s *Store) NewReader(desc ocispec.Descriptor, f Fetcher) (*Reader, error) {
+func (s *Store) NewReader(desc ocispec.Descriptor, f blobio.Fetcher) (*Reader, error) {
 	b, err := s.OpenBlob(desc, f)
 	if err != nil {
 		return nil, err
@@ -62,8 +65,8 @@ func (r *Reader) Close() error {
 // the blob, or an error; never a short read mid-blob. A read that includes
 // the blob's last byte (with VerifyStrict, every read) is answered only
 // once the whole blob is verified, and fails with an error wrapping
-// ErrDigestMismatch if it is not. A wait that makes no progress for the
-// fetch timeout fails with ErrFetchTimeout.
+// errdefs.ErrDigestMismatch if it is not. A wait that makes no progress for the
+// fetch timeout fails with errdefs.ErrFetchTimeout.
 func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	_, _, n, err := r.read(ctx, p, off, false)
 	return n, err
@@ -100,7 +103,7 @@ func (r *Reader) read(ctx context.Context, p []byte, off int64, lend bool) ([][]
 		// Complete: read straight from the committed file, no bookkeeping
 		// beyond what the last byte owes to bytes served before.
 		if r.tracked.Load() {
-			err = r.serveComplete(Range{off, end})
+			err = r.serveComplete(byterange.Range{Start: off, End: end})
 		}
 		if err == nil {
 			n, err = f.ReadAt(p[:end-off], off)
@@ -108,10 +111,10 @@ func (r *Reader) read(ctx context.Context, p []byte, off int64, lend bool) ([][]
 	} else {
 		var df *dataFile
 		var held []*chunkBuf
-		df, held, err = b.awaitRead(ctx, r, Range{off, end})
+		df, held, err = b.awaitRead(ctx, r, byterange.Range{Start: off, End: end})
 		if err == nil {
 			if lend && held != nil {
-				lent, giveBack = b.lendHeld(held, Range{off, end})
+				lent, giveBack = b.lendHeld(held, byterange.Range{Start: off, End: end})
 				n = int(end - off)
 			} else {
 				n, err = b.readServed(df, held, p[:end-off], off)
@@ -139,7 +142,7 @@ func (b *Blob) readServed(df *dataFile, held []*chunkBuf, p []byte, off int64) (
 		return df.f.ReadAt(p, off)
 	}
 	n := 0
-	for _, s := range b.heldSlices(held, Range{off, off + int64(len(p))}) {
+	for _, s := range b.heldSlices(held, byterange.Range{Start: off, End: off + int64(len(p))}) {
 		n += copy(p[n:], s)
 	}
 	b.releaseHeld(held...)
@@ -150,7 +153,7 @@ func (b *Blob) readServed(df *dataFile, held []*chunkBuf, p []byte, off int64) (
 // read that waits for the verdict, fails it with ErrBlobNotVerified if the
 // verdict does not cover bytes the reader was served before. blob.mu must
 // be held.
-func (r *Reader) serveLocked(want Range, needVerdict bool) error {
+func (r *Reader) serveLocked(want byterange.Range, needVerdict bool) error {
 	b := r.blob
 	if r.unverified { // a RangeReader's caller checks what it reads
 		return nil
@@ -174,7 +177,7 @@ func (r *Reader) serveLocked(want Range, needVerdict bool) error {
 
 // serveComplete is serveLocked for a read of the committed blob by a
 // reader that was served unverified bytes before.
-func (r *Reader) serveComplete(want Range) error {
+func (r *Reader) serveComplete(want byterange.Range) error {
 	r.blob.mu.Lock()
 	defer r.blob.mu.Unlock()
 	return r.serveLocked(want, want.End == r.blob.desc.Size)
@@ -195,11 +198,11 @@ const retryPause = 100 * time.Millisecond
 // left; the wait ends after the fetch timeout without progress: for a
 // range, bytes of it landing; for a verdict, any chunk landing or hashing
 // moving on, so a big blob on a slow link is fine while bytes flow.
-func (b *Blob) awaitRead(ctx context.Context, r *Reader, want Range) (*dataFile, []*chunkBuf, error) {
+func (b *Blob) awaitRead(ctx context.Context, r *Reader, want byterange.Range) (*dataFile, []*chunkBuf, error) {
 	s := b.store
 	needVerdict := !r.unverified && (s.opts.Verify == VerifyStrict || want.End == b.desc.Size)
 	b.mu.Lock()
-	var ahead Range
+	var ahead byterange.Range
 	plan := readPlan
 	switch {
 	case r.stream:
@@ -220,7 +223,7 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want Range) (*dataFile,
 		if b.m.gen != gen {
 			source := fetcherName(b.fetcher)
 			b.mu.Unlock()
-			return nil, nil, fmt.Errorf("blob %s from %s: %w; its bytes were dropped", b.desc.Digest, source, ErrDigestMismatch)
+			return nil, nil, fmt.Errorf("blob %s from %s: %w; its bytes were dropped", b.desc.Digest, source, errdefs.ErrDigestMismatch)
 		}
 		if ready {
 			if err := r.serveLocked(want, needVerdict); err != nil {
@@ -243,16 +246,16 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want Range) (*dataFile,
 		}
 		if err == nil && b.m.failures != failures {
 			failures = b.m.failures
-			if errors.Is(b.m.lastErr, ErrOffline) || errors.Is(b.m.lastErr, ErrRangeUnsupported) {
+			if errors.Is(b.m.lastErr, errdefs.ErrOffline) || errors.Is(b.m.lastErr, errdefs.ErrRangeUnsupported) {
 				err = b.m.lastErr // retrying cannot help
 			} else if err = b.pauseLocked(ctx, idle); err == nil {
-				ahead = Range{} // retries are for this read alone
+				ahead = byterange.Range{} // retries are for this read alone
 				continue
 			}
 		}
 		if err == nil {
 			err = b.scheduleLocked(want, ahead, plan, needVerdict)
-			ahead = Range{}
+			ahead = byterange.Range{}
 		}
 		if err != nil {
 			b.mu.Unlock()
@@ -284,12 +287,12 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want Range) (*dataFile,
 // blob too, bounded like a fill. The caller has just found no committed
 // blob to adopt (adoptCommittedLocked) without letting go of b.mu, so
 // the requests do not look again. b.mu must be held.
-func (b *Blob) scheduleLocked(want, ahead Range, plan fetchPlan, needVerdict bool) error {
+func (b *Blob) scheduleLocked(want, ahead byterange.Range, plan fetchPlan, needVerdict bool) error {
 	var err error
 	if ahead.Len() > 0 && ahead.Start <= want.End {
 		// One pass over the read and what follows makes the longest runs,
 		// so the read's chunk leads a multi-chunk request.
-		err = b.requestLocked(Range{want.Start, ahead.End}, plan)
+		err = b.requestLocked(byterange.Range{Start: want.Start, End: ahead.End}, plan)
 	} else {
 		err = b.requestLocked(want, plan)
 		if err == nil && ahead.Len() > 0 {
@@ -297,13 +300,13 @@ func (b *Blob) scheduleLocked(want, ahead Range, plan fetchPlan, needVerdict boo
 		}
 	}
 	if err == nil && needVerdict {
-		err = b.requestLocked(Range{0, b.desc.Size}, b.store.bulkPlan(false))
+		err = b.requestLocked(byterange.Range{Start: 0, End: b.desc.Size}, b.store.bulkPlan(false))
 	}
 	return err
 }
 
 // waitProgressLocked measures what a waiting read counts as progress.
-func (b *Blob) waitProgressLocked(want Range, needVerdict bool) uint64 {
+func (b *Blob) waitProgressLocked(want byterange.Range, needVerdict bool) uint64 {
 	if needVerdict {
 		return b.m.progress
 	}
@@ -334,8 +337,8 @@ func (b *Blob) timeoutError() error {
 	b.mu.Lock()
 	last := b.m.lastErr
 	b.mu.Unlock()
-	err := fmt.Errorf("blob %s: %w: no progress for %s", b.desc.Digest, ErrFetchTimeout, b.store.opts.FetchTimeout)
-	if last != nil && !errors.Is(last, ErrFetchTimeout) {
+	err := fmt.Errorf("blob %s: %w: no progress for %s", b.desc.Digest, errdefs.ErrFetchTimeout, b.store.opts.FetchTimeout)
+	if last != nil && !errors.Is(last, errdefs.ErrFetchTimeout) {
 		err = fmt.Errorf("%w (last error: %v)", err, last)
 	}
 	return err
@@ -352,7 +355,7 @@ const streamAheadChunks = 16
 // fetch it with. Reads that land near the previous end count as
 // sequential: the kernel issues readahead READs concurrently, so they
 // arrive slightly out of order. b.mu must be held.
-func (r *Reader) readaheadLocked(off, end int64) (Range, fetchPlan) {
+func (r *Reader) readaheadLocked(off, end int64) (byterange.Range, fetchPlan) {
 	opts := r.blob.store.opts
 	// A read continues the stream if it starts at or just past the
 	// frontier, or anywhere in what was already fetched ahead: the
@@ -362,13 +365,13 @@ func (r *Reader) readaheadLocked(off, end int64) (Range, fetchPlan) {
 	forward := max(r.aheadTo, r.next+(end-off))
 	switch {
 	case r.next > 0 && off >= r.next-back && end <= r.next:
-		return Range{}, readPlan
+		return byterange.Range{}, readPlan
 	case r.next > 0 && off >= r.next-back && off <= forward:
 		r.next = end // the frontier moves on: widen the window
 		r.window = min(max(2*r.window, 4*opts.ChunkSize), opts.Readahead)
 	default:
 		r.next, r.window, r.aheadTo = end, 0, 0
-		return Range{}, readPlan
+		return byterange.Range{}, readPlan
 	}
 	// A reader at the full window reads on: a stream serves it, which
 	// each read tops up at no cost. Before that, topping up in large
@@ -377,13 +380,13 @@ func (r *Reader) readaheadLocked(off, end int64) (Range, fetchPlan) {
 	if r.window == opts.Readahead {
 		plan, window = readStreamPlan, min(window, streamAheadChunks*opts.ChunkSize)
 	} else if r.aheadTo-r.next > r.window/2 {
-		return Range{}, plan // enough is on its way
+		return byterange.Range{}, plan // enough is on its way
 	}
 	from := max(r.next, r.aheadTo)
 	to := min(r.next+window, r.blob.desc.Size)
 	if from >= to {
-		return Range{}, plan
+		return byterange.Range{}, plan
 	}
 	r.aheadTo = to
-	return Range{from, to}, plan
+	return byterange.Range{Start: from, End: to}, plan
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/imgfs/imgfs/internal/errdefs"
 )
 
 func TestAwaitCommitWaitsForTheCommitOfAVerifiedBlob(t *testing.T) {
@@ -37,8 +39,8 @@ func TestAwaitCommitRefusesABlobNotVerified(t *testing.T) {
 	desc2, f2 := testBlob(t, 200_000)
 	f2.corrupt = true
 	r2 := openReader(t, s, desc2, f2)
-	if _, err := r2.ReadAt(context.Background(), make([]byte, desc2.Size), 0); !errors.Is(err, ErrDigestMismatch) {
-		t.Fatalf("read of a corrupt blob = %v, want ErrDigestMismatch", err)
+	if _, err := r2.ReadAt(context.Background(), make([]byte, desc2.Size), 0); !errors.Is(err, errdefs.ErrDigestMismatch) {
+		t.Fatalf("read of a corrupt blob = %v, want errdefs.ErrDigestMismatch", err)
 	}
 	if err := r2.AwaitCommit(context.Background()); !errors.Is(err, ErrBlobNotVerified) {
 		t.Fatalf("AwaitCommit after a mismatch = %v, want ErrBlobNotVerified", err)

@@ -1,6 +1,10 @@
 package cache
 
-import ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+import (
+	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/byterange"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
 
 // The in-order readahead of a stream reader. Runs in flight share the
 // link, so a reader whose consumer needs the bytes in order (an inflater)
@@ -25,7 +29,7 @@ const (
 // ends, and for the next only when less than streamLeadChunks of the
 // current one are still to land; it runs ahead of a slow consumer at the
 // link's pace. Its reads are served and verified like NewReader's.
-func (s *Store) NewStreamReader(desc ocispec.Descriptor, f Fetcher) (*Reader, error) {
+func (s *Store) NewStreamReader(desc ocispec.Descriptor, f blobio.Fetcher) (*Reader, error) {
 	r, err := s.NewReader(desc, f)
 	if err != nil {
 		return nil, err
@@ -42,7 +46,7 @@ var streamPlan = fetchPlan{class: classRead, runChunks: streamRunChunks}
 // in flight are not asked for twice, and chunks a failed run left missing
 // are asked for again), plus one more run when less than
 // streamLeadChunks of that are still to land. b.mu must be held.
-func (r *Reader) streamAheadLocked(off, end int64) Range {
+func (r *Reader) streamAheadLocked(off, end int64) byterange.Range {
 	b := r.blob
 	cs := b.store.opts.ChunkSize
 	if r.aheadTo < end {
@@ -50,9 +54,9 @@ func (r *Reader) streamAheadLocked(off, end int64) Range {
 		// the next run starts at its chunk.
 		r.aheadTo = off / cs * cs
 	}
-	landing := b.m.present.MissingSize(Range{off, r.aheadTo})
+	landing := b.m.present.MissingSize(byterange.Range{Start: off, End: r.aheadTo})
 	if landing < streamLeadChunks*cs && r.aheadTo < b.desc.Size {
 		r.aheadTo = min(r.aheadTo+streamRunChunks*cs, b.desc.Size)
 	}
-	return Range{off, r.aheadTo}
+	return byterange.Range{Start: off, End: r.aheadTo}
 }

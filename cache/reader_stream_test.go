@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/imgfs/imgfs/internal/byterange"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -18,7 +19,7 @@ type fifoLink struct {
 	data []byte
 
 	mu          sync.Mutex
-	requests    []Range
+	requests    []byterange.Range
 	turns       []chan struct{} // closed when body i may send
 	unsent      int
 	maxUnsent   int
@@ -38,7 +39,7 @@ func (l *fifoLink) FetchRange(ctx context.Context, _ ocispec.Descriptor, off, n 
 	if len(l.turns) == 0 || l.unsent == 0 {
 		close(turn)
 	}
-	l.requests = append(l.requests, Range{off, off + n})
+	l.requests = append(l.requests, byterange.Range{Start: off, End: off + n})
 	l.turns = append(l.turns, turn)
 	l.unsent++
 	l.maxUnsent = max(l.maxUnsent, l.unsent)
@@ -114,9 +115,9 @@ func TestStreamReaderFetchesInOrder(t *testing.T) {
 	link.mu.Lock()
 	defer link.mu.Unlock()
 	run := int64(streamRunChunks * chunk)
-	var want []Range
+	var want []byterange.Range
 	for off := int64(0); off < size; off += run {
-		want = append(want, Range{off, min(off+run, size)})
+		want = append(want, byterange.Range{Start: off, End: min(off+run, size)})
 	}
 	if len(link.requests) != len(want) {
 		t.Fatalf("requests %v, want %v", link.requests, want)

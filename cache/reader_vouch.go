@@ -1,5 +1,7 @@
 package cache
 
+import "github.com/imgfs/imgfs/internal/byterange"
+
 // servedRecord is what one reader has been served, kept so that the read
 // of the blob's last byte ends cleanly only if the verdict covers every
 // byte the reader got. Bytes served before the blob was verified are
@@ -8,19 +10,19 @@ package cache
 // read them again in the current epoch has the current bytes, as a reader
 // re-reading a blob after a mismatch does. Guarded by the blob's mu.
 type servedRecord struct {
-	epoch      uint64   // the machine's epoch of unverified and since
-	unverified RangeSet // served unverified in epoch
-	stale      RangeSet // served unverified in an earlier epoch
-	since      RangeSet // served in epoch, kept only while stale is not empty
+	epoch      uint64        // the machine's epoch of unverified and since
+	unverified byterange.Set // served unverified in epoch
+	stale      byterange.Set // served unverified in an earlier epoch
+	since      byterange.Set // served in epoch, kept only while stale is not empty
 }
 
 // served records that r was served in the machine's epoch, verified or not.
-func (s *servedRecord) served(epoch uint64, r Range, verified bool) {
+func (s *servedRecord) served(epoch uint64, r byterange.Range, verified bool) {
 	if epoch != s.epoch {
 		for _, old := range s.unverified.Ranges() {
 			s.stale.Add(old)
 		}
-		s.epoch, s.unverified, s.since = epoch, RangeSet{}, RangeSet{}
+		s.epoch, s.unverified, s.since = epoch, byterange.Set{}, byterange.Set{}
 	}
 	if s.stale.Size() > 0 {
 		s.since.Add(r)

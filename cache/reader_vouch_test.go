@@ -1,11 +1,15 @@
 package cache
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/imgfs/imgfs/internal/byterange"
+)
 
 func TestServedRecord(t *testing.T) {
 	type step struct {
 		epoch    uint64
-		r        Range
+		r        byterange.Range
 		verified bool
 	}
 	tests := []struct {
@@ -14,13 +18,13 @@ func TestServedRecord(t *testing.T) {
 		vouched bool
 	}{
 		{"nothing served", nil, true},
-		{"unverified bytes, same epoch", []step{{0, Range{0, 10}, false}, {0, Range{10, 20}, false}}, true},
-		{"unverified bytes, then a new epoch", []step{{0, Range{0, 10}, false}, {1, Range{10, 20}, true}}, false},
-		{"read again in the new epoch", []step{{0, Range{0, 10}, false}, {1, Range{0, 5}, false}, {1, Range{5, 20}, true}}, true},
-		{"read again only in part", []step{{0, Range{0, 10}, false}, {1, Range{0, 5}, true}, {1, Range{9, 20}, true}}, false},
-		{"verified bytes are never set aside", []step{{0, Range{0, 10}, true}, {1, Range{10, 20}, true}}, true},
-		{"two epochs later, read again in between", []step{{0, Range{0, 10}, false}, {1, Range{0, 10}, false}, {2, Range{10, 20}, true}}, false},
-		{"two epochs later, read again in the last", []step{{0, Range{0, 10}, false}, {1, Range{0, 10}, false}, {2, Range{0, 20}, true}}, true},
+		{"unverified bytes, same epoch", []step{{0, byterange.Range{Start: 0, End: 10}, false}, {0, byterange.Range{Start: 10, End: 20}, false}}, true},
+		{"unverified bytes, then a new epoch", []step{{0, byterange.Range{Start: 0, End: 10}, false}, {1, byterange.Range{Start: 10, End: 20}, true}}, false},
+		{"read again in the new epoch", []step{{0, byterange.Range{Start: 0, End: 10}, false}, {1, byterange.Range{Start: 0, End: 5}, false}, {1, byterange.Range{Start: 5, End: 20}, true}}, true},
+		{"read again only in part", []step{{0, byterange.Range{Start: 0, End: 10}, false}, {1, byterange.Range{Start: 0, End: 5}, true}, {1, byterange.Range{Start: 9, End: 20}, true}}, false},
+		{"verified bytes are never set aside", []step{{0, byterange.Range{Start: 0, End: 10}, true}, {1, byterange.Range{Start: 10, End: 20}, true}}, true},
+		{"two epochs later, read again in between", []step{{0, byterange.Range{Start: 0, End: 10}, false}, {1, byterange.Range{Start: 0, End: 10}, false}, {2, byterange.Range{Start: 10, End: 20}, true}}, false},
+		{"two epochs later, read again in the last", []step{{0, byterange.Range{Start: 0, End: 10}, false}, {1, byterange.Range{Start: 0, End: 10}, false}, {2, byterange.Range{Start: 0, End: 20}, true}}, true},
 	}
 	for _, tt := range tests {
 		var s servedRecord

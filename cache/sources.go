@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -30,7 +31,7 @@ func (s *Store) AddSource(d digest.Digest, repository string) error {
 	if repository == "" || len(repository) > maxRepositoryName || strings.IndexFunc(repository, func(r rune) bool {
 		return unicode.IsSpace(r) || unicode.IsControl(r)
 	}) >= 0 {
-		return fmt.Errorf("add source of %s: repository name %s is not one line without spaces", d, quote(repository))
+		return fmt.Errorf("add source of %s: repository name %s is not one line without spaces", d, oci.Quote(repository))
 	}
 	known, err := s.Sources(d)
 	if err != nil || slices.Contains(known, repository) {

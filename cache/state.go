@@ -4,6 +4,8 @@ import (
 	"encoding"
 	"encoding/json"
 	"os"
+
+	"github.com/imgfs/imgfs/internal/byterange"
 )
 
 // blobState is what survives a restart of a shared partial blob: the
@@ -75,7 +77,7 @@ func (b *Blob) writeState() {
 // loadState reads the saved state of the shared partial, whose file is
 // f. Anything odd is ignored, which only costs refetching; ranges past the
 // file's end are dropped, since their bytes are not there.
-func (b *Blob) loadState(f *os.File) (present []Range, hashedTo int64) {
+func (b *Blob) loadState(f *os.File) (present []byterange.Range, hashedTo int64) {
 	data, err := os.ReadFile(b.statePath)
 	if err != nil {
 		return nil, 0
@@ -90,7 +92,7 @@ func (b *Blob) loadState(f *os.File) (present []Range, hashedTo int64) {
 	}
 	for _, r := range st.Ranges {
 		if 0 <= r[0] && r[0] < r[1] && r[1] <= st.Size && r[1] <= fi.Size() {
-			present = append(present, Range{r[0], r[1]})
+			present = append(present, byterange.Range{Start: r[0], End: r[1]})
 		}
 	}
 	u, ok := b.hasher.(encoding.BinaryUnmarshaler)

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -52,7 +53,7 @@ func ParseVerifyMode(s string) (VerifyMode, error) {
 	case "strict":
 		return VerifyStrict, nil
 	}
-	return 0, fmt.Errorf("verify mode %s: want lazy or strict", quote(s))
+	return 0, fmt.Errorf("verify mode %s: want lazy or strict", oci.Quote(s))
 }
 
 // Options tune how a Store fetches missing bytes.

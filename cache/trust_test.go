@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgfs/imgfs/internal/errdefs"
+	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -66,8 +68,8 @@ func TestReadToEOFFailsOnCorruptBlob(t *testing.T) {
 		t.Fatalf("mid-blob read: %v", err)
 	}
 	_, err = readAllErr(r, int(desc.Size), 64<<10)
-	if !errors.Is(err, ErrDigestMismatch) {
-		t.Fatalf("read to EOF of a corrupt blob = %v, want ErrDigestMismatch", err)
+	if !errors.Is(err, errdefs.ErrDigestMismatch) {
+		t.Fatalf("read to EOF of a corrupt blob = %v, want errdefs.ErrDigestMismatch", err)
 	}
 	if got := <-mismatched; got != desc.Digest {
 		t.Fatalf("OnMismatch told of %s", got)
@@ -97,8 +99,8 @@ func TestStrictServesNothingUnverified(t *testing.T) {
 	r, _ := s.NewReader(desc, f)
 	defer r.Close()
 	buf := make([]byte, 10)
-	if n, err := r.ReadAt(context.Background(), buf, 0); !errors.Is(err, ErrDigestMismatch) || n != 0 {
-		t.Fatalf("strict first read of a corrupt blob = %d, %v; want ErrDigestMismatch", n, err)
+	if n, err := r.ReadAt(context.Background(), buf, 0); !errors.Is(err, errdefs.ErrDigestMismatch) || n != 0 {
+		t.Fatalf("strict first read of a corrupt blob = %d, %v; want errdefs.ErrDigestMismatch", n, err)
 	}
 
 	desc2, f2 := testBlob(t, 300_001)
@@ -135,7 +137,7 @@ func TestMismatchReplacesFileNotTruncate(t *testing.T) {
 	if _, err := held.ReadAt(before, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := readAllErr(r, int(desc.Size), 64<<10); !errors.Is(err, ErrDigestMismatch) {
+	if _, err := readAllErr(r, int(desc.Size), 64<<10); !errors.Is(err, errdefs.ErrDigestMismatch) {
 		t.Fatalf("read to EOF = %v", err)
 	}
 	after := make([]byte, 64<<10)
@@ -167,17 +169,17 @@ func TestMismatchBacksOffThenFetchesAfresh(t *testing.T) {
 	r, _ := s.NewReader(desc, f)
 	defer r.Close()
 	for round := 1; round <= 3; round++ {
-		if _, err := readAllErr(r, int(desc.Size), 64<<10); !errors.Is(err, ErrDigestMismatch) {
-			t.Fatalf("round %d: reading to the end = %v, want ErrDigestMismatch", round, err)
+		if _, err := readAllErr(r, int(desc.Size), 64<<10); !errors.Is(err, errdefs.ErrDigestMismatch) {
+			t.Fatalf("round %d: reading to the end = %v, want errdefs.ErrDigestMismatch", round, err)
 		}
 		// Until the backoff is over, reads and fills fail at once
 		// without asking the lying source again.
 		requests := f.requests.Load()
 		_, err := r.ReadAt(context.Background(), make([]byte, 10), 0)
-		if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), "fetching afresh after") {
-			t.Fatalf("round %d: read in the backoff = %v, want a fast ErrDigestMismatch", round, err)
+		if !errors.Is(err, errdefs.ErrDigestMismatch) || !strings.Contains(err.Error(), "fetching afresh after") {
+			t.Fatalf("round %d: read in the backoff = %v, want a fast errdefs.ErrDigestMismatch", round, err)
 		}
-		if err := s.Fill(context.Background(), desc, f, nil); !errors.Is(err, ErrDigestMismatch) {
+		if err := s.Fill(context.Background(), desc, f, nil); !errors.Is(err, errdefs.ErrDigestMismatch) {
 			t.Fatalf("round %d: Fill in the backoff = %v", round, err)
 		}
 		if f.requests.Load() != requests {
@@ -205,12 +207,12 @@ func TestPermanentErrorFailsFastWithoutRetry(t *testing.T) {
 	r, _ := s.NewReader(desc, f)
 	defer r.Close()
 	for i := 0; i < 3; i++ {
-		if _, err := r.ReadAt(context.Background(), make([]byte, 10), 0); !errors.Is(err, ErrPermanent) {
-			t.Fatalf("read %d = %v, want ErrPermanent", i, err)
+		if _, err := r.ReadAt(context.Background(), make([]byte, 10), 0); !errors.Is(err, errdefs.ErrPermanent) {
+			t.Fatalf("read %d = %v, want errdefs.ErrPermanent", i, err)
 		}
 	}
-	if err := s.Fill(context.Background(), desc, f, nil); !errors.Is(err, ErrPermanent) {
-		t.Fatalf("Fill = %v, want ErrPermanent", err)
+	if err := s.Fill(context.Background(), desc, f, nil); !errors.Is(err, errdefs.ErrPermanent) {
+		t.Fatalf("Fill = %v, want errdefs.ErrPermanent", err)
 	}
 	if got := f.requests.Load(); got != 1 {
 		t.Fatalf("%d requests, want 1: a permanent error is not retried", got)
@@ -309,7 +311,7 @@ type zeroFetcher struct {
 }
 
 func (z *zeroFetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
-	return nil, ErrRangeUnsupported
+	return nil, errdefs.ErrRangeUnsupported
 }
 
 func (z *zeroFetcher) FetchRange(ctx context.Context, _ ocispec.Descriptor, off, n int64) (io.ReadCloser, error) {
@@ -434,7 +436,7 @@ func TestSecondStoreNeverWritesSharedPartial(t *testing.T) {
 
 	// The second process, behind a corrupting proxy, reads to the end.
 	r2, _ := s2.NewReader(desc, bad)
-	if _, err := readAllErr(r2, int(desc.Size), 64<<10); !errors.Is(err, ErrDigestMismatch) {
+	if _, err := readAllErr(r2, int(desc.Size), 64<<10); !errors.Is(err, errdefs.ErrDigestMismatch) {
 		t.Fatalf("corrupt read in the second store = %v", err)
 	}
 	after, _ := os.ReadFile(path)
@@ -551,7 +553,7 @@ func TestVerifyRepairRemovesCorruptBlob(t *testing.T) {
 		t.Fatalf("Verify = %+v, %v, %v", sum, err, reported)
 	}
 	for _, r := range reported {
-		if (r.Digest == bad.Digest) != errors.Is(r.Err, ErrDigestMismatch) {
+		if (r.Digest == bad.Digest) != errors.Is(r.Err, errdefs.ErrDigestMismatch) {
 			t.Fatalf("reported %s: %v", r.Digest, r.Err)
 		}
 	}
@@ -591,12 +593,12 @@ func TestCheckDigest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := CheckDigest(digest.Digest(tt.d))
+			err := oci.CheckDigest(digest.Digest(tt.d))
 			if (err == nil) != tt.ok {
-				t.Fatalf("CheckDigest(%q) = %v", tt.d, err)
+				t.Fatalf("oci.CheckDigest(%q) = %v", tt.d, err)
 			}
-			if err != nil && (!errors.Is(err, ErrInvalidDigest) || strings.Contains(err.Error(), "\n")) {
-				t.Fatalf("error %q: want one line wrapping ErrInvalidDigest", err)
+			if err != nil && (!errors.Is(err, oci.ErrInvalidDigest) || strings.Contains(err.Error(), "\n")) {
+				t.Fatalf("error %q: want one line wrapping oci.ErrInvalidDigest", err)
 			}
 		})
 	}
@@ -629,8 +631,8 @@ func TestNoPathFromInvalidDigest(t *testing.T) {
 	_, checks["ReadMetadata"] = s.ReadMetadata(ctx, desc)
 	_, checks["NewReader"] = s.NewReader(desc, nil)
 	for name, err := range checks {
-		if !errors.Is(err, ErrInvalidDigest) {
-			t.Errorf("%s = %v, want ErrInvalidDigest", name, err)
+		if !errors.Is(err, oci.ErrInvalidDigest) {
+			t.Errorf("%s = %v, want oci.ErrInvalidDigest", name, err)
 		}
 	}
 	if data, _ := os.ReadFile(outside); string(data) != "keep" {

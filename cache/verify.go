@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/imgfs/imgfs/internal/errdefs"
+	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -77,7 +79,7 @@ func (s *Store) Verify(ctx context.Context, repair bool, report func(VerifyResul
 
 // verifyFile hashes the file at path and compares it with want.
 func verifyFile(ctx context.Context, path string, want digest.Digest) (int64, error) {
-	if err := CheckDigest(want); err != nil {
+	if err := oci.CheckDigest(want); err != nil {
 		return 0, err
 	}
 	f, err := os.Open(path)
@@ -98,7 +100,7 @@ func verifyFile(ctx context.Context, path string, want digest.Digest) (int64, er
 		return n, err
 	}
 	if got := digest.NewDigest(want.Algorithm(), h); got != want {
-		return n, fmt.Errorf("%w: content hashes to %s", ErrDigestMismatch, got)
+		return n, fmt.Errorf("%w: content hashes to %s", errdefs.ErrDigestMismatch, got)
 	}
 	return n, nil
 }

@@ -20,7 +20,7 @@ import (
 const fileCopiesDir = "files"
 
 func (s *Store) fileCopyPath(layer ocispec.Descriptor, version, entry int) (string, error) {
-	if err := checkDescriptor(layer.Digest, layer.Size); err != nil {
+	if err := checkBlob(layer.Digest, layer.Size); err != nil {
 		return "", err
 	}
 	if version <= 0 || entry < 0 {

@@ -8,10 +8,11 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/imgfs/imgfs/internal/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Layer indexes (cache/layerview) are stored under indexes/v<version>/,
+// Layer indexes (internal/layer) are stored under indexes/v<version>/,
 // named by the layer's digest and size like ingest files, so a new index
 // format never reads an old one and two descriptors with one digest and
 // different sizes never share an index.
@@ -44,7 +45,7 @@ const MaxLayerIndexSize = 1 << 30
 var ErrBlobNotVerified = errors.New("blob not verified in the cache")
 
 func (s *Store) layerIndexPath(desc ocispec.Descriptor, version int) (string, error) {
-	if err := checkDescriptor(desc.Digest, desc.Size); err != nil {
+	if err := checkBlob(desc.Digest, desc.Size); err != nil {
 		return "", err
 	}
 	if version <= 0 {
@@ -68,7 +69,7 @@ func (s *Store) WriteLayerIndex(desc ocispec.Descriptor, version int, data []byt
 		return fmt.Errorf("index of %s: %w", desc.Digest, ErrBlobNotVerified)
 	}
 	if int64(len(data)) > MaxLayerIndexSize {
-		return fmt.Errorf("index of %s: %w: %d bytes", desc.Digest, ErrTooLarge, len(data))
+		return fmt.Errorf("index of %s: %w: %d bytes", desc.Digest, errdefs.ErrTooLarge, len(data))
 	}
 	if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
 		return err
@@ -97,7 +98,7 @@ func (s *Store) ReadLayerIndex(desc ocispec.Descriptor, version int) ([]byte, bo
 		return nil, false, err
 	}
 	if fi.Size() > MaxLayerIndexSize {
-		return nil, false, fmt.Errorf("index of %s: %w: %d bytes", desc.Digest, ErrTooLarge, fi.Size())
+		return nil, false, fmt.Errorf("index of %s: %w: %d bytes", desc.Digest, errdefs.ErrTooLarge, fi.Size())
 	}
 	data := make([]byte, fi.Size())
 	if _, err := f.ReadAt(data, 0); err != nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/byterange"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -19,7 +21,7 @@ import (
 // verify what they serve piece by piece on their own: eStargz and
 // zstd:chunked chunks against a TOC whose digest comes from the verified
 // manifest, and indexed gzip or zstd spans against the span digests of an
-// index built from verified bytes (cache/layerview). Anything else must
+// index built from verified bytes (internal/layer). Anything else must
 // read through Reader.
 type RangeReader struct {
 	r *Reader
@@ -27,7 +29,7 @@ type RangeReader struct {
 
 // NewRangeReader opens a RangeReader of desc, fetching missing bytes
 // through f (nil for offline). Close releases it.
-func (s *Store) NewRangeReader(desc ocispec.Descriptor, f Fetcher) (*RangeReader, error) {
+func (s *Store) NewRangeReader(desc ocispec.Descriptor, f blobio.Fetcher) (*RangeReader, error) {
 	r, err := s.NewReader(desc, f)
 	if err != nil {
 		return nil, err
@@ -61,7 +63,7 @@ func (r *RangeReader) ReadCheckedAt(ctx context.Context, p []byte, off int64, ch
 		}
 		return n, check(p)
 	}
-	df, held, err := b.awaitRead(ctx, r.r, Range{off, off + int64(len(p))})
+	df, held, err := b.awaitRead(ctx, r.r, byterange.Range{Start: off, End: off + int64(len(p))})
 	if err != nil {
 		return 0, fmt.Errorf("read %s at %d: %w", b.desc.Digest, off, err)
 	}
@@ -74,7 +76,7 @@ func (r *RangeReader) ReadCheckedAt(ctx context.Context, p []byte, off int64, ch
 		return n, fmt.Errorf("read %s at %d: %w", b.desc.Digest, off, err)
 	}
 	if err := check(p); err != nil {
-		b.reject(df, Range{off, off + int64(len(p))}, err)
+		b.reject(df, byterange.Range{Start: off, End: off + int64(len(p))}, err)
 		return 0, err
 	}
 	return n, nil
@@ -87,7 +89,7 @@ func (r *RangeReader) Close() error { return r.r.Close() }
 // the bytes at bad failed a check (see ReadCheckedAt), the way a
 // whole-blob mismatch does (dropGenerationLocked): the fresh file takes
 // the partial's place before the new generation starts.
-func (b *Blob) reject(df *dataFile, bad Range, cause error) {
+func (b *Blob) reject(df *dataFile, bad byterange.Range, cause error) {
 	s := b.store
 	b.diskMu.Lock()
 	defer b.diskMu.Unlock()

@@ -10,18 +10,18 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/imgfs/imgfs/cache"
 	"github.com/imgfs/imgfs/fetch/hosts"
-	"github.com/imgfs/imgfs/fetch/mediatype"
+	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 // Remote is the cache's source of bytes.
-var _ cache.Fetcher = (*Remote)(nil)
+var _ blobio.Fetcher = (*Remote)(nil)
 
 // path returns where desc lives in the repository: manifests and indexes
 // under manifests/, everything else under blobs/. desc must be valid.
 func (r *Remote) path(desc ocispec.Descriptor) string {
-	if k := mediatype.KindOf(desc); k == mediatype.KindIndex || k == mediatype.KindManifest {
+	if k := oci.KindOf(desc); k == oci.KindIndex || k == oci.KindManifest {
 		return "manifests/" + desc.Digest.String()
 	}
 	return "blobs/" + desc.Digest.String()
@@ -30,11 +30,11 @@ func (r *Remote) path(desc ocispec.Descriptor) string {
 // Fetch returns the whole of desc. The caller verifies the bytes; the cache
 // does so as it stores them.
 func (r *Remote) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
-	if err := ValidateDescriptor(desc); err != nil {
+	if err := oci.CheckDescriptor(desc); err != nil {
 		return nil, permanent(fmt.Errorf("fetch: %w", err))
 	}
 	header := http.Header{}
-	if k := mediatype.KindOf(desc); k == mediatype.KindIndex || k == mediatype.KindManifest {
+	if k := oci.KindOf(desc); k == oci.KindIndex || k == oci.KindManifest {
 		header.Set("Accept", desc.MediaType)
 	}
 	what := desc.Digest.String()
@@ -61,11 +61,11 @@ func (r *Remote) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadClo
 // bytes asked for, so a registry that ignores Range cannot hand back the
 // wrong bytes. A host that answers with 200 and the whole blob (a mirror
 // that has not cached it yet, or a registry without ranges) is not asked
-// again: its body goes to the cache as a *cache.WholeBlob, which lands
+// again: its body goes to the cache as a *blobio.WholeBlob, which lands
 // every chunk it lacks from it, and that host is put last for the blob's
 // other ranges for wholeAnswerFor.
 func (r *Remote) FetchRange(ctx context.Context, desc ocispec.Descriptor, off, length int64) (io.ReadCloser, error) {
-	if err := ValidateDescriptor(desc); err != nil {
+	if err := oci.CheckDescriptor(desc); err != nil {
 		return nil, permanent(fmt.Errorf("fetch: %w", err))
 	}
 	if length <= 0 || off < 0 || off > desc.Size-length {
@@ -101,7 +101,7 @@ func (r *Remote) FetchRange(ctx context.Context, desc ocispec.Descriptor, off, l
 		return nil, r.fetchError(desc, err)
 	}
 	if whole != nil {
-		return nil, &cache.WholeBlob{Body: whole}
+		return nil, &blobio.WholeBlob{Body: whole}
 	}
 	return body, nil
 }

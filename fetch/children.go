@@ -7,13 +7,8 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/imgfs/imgfs/cache"
-	"github.com/imgfs/imgfs/fetch/mediatype"
+	"github.com/imgfs/imgfs/internal/oci"
 )
-
-// MaxMetadataSize bounds indexes, manifests and configs; the cache, which
-// reads them back, sets it.
-const MaxMetadataSize = cache.MaxMetadataSize
 
 // Provider reads the bytes of a small metadata blob that an earlier handler
 // stored. The cache implements it.
@@ -26,8 +21,8 @@ type Provider interface {
 // children.
 func ChildrenHandler(provider Provider) HandlerFunc {
 	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
-		kind := mediatype.KindOf(desc)
-		if kind != mediatype.KindIndex && kind != mediatype.KindManifest {
+		kind := oci.KindOf(desc)
+		if kind != oci.KindIndex && kind != oci.KindManifest {
 			return nil, nil
 		}
 		data, err := provider.ReadMetadata(ctx, desc)
@@ -46,24 +41,24 @@ func ChildrenHandler(provider Provider) HandlerFunc {
 //
 //	manifest sha256:…: layers[2]: invalid digest "sha256:../../x": …
 func Children(desc ocispec.Descriptor, data []byte) ([]ocispec.Descriptor, error) {
-	kind := mediatype.KindOf(desc)
+	kind := oci.KindOf(desc)
 	var children []ocispec.Descriptor
 	var role func(i int) string
 	switch kind {
-	case mediatype.KindIndex:
+	case oci.KindIndex:
 		var index ocispec.Index
 		if err := json.Unmarshal(data, &index); err != nil {
-			return nil, fmt.Errorf("decode index %s: %w", quoted(desc.Digest), err)
+			return nil, fmt.Errorf("decode index %s: %w", oci.QuoteDigest(desc.Digest), err)
 		}
 		children = index.Manifests
 		role = func(i int) string { return fmt.Sprintf("manifests[%d]", i) }
-	case mediatype.KindManifest:
+	case oci.KindManifest:
 		var manifest ocispec.Manifest
 		if err := json.Unmarshal(data, &manifest); err != nil {
-			return nil, fmt.Errorf("decode manifest %s: %w", quoted(desc.Digest), err)
+			return nil, fmt.Errorf("decode manifest %s: %w", oci.QuoteDigest(desc.Digest), err)
 		}
 		if manifest.Config.Digest == "" {
-			return nil, fmt.Errorf("decode manifest %s: no config", quoted(desc.Digest))
+			return nil, fmt.Errorf("decode manifest %s: no config", oci.QuoteDigest(desc.Digest))
 		}
 		children = append([]ocispec.Descriptor{manifest.Config}, manifest.Layers...)
 		role = func(i int) string {
@@ -76,8 +71,8 @@ func Children(desc ocispec.Descriptor, data []byte) ([]ocispec.Descriptor, error
 		return nil, nil
 	}
 	for i, c := range children {
-		if err := ValidateDescriptor(c); err != nil {
-			return nil, fmt.Errorf("%s %s: %s: %w", kind, quoted(desc.Digest), role(i), err)
+		if err := oci.CheckDescriptor(c); err != nil {
+			return nil, fmt.Errorf("%s %s: %s: %w", kind, oci.QuoteDigest(desc.Digest), role(i), err)
 		}
 	}
 	return children, nil

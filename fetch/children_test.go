@@ -9,8 +9,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/imgfs/imgfs/cache"
-	"github.com/imgfs/imgfs/fetch/mediatype"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 func TestChildrenRejectsHostileDescriptors(t *testing.T) {
@@ -41,10 +40,10 @@ func TestChildrenRejectsHostileDescriptors(t *testing.T) {
 	}{
 		{"traversal layer digest", ocispec.MediaTypeImageManifest,
 			manifestOf(config, layer("a"), layer("b"), with(layer("c"), func(d *ocispec.Descriptor) { d.Digest = "sha256:../../x" })),
-			cache.ErrInvalidDigest, `: layers[2]: invalid digest "sha256:../../x"`},
+			oci.ErrInvalidDigest, `: layers[2]: invalid digest "sha256:../../x"`},
 		{"config without algorithm", ocispec.MediaTypeImageManifest,
 			manifestOf(with(config, func(d *ocispec.Descriptor) { d.Digest = digest.Digest(d.Digest.Encoded()) }), layer("a")),
-			cache.ErrInvalidDigest, ": config: invalid digest"},
+			oci.ErrInvalidDigest, ": config: invalid digest"},
 		{"negative layer size", ocispec.MediaTypeImageManifest,
 			manifestOf(config, with(layer("a"), func(d *ocispec.Descriptor) { d.Size = -5 })),
 			nil, ": layers[0]: invalid size -5"},
@@ -56,16 +55,16 @@ func TestChildrenRejectsHostileDescriptors(t *testing.T) {
 			nil, ": config: invalid size"},
 		{"layer without media type", ocispec.MediaTypeImageManifest,
 			manifestOf(config, with(layer("a"), func(d *ocispec.Descriptor) { d.MediaType = "" })),
-			mediatype.ErrInvalid, ": layers[0]: invalid media type"},
+			oci.ErrInvalidMediaType, ": layers[0]: invalid media type"},
 		{"unknown algorithm in index", ocispec.MediaTypeImageIndex,
 			indexOf(goodManifest, with(goodManifest, func(d *ocispec.Descriptor) { d.Digest = digest.Digest("sha1:" + d.Digest.Encoded()[:40]) })),
-			cache.ErrInvalidDigest, ": manifests[1]: invalid digest"},
+			oci.ErrInvalidDigest, ": manifests[1]: invalid digest"},
 		{"oversized manifest in index", ocispec.MediaTypeImageIndex,
-			indexOf(with(goodManifest, func(d *ocispec.Descriptor) { d.Size = cache.MaxMetadataSize + 1 })),
+			indexOf(with(goodManifest, func(d *ocispec.Descriptor) { d.Size = oci.MaxMetadataSize + 1 })),
 			nil, ": manifests[0]: invalid size"},
-		{"docker manifest list, uppercase hex", mediatype.DockerManifestList,
+		{"docker manifest list, uppercase hex", oci.DockerManifestList,
 			indexOf(with(goodManifest, func(d *ocispec.Descriptor) { d.Digest = digest.Digest("sha256:" + strings.ToUpper(d.Digest.Encoded())) })),
-			cache.ErrInvalidDigest, ": manifests[0]: invalid digest"},
+			oci.ErrInvalidDigest, ": manifests[0]: invalid digest"},
 		{"no config", ocispec.MediaTypeImageManifest,
 			manifestOf(ocispec.Descriptor{}, layer("a")),
 			nil, ": no config"},

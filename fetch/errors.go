@@ -10,9 +10,8 @@ import (
 	"syscall"
 	"unicode"
 
+	"github.com/imgfs/imgfs/internal/errdefs"
 	"oras.land/oras-go/v2/registry/remote/errcode"
-
-	"github.com/imgfs/imgfs/cache"
 )
 
 // Sentinel errors that callers and tests branch on. Each error the registry
@@ -26,19 +25,12 @@ var (
 	ErrUnexpectedStatus = errors.New("unexpected response")
 )
 
-// Sentinel errors shared with the cache, so that errors.Is gives the same
-// answer whichever package an error came from.
-var (
-	ErrTooLarge       = cache.ErrTooLarge
-	ErrDigestMismatch = cache.ErrDigestMismatch
-)
-
 // permanent marks err as an answer that asking again soon will not change
 // (401, 403, 404, 416, a Content-Range or length that contradicts the
 // descriptor), so that the cache fails reads of the blob fast for a while
 // instead of retrying.
 func permanent(err error) error {
-	return fmt.Errorf("%w: %w", cache.ErrPermanent, err)
+	return fmt.Errorf("%w: %w", errdefs.ErrPermanent, err)
 }
 
 // transportError turns a failed round trip into one line that names the

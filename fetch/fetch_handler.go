@@ -8,8 +8,9 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/imgfs/imgfs/cache"
-	"github.com/imgfs/imgfs/fetch/mediatype"
+	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/errdefs"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 // FetchHandler returns a handler that stores each descriptor's bytes in
@@ -18,15 +19,15 @@ import (
 // the cache; indexes, manifests and configs are small and streamed whole.
 // source names the repository the bytes come from, recorded as provenance.
 // It returns no children: chain it with ChildrenHandler.
-func FetchHandler(store Store, src cache.Fetcher, source string, progress Progress) HandlerFunc {
+func FetchHandler(store Store, src blobio.Fetcher, source string, progress Progress) HandlerFunc {
 	if progress == nil {
 		progress = NoProgress{}
 	}
 	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
-		kind := mediatype.KindOf(desc)
+		kind := oci.KindOf(desc)
 		// The walk has validated desc already; callers outside it may not
 		// have, and the store builds paths from the digest.
-		if err := ValidateDescriptor(desc); err != nil {
+		if err := oci.CheckDescriptor(desc); err != nil {
 			return nil, fmt.Errorf("fetch %s: %w", kind, err)
 		}
 		if store.Exists(desc) {
@@ -36,7 +37,7 @@ func FetchHandler(store Store, src cache.Fetcher, source string, progress Progre
 		}
 		progress.Status(desc, StatusDownloading)
 		var err error
-		if kind == mediatype.KindLayer {
+		if kind == oci.KindLayer {
 			err = store.Fill(ctx, desc, src, func(n int64) { progress.Add(desc, n) })
 		} else {
 			err = ingestMetadata(ctx, store, src, desc, progress)
@@ -50,9 +51,9 @@ func FetchHandler(store Store, src cache.Fetcher, source string, progress Progre
 	}
 }
 
-func ingestMetadata(ctx context.Context, store Store, src cache.Fetcher, desc ocispec.Descriptor, progress Progress) error {
-	if desc.Size > MaxMetadataSize {
-		return fmt.Errorf("%w: %s is %d bytes, over the %d MiB limit for metadata", ErrTooLarge, mediatype.KindOf(desc), desc.Size, MaxMetadataSize>>20)
+func ingestMetadata(ctx context.Context, store Store, src blobio.Fetcher, desc ocispec.Descriptor, progress Progress) error {
+	if desc.Size > oci.MaxMetadataSize {
+		return fmt.Errorf("%w: %s is %d bytes, over the %d MiB limit for metadata", errdefs.ErrTooLarge, oci.KindOf(desc), desc.Size, oci.MaxMetadataSize>>20)
 	}
 	rc, err := src.Fetch(ctx, desc)
 	if err != nil {
@@ -79,7 +80,7 @@ func (p *progressReader) Read(b []byte) (int, error) {
 // Preloaded serves one blob whose bytes are already in memory, such as the
 // manifest Resolve returned, and passes everything else to Fetcher.
 type Preloaded struct {
-	cache.Fetcher
+	blobio.Fetcher
 	Desc ocispec.Descriptor
 	Data []byte
 }

@@ -5,10 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-
-	"github.com/imgfs/imgfs/cache"
 )
 
 // FuzzParseReference checks that no reference panics the parser, that an
@@ -24,7 +23,7 @@ func FuzzParseReference(f *testing.F) {
 			return
 		}
 		if ref.Digest != "" {
-			if err := cache.CheckDigest(ref.Digest); err != nil {
+			if err := oci.CheckDigest(ref.Digest); err != nil {
 				t.Fatalf("ParseReference(%q) accepted digest: %v", s, err)
 			}
 		}
@@ -56,7 +55,7 @@ func FuzzChildren(f *testing.F) {
 			return
 		}
 		for i, c := range children {
-			if err := ValidateDescriptor(c); err != nil {
+			if err := oci.CheckDescriptor(c); err != nil {
 				t.Fatalf("child %d accepted but invalid: %v", i, err)
 			}
 		}

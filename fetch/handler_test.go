@@ -16,7 +16,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/semaphore"
 
-	"github.com/imgfs/imgfs/fetch/mediatype"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 // memProvider is an in-memory Provider for walking synthetic trees.
@@ -46,7 +46,7 @@ func blobDesc(mediaType, name string) ocispec.Descriptor {
 func testIndex(m memProvider, docker bool) ocispec.Descriptor {
 	manifestType, indexType, configType, layerType := ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageIndex, ocispec.MediaTypeImageConfig, ocispec.MediaTypeImageLayerGzip
 	if docker {
-		manifestType, indexType, configType, layerType = mediatype.DockerManifest, mediatype.DockerManifestList, mediatype.DockerConfig, mediatype.DockerLayer
+		manifestType, indexType, configType, layerType = oci.DockerManifest, oci.DockerManifestList, oci.DockerConfig, oci.DockerLayer
 	}
 	var entries []ocispec.Descriptor
 	for _, p := range []ocispec.Platform{
@@ -78,7 +78,7 @@ func walk(t *testing.T, h Handler, root ocispec.Descriptor) []string {
 	record := HandlerFunc(func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 		children, err := h.Handle(ctx, desc)
 		mu.Lock()
-		seen = append(seen, string(mediatype.KindOf(desc))+" "+platformOf(desc))
+		seen = append(seen, string(oci.KindOf(desc))+" "+platformOf(desc))
 		mu.Unlock()
 		return children, err
 	})
@@ -106,13 +106,13 @@ func TestPlatformFilters(t *testing.T) {
 			name string
 			h    Handler
 			want int // descriptors handled
-			kind map[mediatype.Kind]int
+			kind map[oci.Kind]int
 		}{
-			{"all platforms", children, 10, map[mediatype.Kind]int{mediatype.KindManifest: 3, mediatype.KindConfig: 3, mediatype.KindLayer: 3}},
-			{"arm64 only", FilterPlatforms(children, arm), 4, map[mediatype.Kind]int{mediatype.KindManifest: 1, mediatype.KindLayer: 1}},
-			{"all metadata", FilterManifestByPlatform(children, arm), 8, map[mediatype.Kind]int{mediatype.KindManifest: 3, mediatype.KindConfig: 3, mediatype.KindLayer: 1}},
-			{"limit 1 of all", LimitManifests(children, platforms.Ordered(ocispec.Platform{OS: "linux", Architecture: "amd64"}), 1), 4, map[mediatype.Kind]int{mediatype.KindManifest: 1}},
-			{"metadata only", DropLayers(children), 7, map[mediatype.Kind]int{mediatype.KindLayer: 0}},
+			{"all platforms", children, 10, map[oci.Kind]int{oci.KindManifest: 3, oci.KindConfig: 3, oci.KindLayer: 3}},
+			{"arm64 only", FilterPlatforms(children, arm), 4, map[oci.Kind]int{oci.KindManifest: 1, oci.KindLayer: 1}},
+			{"all metadata", FilterManifestByPlatform(children, arm), 8, map[oci.Kind]int{oci.KindManifest: 3, oci.KindConfig: 3, oci.KindLayer: 1}},
+			{"limit 1 of all", LimitManifests(children, platforms.Ordered(ocispec.Platform{OS: "linux", Architecture: "amd64"}), 1), 4, map[oci.Kind]int{oci.KindManifest: 1}},
+			{"metadata only", DropLayers(children), 7, map[oci.Kind]int{oci.KindLayer: 0}},
 		}
 		for _, tt := range tests {
 			seen := walk(t, tt.h, root)
@@ -151,7 +151,7 @@ func TestDispatchSkipStopAndErrors(t *testing.T) {
 	children := ChildrenHandler(m)
 
 	skipConfigs := HandlerFunc(func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
-		if mediatype.KindOf(desc) == mediatype.KindManifest {
+		if oci.KindOf(desc) == oci.KindManifest {
 			return nil, ErrSkipDesc
 		}
 		return children(ctx, desc)
@@ -173,7 +173,7 @@ func TestDispatchSkipStopAndErrors(t *testing.T) {
 
 	boom := errors.New("boom")
 	failing := HandlerFunc(func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
-		if mediatype.KindOf(desc) == mediatype.KindLayer {
+		if oci.KindOf(desc) == oci.KindLayer {
 			return nil, boom
 		}
 		return children(ctx, desc)
@@ -218,14 +218,14 @@ func TestChildrenOrderAndErrors(t *testing.T) {
 	}
 	data, _ := m.ReadMetadata(context.Background(), manifests[0])
 	kids, err := Children(manifests[0], data)
-	if err != nil || mediatype.KindOf(kids[0]) != mediatype.KindConfig || mediatype.KindOf(kids[1]) != mediatype.KindLayer {
+	if err != nil || oci.KindOf(kids[0]) != oci.KindConfig || oci.KindOf(kids[1]) != oci.KindLayer {
 		t.Fatalf("manifest children: %v %v", kids, err)
 	}
 	if _, err := Children(manifests[0], []byte("{")); err == nil {
 		t.Error("bad JSON accepted")
 	}
-	legacy := ocispec.Descriptor{MediaType: mediatype.LegacyConfig}
-	if mediatype.KindOf(legacy) != mediatype.KindConfig {
+	legacy := ocispec.Descriptor{MediaType: oci.LegacyConfig}
+	if oci.KindOf(legacy) != oci.KindConfig {
 		t.Error("application/octet-stream config not recognised")
 	}
 }

@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/imgfs/imgfs/cache"
 	"github.com/imgfs/imgfs/fetch/sockmark"
+	"github.com/imgfs/imgfs/internal/errdefs"
 )
 
 // idleTransport gives every response an idle timeout. The base transport's
@@ -107,7 +107,7 @@ func (b *idleBody) Close() error {
 }
 
 // stallError says a registry sent nothing for the idle timeout. It wraps
-// cache.ErrFetchTimeout: the registry may answer a later request.
+// errdefs.ErrFetchTimeout: the registry may answer a later request.
 type stallError struct {
 	host    string
 	waiting string
@@ -118,4 +118,4 @@ func (e *stallError) Error() string {
 	return fmt.Sprintf("registry %s stalled: %s for %s", e.host, e.waiting, e.after)
 }
 
-func (e *stallError) Unwrap() error { return cache.ErrFetchTimeout }
+func (e *stallError) Unwrap() error { return errdefs.ErrFetchTimeout }

@@ -8,7 +8,7 @@ import (
 	"github.com/containerd/platforms"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/imgfs/imgfs/fetch/mediatype"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 // FilterPlatforms wraps f so that children naming a platform are kept only
@@ -41,7 +41,7 @@ func keep(descs []ocispec.Descriptor, pred func(ocispec.Descriptor) bool) []ocis
 func LimitManifests(f Handler, comparer platforms.MatchComparer, n int) HandlerFunc {
 	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 		children, err := f.Handle(ctx, desc)
-		if err != nil || !mediatype.IsIndex(desc.MediaType) {
+		if err != nil || !oci.IsIndex(desc.MediaType) {
 			return children, err
 		}
 		sorted := append([]ocispec.Descriptor(nil), children...)
@@ -67,19 +67,19 @@ func LimitManifests(f Handler, comparer platforms.MatchComparer, n int) HandlerF
 func FilterManifestByPlatform(f Handler, matcher platforms.Matcher) HandlerFunc {
 	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 		children, err := f.Handle(ctx, desc)
-		if err != nil || !mediatype.IsManifest(desc.MediaType) || desc.Platform == nil || matcher.Match(*desc.Platform) {
+		if err != nil || !oci.IsManifest(desc.MediaType) || desc.Platform == nil || matcher.Match(*desc.Platform) {
 			return children, err
 		}
-		return keep(children, func(c ocispec.Descriptor) bool { return mediatype.KindOf(c) == mediatype.KindConfig }), nil
+		return keep(children, func(c ocispec.Descriptor) bool { return oci.KindOf(c) == oci.KindConfig }), nil
 	}
 }
 
 // SkipKinds wraps f so that it is not called for descriptors of the given
 // kinds. The mount walks layers (to learn their descriptors) but reads them
 // lazily later; it defers configs too, all but the one it shows first.
-func SkipKinds(f Handler, kinds ...mediatype.Kind) HandlerFunc {
+func SkipKinds(f Handler, kinds ...oci.Kind) HandlerFunc {
 	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
-		if slices.Contains(kinds, mediatype.KindOf(desc)) {
+		if slices.Contains(kinds, oci.KindOf(desc)) {
 			return nil, nil
 		}
 		return f.Handle(ctx, desc)
@@ -90,9 +90,9 @@ func SkipKinds(f Handler, kinds ...mediatype.Kind) HandlerFunc {
 func DropLayers(f Handler) HandlerFunc {
 	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 		children, err := f.Handle(ctx, desc)
-		if err != nil || !mediatype.IsManifest(desc.MediaType) {
+		if err != nil || !oci.IsManifest(desc.MediaType) {
 			return children, err
 		}
-		return keep(children, func(c ocispec.Descriptor) bool { return mediatype.KindOf(c) != mediatype.KindLayer }), nil
+		return keep(children, func(c ocispec.Descriptor) bool { return oci.KindOf(c) != oci.KindLayer }), nil
 	}
 }

@@ -5,10 +5,9 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/opencontainers/go-digest"
 	"oras.land/oras-go/v2/registry"
-
-	"github.com/imgfs/imgfs/cache"
 )
 
 // DockerHub is the registry that short names such as "nginx" live on.
@@ -46,7 +45,7 @@ func ParseReference(s string) (Reference, error) {
 	var ref Reference
 	if hasDigest {
 		d := digest.Digest(dgst)
-		if err := cache.CheckDigest(d); err != nil {
+		if err := oci.CheckDigest(d); err != nil {
 			return Reference{}, fmt.Errorf("%w %q: %w", ErrInvalidReference, s, err)
 		}
 		ref.Digest = d

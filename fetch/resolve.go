@@ -15,9 +15,9 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/imgfs/imgfs/cache"
 	"github.com/imgfs/imgfs/fetch/hosts"
-	"github.com/imgfs/imgfs/fetch/mediatype"
+	"github.com/imgfs/imgfs/internal/errdefs"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 // Resolve fetches the manifest or index the reference names and returns
@@ -25,7 +25,7 @@ import (
 // the reference or, for a tag, against the registry's Docker-Content-Digest.
 func (r *Remote) Resolve(ctx context.Context) (ocispec.Descriptor, []byte, error) {
 	what := r.ref.String()
-	header := http.Header{"Accept": {strings.Join(mediatype.Manifests, ", ")}}
+	header := http.Header{"Accept": {strings.Join(oci.Manifests, ", ")}}
 	// A tag needs a host that may resolve; a digest is content, which any
 	// host that may pull can serve.
 	capability := hosts.Pull
@@ -66,11 +66,11 @@ func (r *Remote) Resolve(ctx context.Context) (ocispec.Descriptor, []byte, error
 	if want != "" {
 		got = want.Algorithm().FromBytes(data)
 		if got != want {
-			return ocispec.Descriptor{}, nil, fmt.Errorf("%w: %s: registry sent a manifest hashing to %s, expected %s", ErrDigestMismatch, what, got, want)
+			return ocispec.Descriptor{}, nil, fmt.Errorf("%w: %s: registry sent a manifest hashing to %s, expected %s", errdefs.ErrDigestMismatch, what, got, want)
 		}
 	}
 	root := ocispec.Descriptor{MediaType: mediaType, Digest: got, Size: int64(len(data))}
-	if err := ValidateDescriptor(root); err != nil {
+	if err := oci.CheckDescriptor(root); err != nil {
 		return ocispec.Descriptor{}, nil, fmt.Errorf("resolve %s: %w", what, err)
 	}
 	return root, data, nil
@@ -81,7 +81,7 @@ func (r *Remote) Resolve(ctx context.Context) (ocispec.Descriptor, []byte, error
 // validated before use. It returns "" when there is neither.
 func (r *Remote) expectedDigest(header http.Header) (digest.Digest, error) {
 	if r.ref.Digest != "" {
-		if err := cache.CheckDigest(r.ref.Digest); err != nil {
+		if err := oci.CheckDigest(r.ref.Digest); err != nil {
 			return "", fmt.Errorf("reference: %w", err)
 		}
 		return r.ref.Digest, nil
@@ -95,27 +95,27 @@ func (r *Remote) expectedDigest(header http.Header) (digest.Digest, error) {
 		return "", fmt.Errorf("registry sent %d Docker-Content-Digest headers", len(values))
 	}
 	d := digest.Digest(values[0])
-	if err := cache.CheckDigest(d); err != nil {
+	if err := oci.CheckDigest(d); err != nil {
 		return "", fmt.Errorf("registry sent an invalid Docker-Content-Digest: %w", err)
 	}
 	return d, nil
 }
 
-// readMetadata reads a manifest body, refusing more than MaxMetadataSize
+// readMetadata reads a manifest body, refusing more than oci.MaxMetadataSize
 // before reading it where the length is announced.
 func readMetadata(what string, resp *http.Response) ([]byte, error) {
 	tooLarge := func(n string) error {
-		return fmt.Errorf("%w: %s: manifest is %s bytes, over the %d MiB limit", ErrTooLarge, what, n, MaxMetadataSize>>20)
+		return fmt.Errorf("%w: %s: manifest is %s bytes, over the %d MiB limit", errdefs.ErrTooLarge, what, n, oci.MaxMetadataSize>>20)
 	}
-	if resp.ContentLength > MaxMetadataSize {
+	if resp.ContentLength > oci.MaxMetadataSize {
 		return nil, tooLarge(fmt.Sprint(resp.ContentLength))
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxMetadataSize+1))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, oci.MaxMetadataSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read manifest %s: %w", what, err)
 	}
-	if len(data) > MaxMetadataSize {
-		return nil, tooLarge("over " + fmt.Sprint(MaxMetadataSize))
+	if len(data) > oci.MaxMetadataSize {
+		return nil, tooLarge("over " + fmt.Sprint(oci.MaxMetadataSize))
 	}
 	return data, nil
 }
@@ -136,10 +136,10 @@ func manifestMediaType(what, contentType string, data []byte) (string, error) {
 	if mediaType == "" {
 		mediaType = header
 	}
-	if probe.SchemaVersion == 1 || mediatype.IsSchema1(mediaType) || mediatype.IsSchema1(header) {
+	if probe.SchemaVersion == 1 || oci.IsSchema1(mediaType) || oci.IsSchema1(header) {
 		return "", fmt.Errorf("%w: %s: schema1 manifests are not supported (there is no conversion); push the image again with a current client", ErrUnsupported, what)
 	}
-	if !mediatype.IsIndex(mediaType) && !mediatype.IsManifest(mediaType) {
+	if !oci.IsIndex(mediaType) && !oci.IsManifest(mediaType) {
 		return "", fmt.Errorf("%w: %s: media type %.100q is not an image index or manifest", ErrUnsupported, what, mediaType)
 	}
 	return mediaType, nil

@@ -15,8 +15,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/imgfs/imgfs/cache"
 	"github.com/imgfs/imgfs/fetch/hosts"
+	"github.com/imgfs/imgfs/internal/blobio"
 )
 
 // fakeHost is a registry host for routing tests: it serves one blob and
@@ -98,7 +98,7 @@ func readRange(t *testing.T, r *Remote, desc ocispec.Descriptor, off, n int64) [
 func wholeAnswer(t *testing.T, r *Remote, desc ocispec.Descriptor, off, n int64) []byte {
 	t.Helper()
 	_, err := r.FetchRange(callContext(t), desc, off, n)
-	var whole *cache.WholeBlob
+	var whole *blobio.WholeBlob
 	if !errors.As(err, &whole) {
 		t.Fatalf("range %d+%d = %v, want a whole-blob answer", off, n, err)
 	}

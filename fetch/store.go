@@ -8,6 +8,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/internal/blobio"
 )
 
 // Store is what a walk needs of the cache: to know what it holds, to store
@@ -19,7 +20,7 @@ type Store interface {
 	Exists(desc ocispec.Descriptor) bool
 	// Fill stores a layer from src with range requests, resuming what is
 	// there, reporting bytes stored to progress.
-	Fill(ctx context.Context, desc ocispec.Descriptor, src cache.Fetcher, progress func(n int64)) error
+	Fill(ctx context.Context, desc ocispec.Descriptor, src blobio.Fetcher, progress func(n int64)) error
 	// Ingest stores a small blob streamed whole from r.
 	Ingest(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error
 	// AddSource records that d can be fetched from repository.

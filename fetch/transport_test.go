@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgfs/imgfs/internal/errdefs"
+	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-
-	"github.com/imgfs/imgfs/cache"
 )
 
 // testIdleTimeout is short so that stall tests end quickly. The tests
@@ -86,14 +86,14 @@ func TestResolveGarbageDockerContentDigest(t *testing.T) {
 		{"none", nil, nil, ""},
 		{"right sha256", []string{manifestDigest.String()}, nil, ""},
 		{"right sha512", []string{digest.SHA512.FromBytes(testManifest).String()}, nil, ""},
-		{"garbage", []string{"garbage"}, cache.ErrInvalidDigest, `invalid Docker-Content-Digest: invalid digest "garbage"`},
-		{"traversal", []string{"sha256:../../../etc/passwd"}, cache.ErrInvalidDigest, "invalid Docker-Content-Digest"},
-		{"algorithm only", []string{"sha256:"}, cache.ErrInvalidDigest, "invalid Docker-Content-Digest"},
-		{"unknown algorithm", []string{"md5:d41d8cd98f00b204e9800998ecf8427e"}, cache.ErrInvalidDigest, "invalid Docker-Content-Digest"},
-		{"uppercase", []string{"sha256:" + strings.ToUpper(manifestDigest.Encoded())}, cache.ErrInvalidDigest, "invalid Docker-Content-Digest"},
-		{"short", []string{manifestDigest.String()[:40]}, cache.ErrInvalidDigest, "invalid Docker-Content-Digest"},
+		{"garbage", []string{"garbage"}, oci.ErrInvalidDigest, `invalid Docker-Content-Digest: invalid digest "garbage"`},
+		{"traversal", []string{"sha256:../../../etc/passwd"}, oci.ErrInvalidDigest, "invalid Docker-Content-Digest"},
+		{"algorithm only", []string{"sha256:"}, oci.ErrInvalidDigest, "invalid Docker-Content-Digest"},
+		{"unknown algorithm", []string{"md5:d41d8cd98f00b204e9800998ecf8427e"}, oci.ErrInvalidDigest, "invalid Docker-Content-Digest"},
+		{"uppercase", []string{"sha256:" + strings.ToUpper(manifestDigest.Encoded())}, oci.ErrInvalidDigest, "invalid Docker-Content-Digest"},
+		{"short", []string{manifestDigest.String()[:40]}, oci.ErrInvalidDigest, "invalid Docker-Content-Digest"},
 		{"two headers", []string{manifestDigest.String(), digest.FromString("other").String()}, nil, "2 Docker-Content-Digest headers"},
-		{"another manifest's", []string{digest.FromString("other").String()}, ErrDigestMismatch, "expected " + digest.FromString("other").String()},
+		{"another manifest's", []string{digest.FromString("other").String()}, errdefs.ErrDigestMismatch, "expected " + digest.FromString("other").String()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,7 +109,7 @@ func TestResolveGarbageDockerContentDigest(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Resolve = %v", err)
 				}
-				if err := ValidateDescriptor(desc); err != nil || !bytes.Equal(data, testManifest) {
+				if err := oci.CheckDescriptor(desc); err != nil || !bytes.Equal(data, testManifest) {
 					t.Errorf("Resolve returned %v (%v), %d bytes", desc, err, len(data))
 				}
 				return
@@ -185,8 +185,8 @@ func TestStalledBodyTimesOut(t *testing.T) {
 			}
 			if strings.Contains(tt.want, "stalled") {
 				host := strings.TrimPrefix(srv.URL, "http://")
-				if !strings.Contains(err.Error(), "registry "+host+" stalled") || !errors.Is(err, cache.ErrFetchTimeout) {
-					t.Errorf("error %q does not name the registry %s or wrap ErrFetchTimeout", err, host)
+				if !strings.Contains(err.Error(), "registry "+host+" stalled") || !errors.Is(err, errdefs.ErrFetchTimeout) {
+					t.Errorf("error %q does not name the registry %s or wrap errdefs.ErrFetchTimeout", err, host)
 				}
 			}
 		})
@@ -278,8 +278,8 @@ func TestPermanentStatusesWrapErrPermanent(t *testing.T) {
 				rc.Close()
 				t.Fatal("fetch succeeded")
 			}
-			if got := errors.Is(err, cache.ErrPermanent); got != tt.permanent {
-				t.Errorf("error %q: wraps ErrPermanent = %v, want %v", err, got, tt.permanent)
+			if got := errors.Is(err, errdefs.ErrPermanent); got != tt.permanent {
+				t.Errorf("error %q: wraps errdefs.ErrPermanent = %v, want %v", err, got, tt.permanent)
 			}
 			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
 				t.Errorf("error %q does not wrap %v", err, tt.wantIs)

@@ -11,8 +11,8 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/semaphore"
 
-	"github.com/imgfs/imgfs/cache"
-	"github.com/imgfs/imgfs/fetch/mediatype"
+	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 // Origin is where a walk starts and where the bytes it lacks come from.
@@ -22,7 +22,7 @@ type Origin struct {
 	Root     ocispec.Descriptor
 	RootData []byte
 	// Fetcher serves every other blob the store lacks.
-	Fetcher cache.Fetcher
+	Fetcher blobio.Fetcher
 	// Repository names where the bytes come from, such as
 	// "docker.io/library/nginx", for the cache's provenance records.
 	Repository string
@@ -41,7 +41,7 @@ type WalkOptions struct {
 	MetadataOnly bool
 	// Lazy lists kinds of descriptor recorded but not fetched: the mount
 	// leaves layers and configs to be read on demand.
-	Lazy []mediatype.Kind
+	Lazy []oci.Kind
 	// Limit keeps at most this many manifests per index (0: all matches).
 	Limit int
 	// MaxConcurrent bounds handlers running at once.
@@ -56,7 +56,7 @@ type WalkOptions struct {
 // past MaxWalkDepth or MaxWalkDescriptors.
 func Walk(ctx context.Context, store Store, from Origin, opts WalkOptions) (*Tree, error) {
 	root := from.Root
-	if err := ValidateDescriptor(root); err != nil {
+	if err := oci.CheckDescriptor(root); err != nil {
 		return nil, fmt.Errorf("image root: %w", err)
 	}
 	matcher := PlatformMatcher(opts.Platforms)
@@ -86,7 +86,7 @@ func Walk(ctx context.Context, store Store, from Origin, opts WalkOptions) (*Tre
 	if err := Dispatch(ctx, boundWalk(root, tree.Record(h)), semaphore.NewWeighted(limit), root); err != nil {
 		return nil, err
 	}
-	if mediatype.IsIndex(root.MediaType) && len(tree.Children(root.Digest)) == 0 {
+	if oci.IsIndex(root.MediaType) && len(tree.Children(root.Digest)) == 0 {
 		return nil, noMatchError(ctx, store, root, opts.Platforms)
 	}
 	return tree, nil

@@ -8,7 +8,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/imgfs/imgfs/fetch/mediatype"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 // MaxWalkDepth bounds how far below its root a walk goes. The root is at
@@ -62,10 +62,10 @@ func (w *walkBounds) unseen(parent ocispec.Descriptor, children []ocispec.Descri
 		switch {
 		case depth > MaxWalkDepth:
 			return nil, fmt.Errorf("walk: %s %s at depth %d lists %s: image nested deeper than MaxWalkDepth (%d)",
-				mediatype.KindOf(parent), parent.Digest, depth-1, c.Digest, MaxWalkDepth)
+				oci.KindOf(parent), parent.Digest, depth-1, c.Digest, MaxWalkDepth)
 		case len(w.depth) >= MaxWalkDescriptors:
 			return nil, fmt.Errorf("walk: %s %s lists %s: image has more than MaxWalkDescriptors (%d) distinct descriptors",
-				mediatype.KindOf(parent), parent.Digest, c.Digest, MaxWalkDescriptors)
+				oci.KindOf(parent), parent.Digest, c.Digest, MaxWalkDescriptors)
 		}
 		w.depth[c.Digest] = depth
 		fresh = append(fresh, c)

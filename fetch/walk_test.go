@@ -13,7 +13,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 // memStore is a Store that holds every blob already: a walk over it only
@@ -45,7 +46,7 @@ func (s *memStore) ReadMetadata(_ context.Context, desc ocispec.Descriptor) ([]b
 	return data, nil
 }
 
-func (s *memStore) Fill(context.Context, ocispec.Descriptor, cache.Fetcher, func(int64)) error {
+func (s *memStore) Fill(context.Context, ocispec.Descriptor, blobio.Fetcher, func(int64)) error {
 	return errors.New("memStore holds everything")
 }
 
@@ -246,7 +247,7 @@ func TestWalkValidatesRoot(t *testing.T) {
 	s := newMemStore()
 	root := s.image("x")
 	root.Digest = "sha256:../../../etc/passwd"
-	if _, err := walkAll(s, root); !errors.Is(err, cache.ErrInvalidDigest) {
+	if _, err := walkAll(s, root); !errors.Is(err, oci.ErrInvalidDigest) {
 		t.Fatalf("Walk = %v, want ErrInvalidDigest", err)
 	}
 	if total, _ := s.calls(); total != 0 {

@@ -3,6 +3,7 @@ package fusefs
 import (
 	"context"
 
+	"github.com/imgfs/imgfs/internal/blobio"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -21,10 +22,10 @@ type Blobs interface {
 
 // BlobReader reads one blob on behalf of one open file handle.
 type BlobReader interface {
-	// ReadAt fills p from offset off. It returns len(p) bytes, or fewer only
-	// at the end of the blob; any other shortfall is an error, because a
-	// short read mid-file truncates the file in the kernel.
-	ReadAt(ctx context.Context, p []byte, off int64) (int, error)
+	// ReadAt returns len(p) bytes, or fewer only at the end of the blob;
+	// any other shortfall is an error, because a short read mid-file
+	// truncates the file in the kernel.
+	blobio.ReaderAt
 	Close() error
 }
 

@@ -7,10 +7,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/imgfs/imgfs/fetch/mediatype"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 // ociLayout is the content of the layout's oci-layout file. umoci refuses a
@@ -51,12 +50,12 @@ func layoutRefs(img Image) ([]ocispec.Descriptor, error) {
 	refs := []ocispec.Descriptor{named(def.Manifest, platformOf(def), img.Name)}
 	if r := img.RegistryRoot; r != nil {
 		p := platformOf(def)
-		if mediatype.IsIndex(r.MediaType) {
+		if oci.IsIndex(r.MediaType) {
 			p = nil
 		}
 		refs = append(refs, named(*r, p, img.Name+"-docker"))
 	}
-	if !mediatype.IsIndex(img.Root.MediaType) {
+	if !oci.IsIndex(img.Root.MediaType) {
 		return refs, nil
 	}
 	for i, dir := range platformDirs(img.Platforms) {
@@ -87,22 +86,11 @@ func validate(img Image) error {
 		descs = append(append(descs, p.Manifest, p.Config), p.Layers...)
 	}
 	for _, d := range descs {
-		if !validDigest(d.Digest) || d.Size < 0 {
+		if oci.CheckDigest(d.Digest) != nil || d.Size < 0 {
 			return fmt.Errorf("%w %s: bad descriptor %q (size %d)", errInvalidImage, img.Name, d.Digest, d.Size)
 		}
 	}
 	return nil
-}
-
-// validDigest checks the shape of a digest, <algorithm>:<encoded>, which
-// becomes a path (blobs/<algorithm>/<encoded>). It does not need the hash
-// to be registered, unlike digest.Digest.Validate.
-func validDigest(d digest.Digest) bool {
-	alg, enc, ok := strings.Cut(string(d), ":")
-	return ok && alg != "" && enc != "" &&
-		strings.Trim(alg, "abcdefghijklmnopqrstuvwxyz0123456789+._-") == "" &&
-		strings.Trim(enc, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789=_-") == "" &&
-		alg[0] != '.' && enc[0] != '.'
 }
 
 // named returns the index.json entry for d: only the fields clients need,
@@ -179,20 +167,6 @@ func sanitize(s string) string {
 	}, s)
 }
 
-// layerExt returns the file extension for a layer media type, so the
-// friendly layer links open with the right tool.
-func layerExt(mediaType string) string {
-	switch {
-	case strings.HasSuffix(mediaType, ".tar"):
-		return ".tar"
-	case strings.HasSuffix(mediaType, ".tar+gzip"), strings.HasSuffix(mediaType, ".tar.gzip"):
-		return ".tar.gz"
-	case strings.HasSuffix(mediaType, ".tar+zstd"), strings.HasSuffix(mediaType, ".tar.zstd"):
-		return ".tar.zst"
-	}
-	return ".blob"
-}
-
 // layerNames returns the friendly names of layers:
 // <n>-<first 12 hex of digest><ext>, n counted from 0 and zero-padded to
 // the width of the last index so that the names sort in layer order.
@@ -200,7 +174,7 @@ func layerNames(layers []ocispec.Descriptor) []string {
 	width := len(strconv.Itoa(max(len(layers)-1, 0)))
 	names := make([]string, len(layers))
 	for i, l := range layers {
-		names[i] = fmt.Sprintf("%0*d-%s%s", width, i, shortHex(l), layerExt(l.MediaType))
+		names[i] = fmt.Sprintf("%0*d-%s%s", width, i, shortHex(l), oci.LayerExt(l.MediaType))
 	}
 	return names
 }

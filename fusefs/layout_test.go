@@ -10,7 +10,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/imgfs/imgfs/fetch/mediatype"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 func desc(mediaType, hexByte string, size int64) ocispec.Descriptor {
@@ -19,7 +19,7 @@ func desc(mediaType, hexByte string, size int64) ocispec.Descriptor {
 
 func TestLayoutIndex(t *testing.T) {
 	idx := desc(ocispec.MediaTypeImageIndex, "a", 500)
-	list := desc(mediatype.DockerManifestList, "b", 400)
+	list := desc(oci.DockerManifestList, "b", 400)
 	m1 := desc(ocispec.MediaTypeImageManifest, "1", 101)
 	m2 := desc(ocispec.MediaTypeImageManifest, "2", 102)
 	m3 := desc(ocispec.MediaTypeImageManifest, "3", 103)
@@ -150,25 +150,6 @@ func TestPlatformDir(t *testing.T) {
 	} {
 		if got := platformDir(tt.p); got != tt.want {
 			t.Errorf("platformDir(%+v) = %q, want %q", tt.p, got, tt.want)
-		}
-	}
-}
-
-func TestLayerExt(t *testing.T) {
-	for _, tt := range []struct{ mediaType, want string }{
-		{ocispec.MediaTypeImageLayer, ".tar"},
-		{ocispec.MediaTypeImageLayerGzip, ".tar.gz"},
-		{ocispec.MediaTypeImageLayerZstd, ".tar.zst"},
-		{"application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", ".tar.gz"},
-		{"application/vnd.docker.image.rootfs.diff.tar.gzip", ".tar.gz"},
-		{"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", ".tar.gz"},
-		{"application/vnd.docker.image.rootfs.diff.tar.zstd", ".tar.zst"},
-		{"application/vnd.cncf.helm.chart.content.v1.tar+gzip", ".tar.gz"},
-		{"application/octet-stream", ".blob"},
-		{"", ".blob"},
-	} {
-		if got := layerExt(tt.mediaType); got != tt.want {
-			t.Errorf("layerExt(%q) = %q, want %q", tt.mediaType, got, tt.want)
 		}
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/imgfs/imgfs/fetch/mediatype"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 // Names of the friendly views. The root index is index-manifest.json, not
@@ -89,7 +89,7 @@ func (r *root) OnAdd(ctx context.Context) {
 	}
 
 	b.views(".", img.Platforms[0])
-	if mediatype.IsIndex(img.Root.MediaType) {
+	if oci.IsIndex(img.Root.MediaType) {
 		b.link(rootIndexName, img.Root)
 	}
 	if len(img.Platforms) > 1 {

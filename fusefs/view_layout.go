@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/imgfs/imgfs/internal/oci"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -18,8 +19,8 @@ func (b *builder) fileViews(dir string, p PlatformImage) {
 	allTar := len(p.Layers) > 0
 	for i, name := range layerNames(p.Layers) {
 		d := p.Layers[i]
-		ext := layerExt(d.MediaType)
-		if !isTarLayer(d.MediaType) {
+		ext := oci.LayerExt(d.MediaType)
+		if !oci.IsTarLayer(d.MediaType) {
 			allTar = false
 			continue
 		}
@@ -35,11 +36,4 @@ func (b *builder) view(p string, descs []ocispec.Descriptor, merged bool) {
 	lt := &lazyTree{fsys: b.fsys, name: p, descs: descs, merged: merged, base: viewBase(b.fsys.views)}
 	b.fsys.views++
 	b.add(p, &viewNode{fsys: b.fsys, lazy: lt}, fuse.S_IFDIR)
-}
-
-// isTarLayer reports whether a layer media type is a tar the views can
-// list: plain, gzip or zstd, OCI or Docker, but not a non-distributable
-// (foreign) layer, whose bytes the registry does not serve.
-func isTarLayer(mediaType string) bool {
-	return layerExt(mediaType) != ".blob" && !strings.Contains(mediaType, "nondistributable") && !strings.Contains(mediaType, "foreign")
 }

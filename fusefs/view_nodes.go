@@ -11,7 +11,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
-	"github.com/imgfs/imgfs/cache/layerview"
+	"github.com/imgfs/imgfs/internal/layer"
 )
 
 // viewNode is a file of a file view. The top of a view (rootfs/,
@@ -24,8 +24,8 @@ type viewNode struct {
 	fsys *imageFS
 	lazy *lazyTree // the top of a view only
 	t    *viewTree
-	node *layerview.Node // a directory's entry, for its children
-	in   *layerview.Inode
+	node *layer.Node // a directory's entry, for its children
+	in   *layer.Inode
 	file viewFile // a regular file's handles (see view_passthrough.go)
 }
 
@@ -44,7 +44,7 @@ var (
 // resolve returns the node's tree entry, building the view for the top
 // node. A view that cannot be built answers EIO; the cause is logged once
 // per attempt by the build.
-func (v *viewNode) resolve(ctx context.Context) (*viewTree, *layerview.Node, syscall.Errno) {
+func (v *viewNode) resolve(ctx context.Context) (*viewTree, *layer.Node, syscall.Errno) {
 	if v.lazy == nil {
 		return v.t, v.node, 0
 	}
@@ -78,17 +78,17 @@ func (v *viewNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrO
 // fillView sets the attributes of a tree inode: type, mode, owner, times
 // and size as the tar records them. Devices keep their numbers; the mount
 // is nodev, so they cannot be opened as devices.
-func fillView(out *fuse.Attr, in *layerview.Inode) {
+func fillView(out *fuse.Attr, in *layer.Inode) {
 	e := &in.Entry
 	out.Mode = typeBits(e.Type) | e.Mode&07777
 	out.Uid, out.Gid = uint32(e.UID), uint32(e.GID)
 	out.Nlink = uint32(max(in.Nlink, 1))
 	switch e.Type {
-	case layerview.TypeRegular:
+	case layer.TypeRegular:
 		out.Size = uint64(e.Size)
-	case layerview.TypeSymlink:
+	case layer.TypeSymlink:
 		out.Size = uint64(len(e.Linkname))
-	case layerview.TypeChar, layerview.TypeBlock:
+	case layer.TypeChar, layer.TypeBlock:
 		out.Rdev = uint32(unix.Mkdev(uint32(e.Devmajor), uint32(e.Devminor)))
 	}
 	out.Blocks = (out.Size + 511) / 512
@@ -96,17 +96,17 @@ func fillView(out *fuse.Attr, in *layerview.Inode) {
 	out.SetTimes(&mt, &mt, &mt)
 }
 
-func typeBits(t layerview.Type) uint32 {
+func typeBits(t layer.Type) uint32 {
 	switch t {
-	case layerview.TypeDir:
+	case layer.TypeDir:
 		return syscall.S_IFDIR
-	case layerview.TypeSymlink:
+	case layer.TypeSymlink:
 		return syscall.S_IFLNK
-	case layerview.TypeChar:
+	case layer.TypeChar:
 		return syscall.S_IFCHR
-	case layerview.TypeBlock:
+	case layer.TypeBlock:
 		return syscall.S_IFBLK
-	case layerview.TypeFifo:
+	case layer.TypeFifo:
 		return syscall.S_IFIFO
 	}
 	return syscall.S_IFREG
@@ -142,7 +142,7 @@ func (v *viewNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 }
 
 func (v *viewNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
-	if v.in == nil || v.in.Entry.Type != layerview.TypeSymlink {
+	if v.in == nil || v.in.Entry.Type != layer.TypeSymlink {
 		return nil, syscall.EINVAL
 	}
 	return []byte(v.in.Entry.Linkname), 0
@@ -159,7 +159,7 @@ func (v *viewNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		return nil, 0, syscall.EIO
 	}
 	v.fsys.stats.opens.Add(1)
-	if v.in == nil || v.in.Entry.Type != layerview.TypeRegular {
+	if v.in == nil || v.in.Entry.Type != layer.TypeRegular {
 		return nil, fuse.FOPEN_KEEP_CACHE, 0
 	}
 	return v.openFile()
@@ -183,7 +183,7 @@ func (v *viewNode) Read(ctx context.Context, f fs.FileHandle, dest []byte, off i
 // dest, or less at the end of the file.
 func (v *viewNode) readFile(ctx context.Context, dest []byte, off int64) (int, syscall.Errno) {
 	in := v.in
-	if in == nil || in.Entry.Type != layerview.TypeRegular || in.Bad != "" {
+	if in == nil || in.Entry.Type != layer.TypeRegular || in.Bad != "" {
 		return 0, syscall.EIO
 	}
 	v.fsys.stats.reads.Add(1)

@@ -2,13 +2,13 @@ package fusefs
 
 import (
 	"context"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/imgfs/imgfs/internal/byterange"
 )
 
 // minCopySize is the smallest file the views copy for passthrough. Smaller
@@ -121,8 +121,8 @@ type copyRecorder struct {
 	size int64
 
 	mu     sync.Mutex
-	have   [][2]int64 // sorted, disjoint, not adjacent
-	done   bool       // committing, or abandoned
+	have   byterange.Set
+	done   bool // committing, or abandoned
 	failed atomic.Bool
 }
 
@@ -141,8 +141,8 @@ func (r *copyRecorder) record(p []byte, off int64) bool {
 	if r.done {
 		return false
 	}
-	r.have = addRange(r.have, off, off+int64(len(p)))
-	if len(r.have) == 1 && r.have[0] == [2]int64{0, r.size} {
+	r.have.Add(byterange.Range{Start: off, End: off + int64(len(p))})
+	if r.have.PrefixEnd() == r.size {
 		r.done = true
 		return true
 	}
@@ -160,18 +160,6 @@ func (r *copyRecorder) abandon() bool {
 	r.done = true
 	r.c.Abort()
 	return true
-}
-
-// addRange adds [start, end) to the sorted, disjoint ranges rs, merging
-// what overlaps or touches it.
-func addRange(rs [][2]int64, start, end int64) [][2]int64 {
-	i := sort.Search(len(rs), func(i int) bool { return rs[i][1] >= start })
-	j := i
-	for j < len(rs) && rs[j][0] <= end {
-		start, end = min(start, rs[j][0]), max(end, rs[j][1])
-		j++
-	}
-	return append(rs[:i], append([][2]int64{{start, end}}, rs[j:]...)...)
 }
 
 // viewPassthroughHandle offers a view file's copy for FUSE passthrough. If

@@ -6,11 +6,11 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/imgfs/imgfs/cache/layerview"
+	"github.com/imgfs/imgfs/internal/layer"
 )
 
 // LayerFiles opens the files inside layers for the rootfs/ and layers/<n>/
-// views. cmd wires it to the cache and cache/layerview, so the filesystem
+// views. cmd wires it to the cache and internal/layer, so the filesystem
 // knows nothing of registries or of layer formats beyond the index model.
 type LayerFiles interface {
 	// Layer returns the file index and content of the layer desc. The
@@ -18,7 +18,7 @@ type LayerFiles interface {
 	// for one layer share that work, and calls for other layers are not
 	// held up by it. ctx bounds only the caller's wait, not the build.
 	// The Layer's ReadFile serves only bytes its format lets it verify.
-	Layer(ctx context.Context, desc ocispec.Descriptor) (layerview.Layer, error)
+	Layer(ctx context.Context, desc ocispec.Descriptor) (layer.Layer, error)
 }
 
 // FileCopies keeps whole local copies of the views' regular files, made

@@ -7,15 +7,15 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/imgfs/imgfs/cache/layerview"
+	"github.com/imgfs/imgfs/internal/layer"
 )
 
 // viewTree is a built file view: one layer's own tree, or the merged
 // rootfs of a platform, and the layers that serve its files.
 type viewTree struct {
 	name   string // mount path of the view, for logs
-	tree   *layerview.Tree
-	layers []layerview.Layer // by Inode.Layer
+	tree   *layer.Tree
+	layers []layer.Layer // by Inode.Layer
 	descs  []ocispec.Descriptor
 	base   uint64 // added to the tree's inode numbers
 }
@@ -23,7 +23,7 @@ type viewTree struct {
 // ino is the mount's inode number of a tree inode. Every view gets its own
 // range, with the top bit set, far from the path-hashed numbers of the
 // layout, so hard links inside a view share a number and nothing else does.
-func (t *viewTree) ino(in *layerview.Inode) uint64 { return t.base + in.Ino }
+func (t *viewTree) ino(in *layer.Inode) uint64 { return t.base + in.Ino }
 
 // viewBase returns the inode number base of the n-th view of a mount.
 func viewBase(n int) uint64 { return 1<<63 | uint64(n+1)<<40 }
@@ -99,7 +99,7 @@ func (l *lazyTree) build(done chan struct{}) {
 // open opens the layers, all at once, and builds the tree.
 func (l *lazyTree) open() (*viewTree, error) {
 	ctx := context.Background() // the LayerFiles build is bounded by the fetch timeouts
-	layers := make([]layerview.Layer, len(l.descs))
+	layers := make([]layer.Layer, len(l.descs))
 	errs := make([]error, len(l.descs))
 	var wg sync.WaitGroup
 	for i, d := range l.descs {
@@ -113,13 +113,13 @@ func (l *lazyTree) open() (*viewTree, error) {
 	}
 	t := &viewTree{name: l.name, layers: layers, descs: l.descs, base: l.base}
 	if l.merged {
-		idx := make([]*layerview.Index, len(layers))
+		idx := make([]*layer.Index, len(layers))
 		for i, ly := range layers {
 			idx[i] = ly.Index()
 		}
-		t.tree = layerview.Merge(idx)
+		t.tree = layer.Merge(idx)
 	} else {
-		t.tree = layerview.LayerTree(layers[0].Index(), 0)
+		t.tree = layer.LayerTree(layers[0].Index(), 0)
 	}
 	return t, nil
 }

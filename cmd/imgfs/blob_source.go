@@ -9,6 +9,8 @@ import (
 
 	"github.com/imgfs/imgfs/cache"
 	"github.com/imgfs/imgfs/fusefs"
+	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/errdefs"
 )
 
 // blobSource serves the filesystem's blobs from the cache, fetching what is
@@ -17,7 +19,7 @@ import (
 // which runMount points at the server's InvalidateBlob.
 type blobSource struct {
 	store   *cache.Store
-	fetcher cache.Fetcher
+	fetcher blobio.Fetcher
 }
 
 var (
@@ -38,9 +40,9 @@ func (b blobSource) CompletePath(desc ocispec.Descriptor) (string, bool) {
 type offlineFetcher struct{}
 
 func (offlineFetcher) Fetch(_ context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
-	return nil, fmt.Errorf("%w: %s", cache.ErrOffline, desc.Digest)
+	return nil, fmt.Errorf("%w: %s", errdefs.ErrOffline, desc.Digest)
 }
 
 func (offlineFetcher) FetchRange(_ context.Context, desc ocispec.Descriptor, _, _ int64) (io.ReadCloser, error) {
-	return nil, fmt.Errorf("%w: %s", cache.ErrOffline, desc.Digest)
+	return nil, fmt.Errorf("%w: %s", errdefs.ErrOffline, desc.Digest)
 }

@@ -12,8 +12,8 @@ import (
 
 	"github.com/imgfs/imgfs/cache"
 	"github.com/imgfs/imgfs/fetch"
-	"github.com/imgfs/imgfs/fetch/mediatype"
 	"github.com/imgfs/imgfs/fusefs"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 // layoutName is the name an image gets in the mount's index.json: its tag,
@@ -34,10 +34,10 @@ func layoutName(ref fetch.Reference) string {
 func buildImage(ctx context.Context, store *cache.Store, ref fetch.Reference, tree *fetch.Tree, want []ocispec.Platform, fetchConfig func(context.Context, ocispec.Descriptor) error) (fusefs.Image, error) {
 	img := fusefs.Image{Name: layoutName(ref), Root: tree.Root, Blobs: tree.Descriptors()}
 	manifests := []ocispec.Descriptor{tree.Root}
-	if mediatype.IsIndex(tree.Root.MediaType) {
+	if oci.IsIndex(tree.Root.MediaType) {
 		manifests = nil
 		for _, m := range tree.Children(tree.Root.Digest) {
-			if mediatype.IsManifest(m.MediaType) {
+			if oci.IsManifest(m.MediaType) {
 				manifests = append(manifests, m)
 			}
 		}
@@ -54,7 +54,7 @@ func buildImage(ctx context.Context, store *cache.Store, ref fetch.Reference, tr
 	for _, m := range manifests {
 		p := fusefs.PlatformImage{Manifest: m, Platform: ocispec.Platform{OS: "unknown", Architecture: "unknown"}}
 		for _, c := range tree.Children(m.Digest) {
-			if mediatype.KindOf(c) == mediatype.KindConfig {
+			if oci.KindOf(c) == oci.KindConfig {
 				p.Config = c
 			} else {
 				p.Layers = append(p.Layers, c)

@@ -14,7 +14,7 @@ import (
 
 	"github.com/imgfs/imgfs/cache"
 	"github.com/imgfs/imgfs/fetch"
-	"github.com/imgfs/imgfs/fetch/mediatype"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 type inspectFlags struct {
@@ -47,7 +47,7 @@ layer bytes are fetched.`,
 // inspectNode is one descriptor of the printed tree. Selected is false for
 // index entries the platform flags left out; their children are unknown.
 type inspectNode struct {
-	Kind        mediatype.Kind     `json:"kind"`
+	Kind        oci.Kind           `json:"kind"`
 	MediaType   string             `json:"mediaType"`
 	Digest      digest.Digest      `json:"digest"`
 	Size        int64              `json:"size"`
@@ -90,7 +90,7 @@ func runInspect(cmd *cobra.Command, g *globalFlags, f *inspectFlags, refArg stri
 	tree, err := fetch.Walk(ctx, store, fetch.Origin{Root: root, RootData: data, Fetcher: remote, Repository: ref.Name()}, fetch.WalkOptions{
 		Platforms:     ps,
 		AllPlatforms:  f.allPlatforms,
-		Lazy:          []mediatype.Kind{mediatype.KindLayer},
+		Lazy:          []oci.Kind{oci.KindLayer},
 		MaxConcurrent: 8,
 	})
 	if err != nil {
@@ -118,7 +118,7 @@ func inspectTree(ctx context.Context, store *cache.Store, tree *fetch.Tree) (*in
 	var build func(d ocispec.Descriptor, depth int) (*inspectNode, error)
 	build = func(d ocispec.Descriptor, depth int) (*inspectNode, error) {
 		n := newInspectNode(d, true)
-		if depth > fetch.MaxWalkDepth || n.Kind == mediatype.KindLayer || n.Kind == mediatype.KindConfig {
+		if depth > fetch.MaxWalkDepth || n.Kind == oci.KindLayer || n.Kind == oci.KindConfig {
 			return n, nil
 		}
 		listed := tree.Children(d.Digest)
@@ -126,7 +126,7 @@ func inspectTree(ctx context.Context, store *cache.Store, tree *fetch.Tree) (*in
 		for _, c := range listed {
 			reached[c.Digest] = true
 		}
-		if n.Kind == mediatype.KindIndex {
+		if n.Kind == oci.KindIndex {
 			data, err := store.ReadMetadata(ctx, d)
 			if err != nil {
 				return nil, err
@@ -146,7 +146,7 @@ func inspectTree(ctx context.Context, store *cache.Store, tree *fetch.Tree) (*in
 			}
 			n.Children = append(n.Children, child)
 		}
-		if n.Kind == mediatype.KindManifest && n.Platform == nil {
+		if n.Kind == oci.KindManifest && n.Platform == nil {
 			n.Platform = configPlatform(ctx, store, n.Children)
 		}
 		return n, nil
@@ -157,7 +157,7 @@ func inspectTree(ctx context.Context, store *cache.Store, tree *fetch.Tree) (*in
 // newInspectNode is the node for d as listed; selected is false for an
 // index entry the walk did not reach.
 func newInspectNode(d ocispec.Descriptor, selected bool) *inspectNode {
-	return &inspectNode{Kind: mediatype.KindOf(d), MediaType: d.MediaType, Digest: d.Digest, Size: d.Size,
+	return &inspectNode{Kind: oci.KindOf(d), MediaType: d.MediaType, Digest: d.Digest, Size: d.Size,
 		Platform: d.Platform, Annotations: d.Annotations, URLs: d.URLs, Selected: selected, desc: d}
 }
 
@@ -165,7 +165,7 @@ func newInspectNode(d ocispec.Descriptor, selected bool) *inspectNode {
 // image config that names one.
 func configPlatform(ctx context.Context, store *cache.Store, children []*inspectNode) *ocispec.Platform {
 	for _, c := range children {
-		if c.Kind != mediatype.KindConfig {
+		if c.Kind != oci.KindConfig {
 			continue
 		}
 		data, err := store.ReadMetadata(ctx, c.desc)

@@ -11,7 +11,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/imgfs/imgfs/fetch/mediatype"
+	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/imgfs/imgfs/internal/testregistry"
 )
 
@@ -66,7 +66,7 @@ func TestInspectPrintsTheTreeWithoutLayers(t *testing.T) {
 				t.Fatalf("--json: %v\n%s", err, r.stdout)
 			}
 			root := got.Root
-			if got.Reference != ref || root.Digest != tt.index.Index.Digest || root.Kind != mediatype.KindIndex || len(root.Children) != 3 {
+			if got.Reference != ref || root.Digest != tt.index.Index.Digest || root.Kind != oci.KindIndex || len(root.Children) != 3 {
 				t.Fatalf("--json root = %+v", got)
 			}
 			for i, m := range root.Children {

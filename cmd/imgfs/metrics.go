@@ -19,6 +19,8 @@ import (
 	"github.com/imgfs/imgfs/cache"
 	"github.com/imgfs/imgfs/fetch"
 	"github.com/imgfs/imgfs/fusefs"
+	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/errdefs"
 )
 
 // fetchMetrics counts what a mount asks of its registry, from the source
@@ -67,7 +69,7 @@ func errorKind(ctx context.Context, err error) string {
 		err = cause
 	}
 	switch {
-	case errors.Is(err, cache.ErrFetchTimeout), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, errdefs.ErrFetchTimeout), errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
 	case errors.Is(err, context.Canceled), errors.Is(err, cache.ErrClosed):
 		return ""
@@ -81,9 +83,9 @@ func errorKind(ctx context.Context, err error) string {
 		return "tls"
 	case errors.Is(err, fetch.ErrUnexpectedStatus):
 		return "status"
-	case errors.Is(err, cache.ErrPermanent):
+	case errors.Is(err, errdefs.ErrPermanent):
 		return "permanent"
-	case errors.Is(err, cache.ErrSizeMismatch), errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, errdefs.ErrSizeMismatch), errors.Is(err, io.ErrUnexpectedEOF):
 		return "size"
 	}
 	var netErr net.Error
@@ -94,7 +96,7 @@ func errorKind(ctx context.Context, err error) string {
 }
 
 // fetcher wraps f, which may be nil (offline), in the counters.
-func (m *fetchMetrics) fetcher(f cache.Fetcher) cache.Fetcher {
+func (m *fetchMetrics) fetcher(f blobio.Fetcher) blobio.Fetcher {
 	if f == nil {
 		return nil
 	}
@@ -102,7 +104,7 @@ func (m *fetchMetrics) fetcher(f cache.Fetcher) cache.Fetcher {
 }
 
 type countingFetcher struct {
-	f cache.Fetcher
+	f blobio.Fetcher
 	m *fetchMetrics
 }
 
@@ -127,12 +129,12 @@ func (c *countingFetcher) FetchRange(ctx context.Context, desc ocispec.Descripto
 	}
 	c.m.mu.Unlock()
 	body, err := c.f.FetchRange(ctx, desc, off, n)
-	var whole *cache.WholeBlob
+	var whole *blobio.WholeBlob
 	if errors.As(err, &whole) {
 		// Not a failure: the cache streams the whole answer, whose bytes
 		// count like any others.
 		tracked, _ := c.m.track(ctx, desc, whole.Body, nil, true)
-		return nil, &cache.WholeBlob{Body: tracked}
+		return nil, &blobio.WholeBlob{Body: tracked}
 	}
 	return c.m.track(ctx, desc, body, err, true)
 }

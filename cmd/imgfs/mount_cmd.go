@@ -12,8 +12,9 @@ import (
 
 	"github.com/imgfs/imgfs/cache"
 	"github.com/imgfs/imgfs/fetch"
-	"github.com/imgfs/imgfs/fetch/mediatype"
 	"github.com/imgfs/imgfs/fusefs"
+	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 type mountFlags struct {
@@ -163,19 +164,19 @@ func runMount(cmd *cobra.Command, g *globalFlags, f *mountFlags, refArg, mountpo
 // resolveForMount walks the image's metadata into the cache through the
 // same handler chain as fetch, leaving layers lazy. Offline, everything
 // must already be in the cache.
-func resolveForMount(ctx context.Context, g *globalFlags, f *mountFlags, store *cache.Store, ref fetch.Reference, ps []ocispec.Platform) (fusefs.Image, cache.Fetcher, error) {
+func resolveForMount(ctx context.Context, g *globalFlags, f *mountFlags, store *cache.Store, ref fetch.Reference, ps []ocispec.Platform) (fusefs.Image, blobio.Fetcher, error) {
 	opts := fetch.WalkOptions{
 		Platforms:     ps,
 		AllPlatforms:  f.allPlatforms,
-		Lazy:          []mediatype.Kind{mediatype.KindLayer, mediatype.KindConfig},
+		Lazy:          []oci.Kind{oci.KindLayer, oci.KindConfig},
 		Limit:         max(len(ps), 1),
 		MaxConcurrent: 32,
 	}
 	var (
 		root    ocispec.Descriptor
 		data    []byte
-		src     cache.Fetcher
-		fetcher cache.Fetcher
+		src     blobio.Fetcher
+		fetcher blobio.Fetcher
 	)
 	if f.offline {
 		var err error
@@ -261,7 +262,7 @@ func waitBackground(wg *sync.WaitGroup) {
 // fetchConfigs fetches, after the mount is up, the configs the walk left
 // lazy: metadata is eager, but only one config is needed to be ready.
 // Until one lands, a read of it is served lazily like a layer.
-func fetchConfigs(ctx context.Context, g *globalFlags, store *cache.Store, src cache.Fetcher, source string, img fusefs.Image) {
+func fetchConfigs(ctx context.Context, g *globalFlags, store *cache.Store, src blobio.Fetcher, source string, img fusefs.Image) {
 	handler := fetch.FetchHandler(store, src, source, nil)
 	var configs []ocispec.Descriptor
 	for _, p := range img.Platforms {
@@ -275,10 +276,10 @@ func fetchConfigs(ctx context.Context, g *globalFlags, store *cache.Store, src c
 
 // prefetchLayers fills every layer of the mount in the background. The
 // cache bounds it to a few connections, so reads keep priority.
-func prefetchLayers(ctx context.Context, g *globalFlags, store *cache.Store, fetcher cache.Fetcher, img fusefs.Image) {
+func prefetchLayers(ctx context.Context, g *globalFlags, store *cache.Store, fetcher blobio.Fetcher, img fusefs.Image) {
 	var layers []ocispec.Descriptor
 	for _, desc := range img.Blobs {
-		if !mediatype.IsMetadata(desc) {
+		if !oci.IsMetadata(desc) {
 			layers = append(layers, desc)
 		}
 	}

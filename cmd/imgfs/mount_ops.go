@@ -13,6 +13,8 @@ import (
 	"github.com/imgfs/imgfs/cache"
 	"github.com/imgfs/imgfs/fetch"
 	"github.com/imgfs/imgfs/fusefs"
+	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 // mountOps is what a mount does for its operator: a pin on the blobs it
@@ -31,7 +33,7 @@ type mountOps struct {
 
 // startMountOps pins img's blobs, applies --cache-max-size and starts the
 // metrics endpoint, and returns fetcher wrapped in the metrics' counters.
-func startMountOps(g *globalFlags, f *mountFlags, store *cache.Store, ref fetch.Reference, img fusefs.Image, fetcher cache.Fetcher) (*mountOps, cache.Fetcher, error) {
+func startMountOps(g *globalFlags, f *mountFlags, store *cache.Store, ref fetch.Reference, img fusefs.Image, fetcher blobio.Fetcher) (*mountOps, blobio.Fetcher, error) {
 	o := &mountOps{store: store, img: img, fm: newFetchMetrics(), reads: map[digest.Digest]*atomic.Int64{}}
 	digests := []digest.Digest{img.Root.Digest}
 	if img.RegistryRoot != nil {
@@ -68,7 +70,7 @@ func startMountOps(g *globalFlags, f *mountFlags, store *cache.Store, ref fetch.
 func validDigests(ds []digest.Digest) []digest.Digest {
 	out := ds[:0]
 	for _, d := range ds {
-		if cache.CheckDigest(d) == nil {
+		if oci.CheckDigest(d) == nil {
 			out = append(out, d)
 		}
 	}

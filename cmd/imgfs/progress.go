@@ -10,7 +10,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/imgfs/imgfs/fetch"
-	"github.com/imgfs/imgfs/fetch/mediatype"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 // progressReporter is what fetch prints while it works, in ctr's format.
@@ -42,7 +42,7 @@ func (quietProgress) Finish(error)                        {}
 
 // descName names a descriptor as ctr does: kind, digest, cut short.
 func descName(desc ocispec.Descriptor) string {
-	return string(mediatype.KindOf(desc)) + "-" + desc.Digest.Algorithm().String() + ":" + desc.Digest.Encoded()[:12] + "…"
+	return string(oci.KindOf(desc)) + "-" + desc.Digest.Algorithm().String() + ":" + desc.Digest.Encoded()[:12] + "…"
 }
 
 // totals counts bytes stored and the time since the start.

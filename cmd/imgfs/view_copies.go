@@ -8,15 +8,16 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/imgfs/imgfs/cache"
-	"github.com/imgfs/imgfs/cache/layerview"
 	"github.com/imgfs/imgfs/fusefs"
+	"github.com/imgfs/imgfs/internal/layer"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 var _ fusefs.FileCopies = (*layerFiles)(nil)
 
 // OpenCopy opens the cache's copy of file i of the layer desc.
 func (l *layerFiles) OpenCopy(desc ocispec.Descriptor, i int, size int64) (*os.File, bool) {
-	return l.store.OpenFileCopy(desc, layerview.IndexVersion, i, size)
+	return l.store.OpenFileCopy(desc, layer.IndexVersion, i, size)
 }
 
 // NewCopy starts a copy of file i of the layer desc, when the bytes its
@@ -36,10 +37,10 @@ func (l *layerFiles) NewCopy(desc ocispec.Descriptor, i int, size int64) fusefs.
 	default:
 		return nil
 	}
-	if b.err != nil || b.format == layerview.FormatTar && !l.strict && !l.store.Exists(desc) {
+	if b.err != nil || b.format == oci.FormatTar && !l.strict && !l.store.Exists(desc) {
 		return nil
 	}
-	c, err := l.store.NewFileCopy(desc, layerview.IndexVersion, i, size)
+	c, err := l.store.NewFileCopy(desc, layer.IndexVersion, i, size)
 	if errors.Is(err, cache.ErrOverCap) {
 		l.log.Debug("file copy for passthrough not started", "layer", desc.Digest, "entry", i, "err", err)
 		return nil

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,18 +16,21 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/imgfs/imgfs/cache"
-	"github.com/imgfs/imgfs/cache/layerview"
 	"github.com/imgfs/imgfs/fusefs"
+	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/errdefs"
+	"github.com/imgfs/imgfs/internal/layer"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 // layerFiles opens the files inside layers for the mount's file views,
-// from the cache through cache/layerview, picking each layer's best index
+// from the cache through internal/layer, picking each layer's best index
 // source (see layerFormat). One build per layer digest runs under the
 // store, so closing the store cancels it; a failed build is tried again by
 // the next caller.
 type layerFiles struct {
 	store   *cache.Store
-	fetcher cache.Fetcher
+	fetcher blobio.Fetcher
 	log     *slog.Logger
 	strict  bool // --verify strict: tar layers too are read only once verified
 
@@ -37,30 +39,30 @@ type layerFiles struct {
 }
 
 var (
-	_ fusefs.LayerFiles       = (*layerFiles)(nil)
-	_ layerview.CheckedSource = (*cache.RangeReader)(nil) // bad chunks and spans are refetched
+	_ fusefs.LayerFiles   = (*layerFiles)(nil)
+	_ layer.CheckedSource = (*cache.RangeReader)(nil) // bad chunks and spans are refetched
 )
 
-func newLayerFiles(store *cache.Store, fetcher cache.Fetcher, log *slog.Logger) *layerFiles {
+func newLayerFiles(store *cache.Store, fetcher blobio.Fetcher, log *slog.Logger) *layerFiles {
 	return &layerFiles{store: store, fetcher: fetcher, log: log, strict: store.Options().Verify == cache.VerifyStrict, builds: map[digest.Digest]*layerBuild{}}
 }
 
 // layerBuild is the index build of one layer, and its outcome.
 type layerBuild struct {
 	desc   ocispec.Descriptor
-	format layerview.Format
+	format oci.LayerFormat
 	done   chan struct{}
 	read   atomic.Int64 // bytes of the layer read by the index pass
 	copies atomic.Int64 // file copies committed for passthrough (view_copies.go)
 	state  atomic.Value // string: "indexing", "ready", "failed"
 
-	layer      layerview.Layer
+	layer      layer.Layer
 	err        error
 	indexBytes int
 	source     string // where the index came from
 }
 
-func (l *layerFiles) Layer(ctx context.Context, desc ocispec.Descriptor) (layerview.Layer, error) {
+func (l *layerFiles) Layer(ctx context.Context, desc ocispec.Descriptor) (layer.Layer, error) {
 	l.mu.Lock()
 	b := l.builds[desc.Digest]
 	if b != nil {
@@ -118,8 +120,8 @@ func pct(n int, of int64) string {
 }
 
 // build opens the layer from its best index source.
-func (l *layerFiles) build(ctx context.Context, b *layerBuild) (_ layerview.Layer, err error) {
-	format, toc, err := layerFormat(b.desc)
+func (l *layerFiles) build(ctx context.Context, b *layerBuild) (_ layer.Layer, err error) {
+	format, toc, err := oci.LayerFormatOf(b.desc)
 	if err != nil {
 		return nil, err
 	}
@@ -135,22 +137,22 @@ func (l *layerFiles) build(ctx context.Context, b *layerBuild) (_ layerview.Laye
 		}
 	}()
 	switch format {
-	case layerview.FormatEStargz, layerview.FormatZstdChunked:
+	case oci.FormatEStargz, oci.FormatZstdChunked:
 		b.source = "toc"
-		return layerview.OpenEStargz(ctx, raw, b.desc.Size, format, toc)
-	case layerview.FormatTar:
+		return layer.OpenEStargz(ctx, raw, b.desc.Size, format, toc)
+	case oci.FormatTar:
 		return l.walkTar(ctx, b, raw)
 	}
-	if data, ok, err := l.store.ReadLayerIndex(b.desc, layerview.IndexVersion); err != nil {
+	if data, ok, err := l.store.ReadLayerIndex(b.desc, layer.IndexVersion); err != nil {
 		l.log.Warn("stored layer index unreadable; indexing again", "layer", b.desc.Digest, "err", err)
 	} else if ok {
-		idx, err := layerview.UnmarshalIndex(data)
+		idx, err := layer.UnmarshalIndex(data)
 		if err == nil && (idx.Format != format || idx.BlobSize != b.desc.Size) {
 			err = fmt.Errorf("index is of a %s blob of %d bytes", idx.Format, idx.BlobSize)
 		}
 		if err == nil {
 			b.source, b.indexBytes = "stored", len(data)
-			return layerview.NewLayer(idx, raw)
+			return layer.NewLayer(idx, raw)
 		}
 		l.log.Warn("stored layer index unusable; indexing again", "layer", b.desc.Digest, "err", err)
 	}
@@ -161,24 +163,24 @@ func (l *layerFiles) build(ctx context.Context, b *layerBuild) (_ layerview.Laye
 	b.source = "pass"
 	// Spans are checked against the index, so the raw reader serves them
 	// even once the blob is evicted.
-	return layerview.NewLayer(idx, raw)
+	return layer.NewLayer(idx, raw)
 }
 
 // walkTar lists an uncompressed tar by its headers, fetching little more
 // than them. Headers are read raw, as lazy blob reads are; file content is
 // read through the verifying reader. With --verify strict both wait for
 // the whole layer to verify.
-func (l *layerFiles) walkTar(ctx context.Context, b *layerBuild, raw *cache.RangeReader) (layerview.Layer, error) {
+func (l *layerFiles) walkTar(ctx context.Context, b *layerBuild, raw *cache.RangeReader) (layer.Layer, error) {
 	verifying, err := l.store.NewReader(b.desc, l.fetcher)
 	if err != nil {
 		return nil, err
 	}
-	var headers layerview.Source = raw
+	var headers blobio.ReaderAt = raw
 	if l.strict {
 		headers = verifying
 	}
 	b.source = "headers"
-	idx, fetched, err := layerview.WalkTar(ctx, headers, b.desc.Size, layerview.WalkOptions{})
+	idx, fetched, err := layer.WalkTar(ctx, headers, b.desc.Size, layer.WalkOptions{})
 	b.read.Store(fetched)
 	if err != nil {
 		if idx == nil || len(idx.Entries) == 0 || isCacheError(err) {
@@ -186,7 +188,7 @@ func (l *layerFiles) walkTar(ctx context.Context, b *layerBuild, raw *cache.Rang
 		}
 		idx.Err = err.Error()
 	}
-	return layerview.NewLayer(idx, verifying)
+	return layer.NewLayer(idx, verifying)
 }
 
 // indexPass builds the index of a gzip or zstd layer in one sequential
@@ -195,7 +197,7 @@ func (l *layerFiles) walkTar(ctx context.Context, b *layerBuild, raw *cache.Rang
 // entries it found come from verified bytes, and the index is stored only
 // when the blob verified and the stream was whole. The reader fetches in
 // order, so that inflating overlaps the download on a slow link.
-func (l *layerFiles) indexPass(ctx context.Context, b *layerBuild) (*layerview.Index, error) {
+func (l *layerFiles) indexPass(ctx context.Context, b *layerBuild) (*layer.Index, error) {
 	rd, err := l.store.NewStreamReader(b.desc, l.fetcher)
 	if err != nil {
 		return nil, err
@@ -208,11 +210,11 @@ func (l *layerFiles) indexPass(ctx context.Context, b *layerBuild) (*layerview.I
 	}()
 	seq := &seqReader{ctx: ctx, src: rd, read: &b.read}
 	br := bufio.NewReaderSize(seq, 1<<20)
-	build := layerview.BuildGzip
-	if b.format == layerview.FormatZstd {
-		build = layerview.BuildZstd
+	build := layer.BuildGzip
+	if b.format == oci.FormatZstd {
+		build = layer.BuildZstd
 	}
-	idx, berr := build(br, layerview.BuildOptions{})
+	idx, berr := build(br, layer.BuildOptions{})
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		return nil, fmt.Errorf("index pass: %w", err) // not verified: nothing of it is used
 	}
@@ -250,7 +252,7 @@ func (l *layerFiles) storeIndex(desc ocispec.Descriptor, rd *cache.Reader, data 
 	defer cancel()
 	err := rd.AwaitCommit(ctx)
 	if err == nil {
-		err = l.store.WriteLayerIndex(desc, layerview.IndexVersion, data)
+		err = l.store.WriteLayerIndex(desc, layer.IndexVersion, data)
 	}
 	if err != nil {
 		l.log.Warn("layer index not stored; the next mount indexes the layer again", "layer", desc.Digest, "err", err)
@@ -284,44 +286,12 @@ func (s *seqReader) Read(p []byte) (int, error) {
 // isCacheError reports whether err came from fetching or verifying the
 // blob rather than from its format.
 func isCacheError(err error) bool {
-	for _, e := range []error{cache.ErrDigestMismatch, cache.ErrFetchTimeout, cache.ErrOffline, cache.ErrClosed, cache.ErrPermanent, cache.ErrSizeMismatch, context.Canceled} {
+	for _, e := range []error{errdefs.ErrDigestMismatch, errdefs.ErrFetchTimeout, errdefs.ErrOffline, cache.ErrClosed, errdefs.ErrPermanent, errdefs.ErrSizeMismatch, context.Canceled} {
 		if errors.Is(err, e) {
 			return true
 		}
 	}
 	return false
-}
-
-// layerFormat picks a layer's index source from its media type and
-// annotations: a TOC when the layer carries one (eStargz, zstd:chunked),
-// else its compression.
-func layerFormat(desc ocispec.Descriptor) (layerview.Format, digest.Digest, error) {
-	mt := desc.MediaType
-	gz := strings.HasSuffix(mt, "gzip")
-	zst := strings.HasSuffix(mt, "zstd")
-	if toc, ok := desc.Annotations[layerview.TOCDigestAnnotation]; ok && gz {
-		d, err := digest.Parse(toc)
-		if err != nil {
-			return 0, "", fmt.Errorf("layer %s: annotation %s: %w", desc.Digest, layerview.TOCDigestAnnotation, err)
-		}
-		return layerview.FormatEStargz, d, nil
-	}
-	if toc, ok := desc.Annotations[layerview.ZstdChunkedManifestAnnotation]; ok && zst {
-		d, err := digest.Parse(toc)
-		if err != nil {
-			return 0, "", fmt.Errorf("layer %s: annotation %s: %w", desc.Digest, layerview.ZstdChunkedManifestAnnotation, err)
-		}
-		return layerview.FormatZstdChunked, d, nil
-	}
-	switch {
-	case gz:
-		return layerview.FormatGzip, "", nil
-	case zst:
-		return layerview.FormatZstd, "", nil
-	case strings.HasSuffix(mt, ".tar"):
-		return layerview.FormatTar, "", nil
-	}
-	return 0, "", fmt.Errorf("layer %s: media type %q is not a tar layer", desc.Digest, mt)
 }
 
 // viewStats is the file views' part of .imgfs/stats.json: per layer, how

@@ -23,7 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imgfs/imgfs/cache"
-	"github.com/imgfs/imgfs/cache/layerview"
+	"github.com/imgfs/imgfs/internal/layer"
 	"github.com/imgfs/imgfs/internal/testregistry"
 )
 
@@ -499,12 +499,12 @@ func TestViewGzipIndexIsStoredAndServesSpans(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := img.Layers[0]
-	data, ok, err := store.ReadLayerIndex(base, layerview.IndexVersion)
+	data, ok, err := store.ReadLayerIndex(base, layer.IndexVersion)
 	store.Close()
 	if err != nil || !ok {
 		t.Fatalf("no stored index of the base layer: %v", err)
 	}
-	idx, err := layerview.UnmarshalIndex(data)
+	idx, err := layer.UnmarshalIndex(data)
 	if err != nil {
 		t.Fatal(err)
 	}

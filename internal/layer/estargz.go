@@ -1,0 +1,267 @@
+package layer
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+
+	"github.com/containerd/stargz-snapshotter/estargz"
+	"github.com/containerd/stargz-snapshotter/estargz/zstdchunked"
+	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/oci"
+	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
+)
+
+// OpenEStargz opens an eStargz (format oci.FormatEStargz) or zstd:chunked
+// (oci.FormatZstdChunked) layer of the given size from src: it reads the
+// footer and the TOC by range, refuses a TOC whose digest is not tocDigest
+// (from the layer's annotation), and returns a Layer whose index lists the
+// TOC's entries. ReadFile then fetches only the chunks it needs and checks
+// each against its chunkDigest before serving a byte of it.
+//
+// Entries have Offset -1: the layer is served from chunks, not a tar
+// stream. Hard links appear as TypeHardlink entries after their target.
+func OpenEStargz(ctx context.Context, src blobio.ReaderAt, size int64, format oci.LayerFormat, tocDigest digest.Digest) (Layer, error) {
+	ra := readerAtFunc(func(p []byte, off int64) (int, error) { return src.ReadAt(ctx, p, off) })
+	var opts []estargz.OpenOption
+	switch format {
+	case oci.FormatEStargz:
+	case oci.FormatZstdChunked:
+		opts = append(opts, estargz.WithDecompressors(new(zstdchunked.Decompressor)))
+	default:
+		return nil, fmt.Errorf("layer: %s is not a TOC format", format)
+	}
+	r, err := estargz.Open(io.NewSectionReader(ra, 0, size), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("open %s TOC: %w", format, err)
+	}
+	v, err := r.VerifyTOC(tocDigest)
+	if err != nil {
+		return nil, fmt.Errorf("%s TOC: %w: %v", format, ErrCorrupt, err)
+	}
+	l := &tocLayer{r: r, v: v, src: src, format: format, idx: &Index{Format: format, BlobSize: size}}
+	l.index()
+	return l, nil
+}
+
+type readerAtFunc func(p []byte, off int64) (int, error)
+
+func (f readerAtFunc) ReadAt(p []byte, off int64) (int, error) { return f(p, off) }
+
+// tocLayer serves an eStargz or zstd:chunked layer chunk by chunk.
+type tocLayer struct {
+	r      *estargz.Reader
+	v      estargz.TOCEntryVerifier
+	src    blobio.ReaderAt
+	format oci.LayerFormat
+	idx    *Index
+	names  []string // TOC name of each entry
+
+	mu     sync.Mutex
+	chunks []cachedChunk // a few verified chunks, most recent last
+}
+
+type cachedChunk struct {
+	key  [2]int64 // compressed offset, inner offset
+	data []byte
+}
+
+const maxCachedChunks = 8
+
+func (l *tocLayer) Index() *Index { return l.idx }
+
+// index lists the TOC's tree in sorted depth-first order.
+func (l *tocLayer) index() {
+	root, ok := l.r.Lookup("")
+	if !ok {
+		return
+	}
+	first := map[*estargz.TOCEntry]string{}
+	var walk func(dir string, d *estargz.TOCEntry)
+	walk = func(dir string, d *estargz.TOCEntry) {
+		var names []string
+		kids := map[string]*estargz.TOCEntry{}
+		d.ForeachChild(func(base string, e *estargz.TOCEntry) bool {
+			names = append(names, base)
+			kids[base] = e
+			return true
+		})
+		sort.Strings(names)
+		for _, base := range names {
+			if dir == "" && isLandmark(base) {
+				continue
+			}
+			te := kids[base]
+			raw := base
+			if dir != "" {
+				raw = dir + "/" + base
+			}
+			e := tocEntry(te)
+			name, err := NormalizeName(raw)
+			if err != nil {
+				e.Name, e.Bad = raw, err.Error()
+			} else {
+				e.Name = name
+			}
+			if target, ok := first[te]; ok && te.Type != "dir" {
+				e.Type, e.Linkname, e.Size = TypeHardlink, target, 0
+			} else {
+				first[te] = e.Name
+			}
+			l.idx.Entries = append(l.idx.Entries, e)
+			l.names = append(l.names, raw)
+			if te.Type == "dir" {
+				walk(raw, te)
+			}
+		}
+	}
+	walk("", root)
+}
+
+// isLandmark reports whether a root entry is one of the markers eStargz
+// builders add to delimit prioritized files. They are build artifacts, not
+// image content, and are hidden as containerd's stargz snapshotter hides
+// them (with stargz.index.json, which the TOC does not list).
+func isLandmark(base string) bool {
+	return base == estargz.PrefetchLandmark || base == estargz.NoPrefetchLandmark
+}
+
+func tocEntry(te *estargz.TOCEntry) Entry {
+	e := Entry{Mode: uint32(te.Mode & 07777), UID: te.UID, GID: te.GID, ModTime: te.ModTime(), Offset: -1, DataOffset: -1}
+	switch te.Type {
+	case "reg":
+		e.Type, e.Size = TypeRegular, te.Size
+	case "dir":
+		e.Type = TypeDir
+	case "symlink":
+		e.Type, e.Linkname = TypeSymlink, te.LinkName
+	case "char":
+		e.Type, e.Devmajor, e.Devminor = TypeChar, int64(te.DevMajor), int64(te.DevMinor)
+	case "block":
+		e.Type, e.Devmajor, e.Devminor = TypeBlock, int64(te.DevMajor), int64(te.DevMinor)
+	case "fifo":
+		e.Type = TypeFifo
+	default:
+		e.Type, e.Bad = TypeRegular, fmt.Sprintf("unsupported TOC type %q", te.Type)
+	}
+	for k, v := range te.Xattrs {
+		if e.Xattrs == nil {
+			e.Xattrs = map[string]string{}
+		}
+		e.Xattrs[k] = string(v)
+	}
+	return e
+}
+
+func (l *tocLayer) ReadFile(ctx context.Context, i int, p []byte, off int64) (int, error) {
+	e, err := regularEntry(l.idx, i, off)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for n < len(p) && off+int64(n) < e.Size {
+		pos := off + int64(n)
+		ce, ok := l.r.ChunkEntryForOffset(l.names[i], pos)
+		if !ok {
+			return n, fmt.Errorf("read %q at %d: no chunk in the TOC", e.Name, pos)
+		}
+		data, err := l.chunk(ctx, ce, e.Size)
+		if err != nil {
+			return n, fmt.Errorf("read %q at %d: %w", e.Name, pos, err)
+		}
+		in := pos - ce.ChunkOffset
+		if in < 0 || in >= int64(len(data)) {
+			return n, fmt.Errorf("read %q at %d: chunk at %d does not hold it: %w", e.Name, pos, ce.ChunkOffset, ErrCorrupt)
+		}
+		n += copy(p[n:], data[in:])
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// chunk returns the verified uncompressed bytes of one chunk.
+func (l *tocLayer) chunk(ctx context.Context, ce *estargz.TOCEntry, fileSize int64) ([]byte, error) {
+	key := [2]int64{ce.Offset, ce.InnerOffset}
+	l.mu.Lock()
+	for _, c := range l.chunks {
+		if c.key == key {
+			l.mu.Unlock()
+			return c.data, nil
+		}
+	}
+	l.mu.Unlock()
+
+	size := ce.ChunkSize
+	if size == 0 {
+		size = fileSize - ce.ChunkOffset
+	}
+	end := ce.NextOffset()
+	if end <= ce.Offset || size < 0 || size > 1<<30 {
+		return nil, fmt.Errorf("chunk at %d: bad extent: %w", ce.Offset, ErrCorrupt)
+	}
+	ver, err := l.v.Verifier(ce)
+	if err != nil {
+		return nil, fmt.Errorf("chunk at %d: %w", ce.Offset, err)
+	}
+	comp := make([]byte, end-ce.Offset)
+	var data []byte
+	err = readChecked(ctx, l.src, comp, ce.Offset, func(comp []byte) error {
+		var err error
+		data, err = l.decompress(comp, ce.InnerOffset, size)
+		if err != nil {
+			return fmt.Errorf("chunk at %d: %w: %v", ce.Offset, ErrCorrupt, err)
+		}
+		ver.Write(data)
+		if !ver.Verified() {
+			return fmt.Errorf("chunk at %d: %w", ce.Offset, ErrCorrupt)
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("fetch chunk [%d,%d): %w", ce.Offset, end, err)
+	}
+	l.mu.Lock()
+	if len(l.chunks) == maxCachedChunks {
+		l.chunks = l.chunks[1:]
+	}
+	l.chunks = append(l.chunks, cachedChunk{key: key, data: data})
+	l.mu.Unlock()
+	return data, nil
+}
+
+func (l *tocLayer) decompress(comp []byte, inner, size int64) ([]byte, error) {
+	var r io.Reader
+	if l.format == oci.FormatZstdChunked {
+		d, err := zstd.NewReader(bytes.NewReader(comp), zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close()
+		r = d
+	} else {
+		z, err := gzip.NewReader(bytes.NewReader(comp))
+		if err != nil {
+			return nil, err
+		}
+		r = z
+	}
+	if _, err := io.CopyN(io.Discard, r, inner); err != nil {
+		return nil, err
+	}
+	data := make([]byte, size)
+	if _, err := io.ReadFull(r, data); err != nil {
+		return nil, err
+	}
+	return data, nil
+}

@@ -1,0 +1,147 @@
+package layer
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/containerd/stargz-snapshotter/estargz"
+	"github.com/containerd/stargz-snapshotter/estargz/zstdchunked"
+	"github.com/imgfs/imgfs/internal/oci"
+	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
+)
+
+// zstdChunked gives estargz.WithCompression both halves it needs.
+type zstdChunked struct {
+	*zstdchunked.Compressor
+	*zstdchunked.Decompressor
+}
+
+func buildTOCLayer(t *testing.T, format oci.LayerFormat, raw []byte) ([]byte, digest.Digest) {
+	opts := []estargz.Option{estargz.WithChunkSize(64 << 10)}
+	if format == oci.FormatZstdChunked {
+		opts = append(opts, estargz.WithCompression(&zstdChunked{&zstdchunked.Compressor{CompressionLevel: zstd.SpeedDefault}, new(zstdchunked.Decompressor)}))
+	}
+	blob, err := estargz.Build(io.NewSectionReader(bytes.NewReader(raw), 0, int64(len(raw))), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blob.Close()
+	b, err := io.ReadAll(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, blob.TOCDigest()
+}
+
+func TestTOCLayers(t *testing.T) {
+	raw, contents := testLayer(t, 1)
+	extra := mkTar(t, dir("x/"), reg("x/a", "hard"), hardlink("x/b", "x/a"),
+		file{name: "dev/c", flag: tar.TypeChar}, file{name: "x/cap", body: "c", pax: map[string]string{"SCHILY.xattr.security.capability": "\x01"}})
+	raw = append(raw[:len(raw)-1024], extra...)
+	contents["x/a"] = []byte("hard")
+	for _, format := range []oci.LayerFormat{oci.FormatEStargz, oci.FormatZstdChunked} {
+		t.Run(format.String(), func(t *testing.T) {
+			blob, toc := buildTOCLayer(t, format, raw)
+			src := &recordingSource{b: blob}
+			ctx := context.Background()
+			l, err := OpenEStargz(ctx, src, int64(len(blob)), format, toc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Opening reads only the footer and the TOC, all at the end.
+			tocStart := int64(len(blob))
+			for _, r := range src.reads {
+				tocStart = min(tocStart, r[0])
+			}
+			// The footer read may overlap the TOC read by a few bytes.
+			if opened := src.total(); opened > int64(len(blob))-tocStart+512 || tocStart < int64(len(blob))/2 {
+				t.Errorf("open read %d bytes from %d of %d", opened, tocStart, len(blob))
+			}
+			byName := map[string]Entry{}
+			for _, e := range l.Index().Entries {
+				byName[e.Name] = e
+			}
+			if e := byName["x/b"]; e.Type != TypeHardlink || e.Linkname != "x/a" {
+				t.Errorf("hard link %+v", e)
+			}
+			if e := byName["dev/c"]; e.Type != TypeChar {
+				t.Errorf("char device %+v", e)
+			}
+			if e := byName["x/cap"]; e.Xattrs["security.capability"] != "\x01" {
+				t.Errorf("xattrs %+v", e)
+			}
+			if e := byName["etc/l"]; e.Type != TypeSymlink || e.Linkname != "os-release" {
+				t.Errorf("symlink %+v", e)
+			}
+			// A small file's read fetches only its own chunk.
+			src.reads = nil
+			for i, e := range l.Index().Entries {
+				if e.Name == "etc/os-release" {
+					p := make([]byte, 100)
+					n, err := l.ReadFile(ctx, i, p, 0)
+					if err != io.EOF || string(p[:n]) != "ID=test\n" {
+						t.Fatalf("os-release: %q %v", p[:n], err)
+					}
+				}
+			}
+			if got := src.total(); got == 0 || got > 4096 {
+				t.Errorf("reading os-release fetched %d bytes in %v", got, src.reads)
+			}
+			checkReads(t, l, contents)
+			tr := Merge([]*Index{l.Index()})
+			if a, ok := tr.Lookup("x/a"); !ok || a.Inode().Nlink != 2 {
+				t.Error("hard link not merged")
+			}
+		})
+	}
+}
+
+func TestTOCDigestMismatch(t *testing.T) {
+	raw, _ := testLayer(t, 1)
+	blob, _ := buildTOCLayer(t, oci.FormatEStargz, raw)
+	_, err := OpenEStargz(context.Background(), &recordingSource{b: blob}, int64(len(blob)), oci.FormatEStargz, digest.FromString("other"))
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestTOCCorruptChunkRefused(t *testing.T) {
+	raw := mkTar(t, reg("a", strings.Repeat("alpha ", 50000)), reg("b", strings.Repeat("beta ", 50000)))
+	for _, format := range []oci.LayerFormat{oci.FormatEStargz, oci.FormatZstdChunked} {
+		t.Run(format.String(), func(t *testing.T) {
+			blob, toc := buildTOCLayer(t, format, raw)
+			l, err := OpenEStargz(context.Background(), &recordingSource{b: blob}, int64(len(blob)), format, toc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := l.(*tocLayer)
+			ce, _ := r.r.ChunkEntryForOffset("b", 70000)
+			bad := bytes.Clone(blob)
+			// Flip a byte inside b's second chunk's compressed bytes.
+			bad[(ce.Offset+ce.NextOffset())/2] ^= 0x40
+			l, err = OpenEStargz(context.Background(), &recordingSource{b: bad}, int64(len(bad)), format, toc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var bi int
+			for i, e := range l.Index().Entries {
+				if e.Name == "b" {
+					bi = i
+				}
+			}
+			p := make([]byte, 1000)
+			if _, err := l.ReadFile(context.Background(), bi, p, 70000); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("corrupt chunk served: %v", err)
+			}
+			if n, err := l.ReadFile(context.Background(), bi, p, 0); err != nil || string(p[:n]) != strings.Repeat("beta ", 200) {
+				t.Fatalf("intact chunk: %v", err)
+			}
+		})
+	}
+}

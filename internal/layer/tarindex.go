@@ -1,0 +1,152 @@
+package layer
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/oci"
+)
+
+// BuildTar indexes an uncompressed tar stream read once from r. It returns
+// the entries found even when it also returns an error: a *StreamError
+// naming the offset and the last good entry. Index.Format is oci.FormatTar and
+// BlobSize the bytes consumed; callers indexing a decompressed stream set
+// them.
+func BuildTar(r io.Reader) (*Index, error) {
+	o := newStreamOffsetReader(r)
+	idx := &Index{Format: oci.FormatTar}
+	err := indexTar(o, idx)
+	idx.BlobSize = idx.TarSize
+	return idx, err
+}
+
+// WalkOptions tunes WalkTar.
+type WalkOptions struct {
+	// Readahead is how many bytes each fetch asks for at least (default
+	// 16 KiB). Small files' headers then often come in one fetch; large
+	// files' data is skipped.
+	Readahead int
+}
+
+// WalkTar indexes an uncompressed tar layer of the given size by reading
+// only its headers from src, skipping file data, so listing a layer costs
+// its headers plus readahead. Errors are as for BuildTar. It also returns
+// how many bytes it fetched.
+func WalkTar(ctx context.Context, src blobio.ReaderAt, size int64, opts WalkOptions) (*Index, int64, error) {
+	if opts.Readahead == 0 {
+		opts.Readahead = 16 << 10
+	}
+	o := newRangeOffsetReader(ctx, src, size, opts.Readahead)
+	idx := &Index{Format: oci.FormatTar, BlobSize: size}
+	err := indexTar(o, idx)
+	return idx, o.fetched, err
+}
+
+func indexTar(o *offsetReader, idx *Index) error {
+	tr := tar.NewReader(o)
+	after := ""
+	for {
+		o.arm()
+		hdr, err := tr.Next()
+		start := o.headerStart()
+		if err == io.EOF {
+			idx.TarSize = o.pos
+			return nil
+		}
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) && o.mark < 0 && len(idx.Entries) > 0 {
+				last := &idx.Entries[len(idx.Entries)-1]
+				if last.Bad == "" && last.Type == TypeRegular {
+					last.Bad = "data truncated"
+				}
+			}
+			idx.TarSize = o.pos
+			serr := &StreamError{Offset: start, After: after, Err: err}
+			idx.Err = serr.Error()
+			return serr
+		}
+		if hdr.Typeflag == tar.TypeXGlobalHeader {
+			continue
+		}
+		e := entryFromHeader(hdr)
+		e.Offset, e.DataOffset = start, o.pos
+		idx.Entries = append(idx.Entries, e)
+		after = e.Name
+	}
+}
+
+const xattrPrefix = "SCHILY.xattr."
+
+// entryFromHeader converts a tar header, normalizing names and recording
+// why an entry cannot be placed.
+func entryFromHeader(h *tar.Header) Entry {
+	e := Entry{
+		Mode:     uint32(h.Mode & 07777),
+		UID:      h.Uid,
+		GID:      h.Gid,
+		ModTime:  h.ModTime,
+		Devmajor: h.Devmajor,
+		Devminor: h.Devminor,
+		Offset:   -1,
+	}
+	name, err := NormalizeName(h.Name)
+	if err != nil {
+		e.Name, e.Bad = h.Name, err.Error()
+	} else {
+		e.Name = name
+	}
+	t, ok := typeOf(h.Typeflag)
+	if !ok {
+		e.Type = TypeRegular
+		e.setBad(fmt.Sprintf("unsupported tar type %q", h.Typeflag))
+	} else {
+		e.Type = t
+	}
+	switch e.Type {
+	case TypeRegular:
+		e.Size = h.Size
+		e.Sparse = h.Typeflag == tar.TypeGNUSparse || isPAXSparse(h.PAXRecords)
+	case TypeSymlink:
+		e.Linkname = h.Linkname
+	case TypeHardlink:
+		target, err := NormalizeName(h.Linkname)
+		if err != nil {
+			e.Linkname = h.Linkname
+			e.setBad("hard link target: " + err.Error())
+		} else {
+			e.Linkname = target
+		}
+	}
+	if e.Type != TypeChar && e.Type != TypeBlock {
+		e.Devmajor, e.Devminor = 0, 0
+	}
+	for k, v := range h.PAXRecords {
+		if strings.HasPrefix(k, xattrPrefix) {
+			if e.Xattrs == nil {
+				e.Xattrs = map[string]string{}
+			}
+			e.Xattrs[k[len(xattrPrefix):]] = v
+		}
+	}
+	return e
+}
+
+func (e *Entry) setBad(reason string) {
+	if e.Bad == "" {
+		e.Bad = reason
+	}
+}
+
+func isPAXSparse(recs map[string]string) bool {
+	for _, k := range []string{"GNU.sparse.major", "GNU.sparse.numblocks", "GNU.sparse.map"} {
+		if _, ok := recs[k]; ok {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,141 @@
+package layer
+
+import (
+	"sort"
+	"strings"
+)
+
+// Tree is a read-only file tree built once: one layer's own tree
+// (LayerTree) or the merged root filesystem (Merge). It is safe for
+// concurrent readers once built.
+type Tree struct {
+	root *Node
+	// Bad lists the entries that could not be placed, in layer order.
+	Bad []BadEntry
+}
+
+// BadEntry is an entry left out of a tree, or placed as a node that must
+// not be served, and why.
+type BadEntry struct {
+	Layer  int // position of the layer in the image, 0 for the base
+	Index  int // entry index in that layer's Index
+	Name   string
+	Reason string
+}
+
+// Node is a directory entry: a name pointing at an Inode. Several nodes
+// share one Inode when they are hard links.
+type Node struct {
+	name     string
+	inode    *Inode
+	children map[string]*Node
+	sorted   []*Node
+}
+
+// Inode is a file: its metadata and where its bytes come from.
+type Inode struct {
+	// Entry is the tar entry that made the file, with Type never
+	// TypeHardlink. Implicit directories (parents no entry named) get mode
+	// 0755, owner 0:0 and a zero ModTime.
+	Entry Entry
+	// Layer and Index locate that entry: Index is -1 for an implicit
+	// directory. A regular file's bytes are served by that layer's
+	// ReadFile(Index, ...).
+	Layer, Index int
+	// Nlink is the number of names for a file, or 2 plus the number of
+	// subdirectories for a directory.
+	Nlink int
+	// Ino numbers inodes 1 (the root) upward in sorted walk order, so it
+	// is stable for a given set of layers.
+	Ino uint64
+	// Bad, when not "", is why the file must not be served (for example a
+	// hard link whose target is missing): the view answers EIO.
+	Bad string
+}
+
+// Root returns the root directory.
+func (t *Tree) Root() *Node { return t.root }
+
+// Lookup finds a normalized path ("." is the root).
+func (t *Tree) Lookup(name string) (*Node, bool) {
+	n := t.root
+	if name == "." || name == "" {
+		return n, true
+	}
+	for _, el := range strings.Split(name, "/") {
+		if n = n.children[el]; n == nil {
+			return nil, false
+		}
+	}
+	return n, true
+}
+
+// Name is the node's name in its directory ("." for the root).
+func (n *Node) Name() string { return n.name }
+
+// Inode is the file the name points at.
+func (n *Node) Inode() *Inode { return n.inode }
+
+// Child returns the directory entry called name, if any.
+func (n *Node) Child(name string) (*Node, bool) {
+	c, ok := n.children[name]
+	return c, ok
+}
+
+// Children returns a directory's entries sorted by name. The slice is
+// shared: do not modify it.
+func (n *Node) Children() []*Node { return n.sorted }
+
+// Walk calls fn for every node in sorted depth-first order with its path,
+// the root first as ".".
+func (t *Tree) Walk(fn func(path string, n *Node)) {
+	var walk func(p string, n *Node)
+	walk = func(p string, n *Node) {
+		fn(p, n)
+		for _, c := range n.sorted {
+			cp := c.name
+			if p != "." {
+				cp = p + "/" + c.name
+			}
+			walk(cp, c)
+		}
+	}
+	walk(".", t.root)
+}
+
+// finish sorts children, numbers inodes and counts links.
+func (t *Tree) finish() {
+	var ino uint64
+	seen := map[*Inode]bool{}
+	links := map[*Inode]int{}
+	var walk func(n *Node)
+	walk = func(n *Node) {
+		if !seen[n.inode] {
+			seen[n.inode] = true
+			ino++
+			n.inode.Ino = ino
+		}
+		links[n.inode]++
+		n.sorted = n.sorted[:0]
+		subdirs := 0
+		for _, c := range n.children {
+			n.sorted = append(n.sorted, c)
+			if c.inode.Entry.Type == TypeDir {
+				subdirs++
+			}
+		}
+		sort.Slice(n.sorted, func(i, j int) bool { return n.sorted[i].name < n.sorted[j].name })
+		if n.inode.Entry.Type == TypeDir {
+			n.inode.Nlink = 2 + subdirs
+		}
+		for _, c := range n.sorted {
+			walk(c)
+		}
+	}
+	walk(t.root)
+	for in, c := range links {
+		if in.Entry.Type != TypeDir {
+			in.Nlink = c
+		}
+	}
+}
