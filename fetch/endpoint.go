@@ -137,16 +137,16 @@ func authError(host string, err error) error {
 	case errors.Is(err, auth.ErrBasicCredentialNotFound):
 		// The registry asked for a password and none was given: the same
 		// answer as a 401, and permanent for the cache.
-		return permanent(fmt.Errorf("%w: %s asked for credentials and none were given; check credentials (--user, or docker login %s)",
-			ErrUnauthorized, host, host))
+		return permanent(&AuthError{Host: host, Failure: NoCredentials,
+			err: fmt.Errorf("%w: %s asked for credentials and none were given", ErrUnauthorized, host)})
 	case errors.As(err, &credErr):
-		return permanent(fmt.Errorf("%w: %s: the docker credential helper failed: %s; fix the helper named in $DOCKER_CONFIG/config.json (credHelpers, credsStore), or pass --user",
-			ErrUnauthorized, host, oneLine(credErr.err.Error(), 200)))
+		return permanent(&AuthError{Host: host, Failure: HelperFailed,
+			err: fmt.Errorf("%w: %s: the docker credential helper failed: %s", ErrUnauthorized, host, oneLine(credErr.err.Error(), 200))})
 	case errors.As(err, &tokenResp) && tokenResp.URL != nil && tokenResp.URL.Host != hostOnly(host):
 		realm := realmName(tokenResp.URL)
 		if tokenResp.StatusCode == http.StatusUnauthorized || tokenResp.StatusCode == http.StatusForbidden {
-			return permanent(fmt.Errorf("%w: %s: its token service %s refused the credentials (%d %s); check the user name and password (--user, or docker login %s)",
-				ErrUnauthorized, host, realm, tokenResp.StatusCode, http.StatusText(tokenResp.StatusCode), hostOnly(host)))
+			return permanent(&AuthError{Host: hostOnly(host), Failure: CredentialsRefused,
+				err: fmt.Errorf("%w: %s: its token service %s refused the credentials (%d %s)", ErrUnauthorized, host, realm, tokenResp.StatusCode, http.StatusText(tokenResp.StatusCode))})
 		}
 		return fmt.Errorf("%w: %s: its token service %s answered %d %s; retry later", ErrUnexpectedStatus, host, realm, tokenResp.StatusCode, http.StatusText(tokenResp.StatusCode))
 	case errors.As(err, &urlErr) && isOtherHost(urlErr.URL, host):

@@ -21,9 +21,15 @@ var (
 	ErrUnauthorized     = errors.New("unauthorized")
 	ErrUnreachable      = errors.New("registry unreachable")
 	ErrUntrustedTLS     = errors.New("tls: certificate signed by unknown authority")
+	ErrBadCertificate   = errors.New("tls")
+	ErrCACertificates   = errors.New("CA certificates")
 	ErrUnsupported      = errors.New("unsupported")
 	ErrUnexpectedStatus = errors.New("unexpected response")
 )
+
+// ErrNoPlatform means an index has no manifest for the platforms asked
+// for. It is an ErrNotFound.
+var ErrNoPlatform = fmt.Errorf("%w", ErrNotFound)
 
 // permanent marks err as an answer that asking again soon will not change
 // (401, 403, 404, 416, a Content-Range or length that contradicts the
@@ -51,9 +57,9 @@ func transportError(host string, err error) error {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Errorf("%w: %s refused the connection (is the registry running?)", ErrUnreachable, host)
 	case errors.As(err, &unknownCA):
-		return fmt.Errorf("%w: %s (pass --tlscacert FILE to trust its CA, or --skip-verify)", ErrUntrustedTLS, host)
+		return fmt.Errorf("%w: %s", ErrUntrustedTLS, host)
 	case errors.As(err, &hostErr), errors.As(err, &verifyErr):
-		return fmt.Errorf("tls: %s: %v (pass --tlscacert FILE, or --skip-verify)", host, err)
+		return fmt.Errorf("%w: %s: %v", ErrBadCertificate, host, err)
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.ECONNRESET):
 		return fmt.Errorf("%w: %s: %v", ErrUnreachable, host, errors.Unwrap(err))
 	}
@@ -71,7 +77,7 @@ func statusError(what string, resp *http.Response) error {
 	case http.StatusNotFound:
 		return fmt.Errorf("%w: %s", ErrNotFound, what)
 	case http.StatusUnauthorized, http.StatusForbidden:
-		return fmt.Errorf("%w: %s: %s, check credentials (--user, or docker login)", ErrUnauthorized, what, resp.Status)
+		return &AuthError{Failure: Refused, err: fmt.Errorf("%w: %s: %s", ErrUnauthorized, what, resp.Status)}
 	}
 	detail := resp.Status
 	var body struct{ Errors errcode.Errors }

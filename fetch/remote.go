@@ -1,14 +1,12 @@
 package fetch
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"oras.land/oras-go/v2/registry/remote/auth"
@@ -25,11 +23,10 @@ const userAgent = "imgfs/0.1"
 type RemoteOptions struct {
 	TransportOptions
 
-	// User is "user[:password]" for the registry. Without a password, one
-	// line is read from Stdin. It is sent to the registry's server only,
-	// never to a mirror.
-	User  string
-	Stdin io.Reader
+	// Username and Password are the registry's credentials. They are
+	// sent to the registry's server only, never to a mirror. With no
+	// Username, the docker config's credentials and helpers apply.
+	Username, Password string
 
 	// HostsDir is a containerd hosts directory (certs.d) that says which
 	// mirrors to try before the registry's server; "" means none.
@@ -74,12 +71,8 @@ func NewRemote(ref Reference, opts RemoteOptions) (*Remote, error) {
 	server := hs[len(hs)-1]
 	var cred auth.CredentialFunc
 	switch {
-	case opts.User != "":
-		c, err := parseUser(opts.User, opts.Stdin)
-		if err != nil {
-			return nil, err
-		}
-		cred = auth.StaticCredential(server.Host, c)
+	case opts.Username != "":
+		cred = auth.StaticCredential(server.Host, auth.Credential{Username: opts.Username, Password: opts.Password})
 	default:
 		store, err := credentials.NewStoreFromDocker(credentials.StoreOptions{})
 		if err != nil {
@@ -98,27 +91,6 @@ func NewRemote(ref Reference, opts RemoteOptions) (*Remote, error) {
 		r.endpoints = append(r.endpoints, ep)
 	}
 	return r, nil
-}
-
-// maxPasswordLine bounds the line read from standard input as a password.
-const maxPasswordLine = 64 << 10
-
-func parseUser(user string, stdin io.Reader) (auth.Credential, error) {
-	name, pass, ok := strings.Cut(user, ":")
-	if name == "" {
-		return auth.EmptyCredential, fmt.Errorf("--user %q: want user[:password]", user)
-	}
-	if !ok {
-		if stdin == nil {
-			return auth.EmptyCredential, fmt.Errorf("--user %s: no password given and no standard input to read it from", name)
-		}
-		line, err := bufio.NewReader(io.LimitReader(stdin, maxPasswordLine)).ReadString('\n')
-		if err != nil && line == "" {
-			return auth.EmptyCredential, fmt.Errorf("--user %s: reading password from standard input: %w", name, err)
-		}
-		pass = strings.TrimRight(line, "\r\n")
-	}
-	return auth.Credential{Username: name, Password: pass}, nil
 }
 
 // Reference returns the reference the remote was made for.

@@ -72,7 +72,7 @@ func (h *fakeHost) host(mirror bool, c hosts.Capability) hosts.Host {
 func routedRemote(t *testing.T, hs ...hosts.Host) *Remote {
 	t.Helper()
 	r, err := NewRemote(Reference{Registry: "origin.example", Repository: "r", Tag: "t"},
-		RemoteOptions{User: "u:p", Hosts: hs, TransportOptions: TransportOptions{IdleTimeout: testIdleTimeout}})
+		RemoteOptions{Username: "u", Password: "p", Hosts: hs, TransportOptions: TransportOptions{IdleTimeout: testIdleTimeout}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,14 +50,14 @@ func newHostTransport(opts TransportOptions, h hosts.Host) (http.RoundTripper, *
 	if opts.TLSCACert != "" {
 		pem, err := os.ReadFile(opts.TLSCACert)
 		if err != nil {
-			return nil, nil, fmt.Errorf("--tlscacert: %w", err)
+			return nil, nil, fmt.Errorf("%w: %w", ErrCACertificates, err)
 		}
 		pool, err := x509.SystemCertPool()
 		if err != nil {
 			pool = x509.NewCertPool()
 		}
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, nil, fmt.Errorf("--tlscacert %s: no PEM certificates found", opts.TLSCACert)
+			return nil, nil, fmt.Errorf("%w %s: no PEM certificates found", ErrCACertificates, opts.TLSCACert)
 		}
 		tlsConfig.RootCAs = pool
 	}
@@ -82,7 +82,7 @@ func newHostTransport(opts TransportOptions, h hosts.Host) (http.RoundTripper, *
 	// (net/http's default would cut it at 10 s).
 	base.TLSHandshakeTimeout = idle
 	var rt http.RoundTripper = &idleTransport{base: base, timeout: idle}
-	// --plain-http is for the registry; a mirror's URL says its scheme.
+	// PlainHTTP is for the registry; a mirror's URL says its scheme.
 	st := &schemeTransport{base: rt, plain: opts.PlainHTTP && !h.Mirror, fallback: map[string]bool{}}
 	rt = st
 	if opts.HTTPTrace && opts.Logger != nil {
@@ -91,7 +91,7 @@ func newHostTransport(opts TransportOptions, h hosts.Host) (http.RoundTripper, *
 	return rt, st, nil
 }
 
-// schemeTransport decides between HTTPS and HTTP per host. With --plain-http
+// schemeTransport decides between HTTPS and HTTP per host. With PlainHTTP
 // everything is HTTP. A loopback registry is tried over HTTPS first and,
 // when it answers in plain HTTP, remembered as plain: the rule containerd
 // and docker apply to localhost.

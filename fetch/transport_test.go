@@ -39,8 +39,8 @@ func newTestRemote(t *testing.T, handler http.Handler, opts RemoteOptions) (*Rem
 	if opts.IdleTimeout == 0 {
 		opts.IdleTimeout = testIdleTimeout
 	}
-	if opts.User == "" {
-		opts.User = "user:pass" // keep the developer's docker config out of it
+	if opts.Username == "" {
+		opts.Username, opts.Password = "user", "pass" // keep the developer's docker config out of it
 	}
 	host := strings.TrimPrefix(srv.URL, "http://")
 	r, err := NewRemote(Reference{Registry: host, Repository: "r", Tag: "t"}, opts)
@@ -321,7 +321,7 @@ func TestTraceRedactsQuery(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	remote, _ := newTestRemote(t, mux, RemoteOptions{
 		TransportOptions: TransportOptions{HTTPTrace: true, Logger: logger},
-		User:             "user:" + password,
+		Username:         "user", Password: password,
 	})
 
 	rc, err := remote.FetchRange(callContext(t), desc, 2, 3)

@@ -101,14 +101,15 @@ func PlatformMatcher(ps []ocispec.Platform) platforms.MatchComparer {
 	return platforms.Ordered(ps...)
 }
 
-// ParsePlatforms parses --platform values such as "linux/arm64/v8".
+// ParsePlatforms parses platform names such as "linux/arm64/v8", each
+// value a comma-separated list.
 func ParsePlatforms(specs []string) ([]ocispec.Platform, error) {
 	var out []ocispec.Platform
 	for _, s := range specs {
 		for _, one := range strings.Split(s, ",") {
 			p, err := platforms.Parse(strings.TrimSpace(one))
 			if err != nil {
-				return nil, fmt.Errorf("--platform %q: %w", one, err)
+				return nil, fmt.Errorf("platform %q: %w", one, err)
 			}
 			out = append(out, p)
 		}
@@ -126,8 +127,8 @@ func noMatchError(ctx context.Context, store Provider, root ocispec.Descriptor, 
 		}
 		wanted = strings.Join(names, ", ")
 	}
-	return fmt.Errorf("%w: no manifest for %s in index %s (it has: %s); pick one with --platform or use --all-platforms",
-		ErrNotFound, wanted, root.Digest, offeredPlatforms(ctx, store, root))
+	return fmt.Errorf("%w: no manifest for %s in index %s (it has: %s)",
+		ErrNoPlatform, wanted, root.Digest, offeredPlatforms(ctx, store, root))
 }
 
 // offeredPlatforms lists the distinct platforms an index names, a few at

@@ -176,7 +176,7 @@ func signalReady(err error) {
 	if !isBackgroundChild() {
 		return
 	}
-	readyOnce.Do(func() { writeReady(err) })
+	readyOnce.Do(func() { writeReady(withHint(err)) })
 }
 
 func writeReady(err error) {

@@ -29,5 +29,5 @@ func execute(ctx context.Context, root *cobra.Command, g *globalFlags) (err erro
 			err = internalError{v}
 		}
 	}()
-	return root.ExecuteContext(ctx)
+	return withHint(root.ExecuteContext(ctx))
 }

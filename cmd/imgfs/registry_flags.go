@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"time"
 
@@ -54,9 +55,6 @@ func (r *registryFlags) remoteFor(g *globalFlags, ref fetch.Reference, idleTimeo
 	if err != nil {
 		return nil, err
 	}
-	if user != "" {
-		user += ":" + password
-	}
 	remote, err := fetch.NewRemote(ref, fetch.RemoteOptions{
 		TransportOptions: fetch.TransportOptions{
 			PlainHTTP:   r.plainHTTP,
@@ -66,7 +64,8 @@ func (r *registryFlags) remoteFor(g *globalFlags, ref fetch.Reference, idleTimeo
 			IdleTimeout: idleTimeout,
 			Logger:      g.logger,
 		},
-		User:     user,
+		Username: user,
+		Password: password,
 		HostsDir: r.hostsDir,
 	})
 	if err != nil {
@@ -78,7 +77,7 @@ func (r *registryFlags) remoteFor(g *globalFlags, ref fetch.Reference, idleTimeo
 func (r *registryFlags) parsePlatforms() ([]ocispec.Platform, error) {
 	ps, err := fetch.ParsePlatforms(r.platforms)
 	if err != nil {
-		return nil, usageError{err}
+		return nil, usageError{fmt.Errorf("--platform: %w", err)}
 	}
 	return ps, nil
 }
