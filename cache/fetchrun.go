@@ -121,7 +121,6 @@ func (b *Blob) readChunk(in io.Reader, cr byterange.Range) (*[]byte, error) {
 		chunkPool.Put(bp)
 		return nil, err
 	}
-	b.store.stats.fetchedBytes.Add(cr.Len())
 	return bp, nil
 }
 

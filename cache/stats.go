@@ -4,9 +4,9 @@ import "sync/atomic"
 
 // counters are the store's running totals of fetching and verifying,
 // shown in each mount's stats file. Reads are counted once, by the
-// filesystem that serves them.
+// filesystem that serves them, and bytes once, by the mount that fetches
+// them.
 type counters struct {
-	fetchedBytes     atomic.Int64
 	rangeRequests    atomic.Int64
 	fetchErrors      atomic.Int64
 	digestMismatches atomic.Int64
@@ -15,7 +15,6 @@ type counters struct {
 
 // Stats is a snapshot of a Store's counters.
 type Stats struct {
-	FetchedBytes     int64 `json:"fetched_bytes"`
 	RangeRequests    int64 `json:"range_requests"`
 	FetchErrors      int64 `json:"fetch_errors"`
 	DigestMismatches int64 `json:"digest_mismatches"`
@@ -29,7 +28,6 @@ func (s *Store) Stats() Stats {
 	open := len(s.blobs)
 	s.mu.Unlock()
 	return Stats{
-		FetchedBytes:     s.stats.fetchedBytes.Load(),
 		RangeRequests:    s.stats.rangeRequests.Load(),
 		FetchErrors:      s.stats.fetchErrors.Load(),
 		DigestMismatches: s.stats.digestMismatches.Load(),

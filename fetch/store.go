@@ -7,7 +7,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/imgfs/imgfs/cache"
 	"github.com/imgfs/imgfs/internal/blobio"
 )
 
@@ -26,5 +25,3 @@ type Store interface {
 	// AddSource records that d can be fetched from repository.
 	AddSource(d digest.Digest, repository string) error
 }
-
-var _ Store = (*cache.Store)(nil)

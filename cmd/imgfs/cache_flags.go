@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -12,7 +13,7 @@ import (
 type cacheOptions struct {
 	fetchTimeout   time.Duration
 	maxConnections int
-	maxSize        string // --cache-max-size, parsed by maxSizeBytes (mount_ops.go)
+	maxSize        string // --cache-max-size, parsed by maxSizeBytes
 }
 
 func (c *cacheOptions) register(fs *pflag.FlagSet) {
@@ -23,4 +24,29 @@ func (c *cacheOptions) register(fs *pflag.FlagSet) {
 
 func (c cacheOptions) options() cache.Options {
 	return cache.Options{FetchTimeout: c.fetchTimeout, MaxConnections: c.maxConnections}
+}
+
+// applyCap sets --cache-max-size on store, for a fetch.
+func (c cacheOptions) applyCap(store *cache.Store) error {
+	n, err := c.maxSizeBytes()
+	if err != nil || n == 0 {
+		return err
+	}
+	store.SetMaxSize(n, cache.CapOptions{})
+	return nil
+}
+
+// maxSizeBytes parses --cache-max-size; 0 means no cap.
+func (c cacheOptions) maxSizeBytes() (int64, error) {
+	if c.maxSize == "" {
+		return 0, nil
+	}
+	n, err := parseSize(c.maxSize)
+	if err != nil {
+		return 0, usageError{fmt.Errorf("--cache-max-size: %w", err)}
+	}
+	if n == 0 {
+		return 0, usageError{fmt.Errorf("--cache-max-size 0: want a positive size, such as 10GiB")}
+	}
+	return n, nil
 }

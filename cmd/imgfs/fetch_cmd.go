@@ -63,7 +63,7 @@ func runFetch(cmd *cobra.Command, g *globalFlags, f *fetchFlags, refArg string) 
 		return err
 	}
 	defer store.Close()
-	if err := f.cacheOptions.applyCap(store, false); err != nil {
+	if err := f.cacheOptions.applyCap(store); err != nil {
 		return err
 	}
 

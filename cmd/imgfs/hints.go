@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/imgfs/imgfs/fetch"
+	"github.com/imgfs/imgfs/internal/imagemount"
 )
 
 // The libraries' errors say what failed; the command line knows which of
@@ -45,6 +46,8 @@ func hint(err error) string {
 		return " (pass --tlscacert FILE, or --skip-verify)"
 	case errors.Is(err, fetch.ErrCACertificates):
 		return " (--tlscacert)"
+	case errors.Is(err, imagemount.ErrNotCached):
+		return " (--offline mounts only what the cache has: mount the image once online, or imgfs fetch --metadata-only it)"
 	case errors.Is(err, fetch.ErrNoPlatform):
 		return "; pick one with --platform or use --all-platforms"
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/imgfs/imgfs/internal/imagemount"
 	"github.com/imgfs/imgfs/internal/testregistry"
 )
 
@@ -123,7 +124,7 @@ func TestMetricsDuringAReadMatchTheProxy(t *testing.T) {
 			t.Errorf("fetch errors %v on a clean read", m)
 		}
 	}
-	if len(after["imgfs_fetch_errors_total"].Metric) != len(fetchErrorKinds) {
-		t.Errorf("the kind label has %d values, want the closed set of %d", len(after["imgfs_fetch_errors_total"].Metric), len(fetchErrorKinds))
+	if len(after["imgfs_fetch_errors_total"].Metric) != len(imagemount.FetchErrorKinds) {
+		t.Errorf("the kind label has %d values, want the closed set of %d", len(after["imgfs_fetch_errors_total"].Metric), len(imagemount.FetchErrorKinds))
 	}
 }

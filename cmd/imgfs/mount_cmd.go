@@ -1,20 +1,15 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"sync"
-	"time"
 
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/imgfs/imgfs/cache"
 	"github.com/imgfs/imgfs/fetch"
 	"github.com/imgfs/imgfs/fusefs"
-	"github.com/imgfs/imgfs/internal/blobio"
-	"github.com/imgfs/imgfs/internal/oci"
+	"github.com/imgfs/imgfs/internal/imagemount"
 )
 
 type mountFlags struct {
@@ -87,6 +82,10 @@ func runMount(cmd *cobra.Command, g *globalFlags, f *mountFlags, refArg, mountpo
 	if opts.Verify, err = cache.ParseVerifyMode(f.verify); err != nil {
 		return usageError{fmt.Errorf("--verify: %w", err)}
 	}
+	maxSize, err := f.cacheOptions.maxSizeBytes()
+	if err != nil {
+		return err
+	}
 	if err := fusefs.CheckFuseDevice(); err != nil {
 		return err
 	}
@@ -105,217 +104,49 @@ func runMount(cmd *cobra.Command, g *globalFlags, f *mountFlags, refArg, mountpo
 	}
 	defer store.Close()
 
-	img, fetcher, err := resolveForMount(ctx, g, f, store, ref, ps)
-	if err == nil && ctx.Err() != nil {
-		err = ctx.Err()
+	mo := imagemount.Options{
+		Ref:          ref,
+		Platforms:    ps,
+		AllPlatforms: f.allPlatforms,
+		Prefetch:     f.prefetch,
+		MaxCacheSize: maxSize,
+		FUSE:         fusefs.Options{Debug: f.debugFUSE, Passthrough: !f.noPassthrough, AllowOther: f.allowOther},
+		Logger:       g.logger,
 	}
-	if err != nil && ctx.Err() != nil {
+	if !f.offline {
+		if mo.Remote, err = f.remoteFor(g, ref, f.fetchTimeout); err != nil {
+			return err
+		}
+	}
+	m, err := imagemount.Start(ctx, store, mountpoint, mo)
+	if errors.Is(err, imagemount.ErrStopped) {
 		return fmt.Errorf("fetching the metadata of %s stopped; nothing was mounted", ref)
 	}
 	if err != nil {
 		return err
 	}
-	ops, fetcher, err := startMountOps(g, f, store, ref, img, fetcher) // pin, cap, metrics (mount_ops.go)
-	if err != nil {
-		return err
+	defer m.Close()
+	if f.metricsAddress != "" {
+		stop, err := serveMountMetrics(f.metricsAddress, m, g.logger)
+		if err != nil {
+			m.Unmount()
+			return usageError{err}
+		}
+		defer stop()
 	}
-	defer ops.close()
-	files := newLayerFiles(store, fetcher, g.logger)
-	img.Files = files
-	server, err := fusefs.Mount(mountpoint, img, ops.blobs(blobSource{store: store, fetcher: fetcher}), fusefs.Options{
-		FsName:      ref.String(),
-		Logger:      g.logger,
-		Debug:       f.debugFUSE,
-		Passthrough: !f.noPassthrough,
-		AllowOther:  f.allowOther,
-		ExtraStats:  func() any { return ops.stats(withViewStats{store.Stats(), files.Stats()}) },
-	})
-	if err != nil {
-		return err
-	}
-	ops.mounted(server)
-	store.OnMismatch(server.InvalidateBlob)
-	g.logger.Info("mounted", "ref", ref.String(), "mountpoint", mountpoint, "platforms", describePlatforms(img), "offline", f.offline, "verify", f.verify)
+	g.logger.Info("mounted", "ref", ref.String(), "mountpoint", mountpoint, "platforms", m.Platforms(), "offline", f.offline, "verify", f.verify)
 	signalReady(nil)
 
-	var background sync.WaitGroup
-	defer waitBackground(&background)
-	if fetcher != nil {
-		inBackground(g, store, &background, func(ctx context.Context) { fetchConfigs(ctx, g, store, fetcher, ref.Name(), img) })
-		if f.prefetch {
-			inBackground(g, store, &background, func(ctx context.Context) { prefetchLayers(ctx, g, store, fetcher, img) })
-		}
-	}
-
 	unmounted := make(chan struct{})
-	go func() { server.Wait(); close(unmounted) }()
+	go func() { m.Wait(); close(unmounted) }()
 	select {
 	case <-ctx.Done():
 		g.logger.Info("unmounting", "reason", "signal", "mountpoint", mountpoint)
-		if err := server.Unmount(); err != nil {
+		if err := m.Unmount(); err != nil {
 			return fmt.Errorf("unmount %s: %w", mountpoint, err)
 		}
 		<-unmounted
 	case <-unmounted: // unmounted from outside (imgfs unmount, umount)
 	}
 	return nil
-}
-
-// resolveForMount walks the image's metadata into the cache through the
-// same handler chain as fetch, leaving layers lazy. Offline, everything
-// must already be in the cache.
-func resolveForMount(ctx context.Context, g *globalFlags, f *mountFlags, store *cache.Store, ref fetch.Reference, ps []ocispec.Platform) (fusefs.Image, blobio.Fetcher, error) {
-	opts := fetch.WalkOptions{
-		Platforms:     ps,
-		AllPlatforms:  f.allPlatforms,
-		Lazy:          []oci.Kind{oci.KindLayer, oci.KindConfig},
-		Limit:         max(len(ps), 1),
-		MaxConcurrent: 32,
-	}
-	var (
-		root    ocispec.Descriptor
-		data    []byte
-		src     blobio.Fetcher
-		fetcher blobio.Fetcher
-	)
-	if f.offline {
-		var err error
-		if root, err = store.LookupRef(ref.String()); err != nil {
-			if errors.Is(err, cache.ErrRefNotFound) {
-				return fusefs.Image{}, nil, fmt.Errorf("--offline: %s is not in the cache %s: mount it once online, or imgfs fetch --metadata-only it", ref, store.Root())
-			}
-			return fusefs.Image{}, nil, err
-		}
-		if data, err = store.ReadMetadata(ctx, root); err != nil {
-			return fusefs.Image{}, nil, fmt.Errorf("--offline: %w", err)
-		}
-		src = offlineFetcher{}
-	} else {
-		remote, err := f.remoteFor(g, ref, f.fetchTimeout)
-		if err != nil {
-			return fusefs.Image{}, nil, err
-		}
-		if root, data, err = remote.Resolve(ctx); err != nil {
-			return fusefs.Image{}, nil, err
-		}
-		src, fetcher = remote, remote
-	}
-	tree, err := fetch.Walk(ctx, store, fetch.Origin{Root: root, RootData: data, Fetcher: src, Repository: ref.Name()}, opts)
-	if err != nil {
-		if f.offline {
-			return fusefs.Image{}, nil, fmt.Errorf("--offline: metadata of %s is not all cached: %w", ref, err)
-		}
-		return fusefs.Image{}, nil, err
-	}
-	if !f.offline {
-		if err := store.SetRef(ref.String(), root, nil); err != nil {
-			return fusefs.Image{}, nil, err
-		}
-	}
-	fetchConfig := fetch.FetchHandler(store, src, ref.Name(), nil)
-	img, err := buildImage(ctx, store, ref, tree, ps, func(ctx context.Context, desc ocispec.Descriptor) error {
-		_, err := fetchConfig(ctx, desc)
-		return err
-	})
-	if err == nil {
-		img, err = withOCIView(ctx, store, img)
-	}
-	if err != nil && f.offline {
-		err = fmt.Errorf("--offline: metadata of %s is not all cached: %w", ref, err)
-	}
-	return img, fetcher, err
-}
-
-// backgroundGrace is how long an exiting mount lets its background work
-// (the config fetch, --prefetch) go on, so that an unmount right after
-// mounting still leaves every config cached, without waiting out a
-// stalled registry. Closing the store then cancels what is left.
-const backgroundGrace = 5 * time.Second
-
-// inBackground runs fn through the store, which cancels it and waits for it
-// when it closes; wg counts it for waitBackground. The store refuses only
-// once closing, when fn has nothing left to do.
-func inBackground(g *globalFlags, store *cache.Store, wg *sync.WaitGroup, fn func(context.Context)) {
-	wg.Add(1)
-	err := store.Go(func(ctx context.Context) {
-		defer wg.Done()
-		fn(ctx)
-	})
-	if err != nil {
-		wg.Done()
-		g.logger.Debug("background work not started", "error", err)
-	}
-}
-
-// waitBackground waits for wg, at most backgroundGrace.
-func waitBackground(wg *sync.WaitGroup) {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	timer := time.NewTimer(backgroundGrace)
-	defer timer.Stop()
-	select {
-	case <-done:
-	case <-timer.C:
-	}
-}
-
-// fetchConfigs fetches, after the mount is up, the configs the walk left
-// lazy: metadata is eager, but only one config is needed to be ready.
-// Until one lands, a read of it is served lazily like a layer.
-func fetchConfigs(ctx context.Context, g *globalFlags, store *cache.Store, src blobio.Fetcher, source string, img fusefs.Image) {
-	handler := fetch.FetchHandler(store, src, source, nil)
-	var configs []ocispec.Descriptor
-	for _, p := range img.Platforms {
-		configs = append(configs, p.Config)
-	}
-	fillInBackground(ctx, g, store, "config", configs, func(ctx context.Context, desc ocispec.Descriptor) error {
-		_, err := handler(ctx, desc)
-		return err
-	})
-}
-
-// prefetchLayers fills every layer of the mount in the background. The
-// cache bounds it to a few connections, so reads keep priority.
-func prefetchLayers(ctx context.Context, g *globalFlags, store *cache.Store, fetcher blobio.Fetcher, img fusefs.Image) {
-	var layers []ocispec.Descriptor
-	for _, desc := range img.Blobs {
-		if !oci.IsMetadata(desc) {
-			layers = append(layers, desc)
-		}
-	}
-	fillInBackground(ctx, g, store, "layer", layers, func(ctx context.Context, desc ocispec.Descriptor) error {
-		return store.Prefetch(ctx, desc, fetcher)
-	})
-}
-
-// backgroundFills bounds the blobs filled in the background at once, so
-// that the goroutine count does not grow with the number of blobs an image
-// lists. The cache bounds the connections they use.
-const backgroundFills = 4
-
-// fillInBackground runs fill on every blob the cache lacks, a few at a
-// time, and logs the outcome; a failure leaves the blob lazy, nothing
-// worse.
-func fillInBackground(ctx context.Context, g *globalFlags, store *cache.Store, kind string, descs []ocispec.Descriptor, fill func(context.Context, ocispec.Descriptor) error) {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	slots := make(chan struct{}, backgroundFills)
-	for _, desc := range descs {
-		if store.Exists(desc) {
-			continue
-		}
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		wg.Go(func() {
-			defer func() { <-slots }()
-			if err := fill(ctx, desc); err != nil {
-				g.logger.Warn("background fetch failed; the "+kind+" stays lazy", "digest", desc.Digest, "error", err)
-				return
-			}
-			g.logger.Debug("fetched in the background", "kind", kind, "digest", desc.Digest, "size", desc.Size)
-		})
-	}
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/imgfs/imgfs/internal/imagemount"
 )
 
 // mountStats is the part of .imgfs/stats.json that imgfs stats shows.
@@ -23,16 +25,16 @@ type mountStats struct {
 		ReadErrors       int64 `json:"read_errors"`
 	} `json:"fusefs"`
 	Cache struct {
-		FetchedBytes     int64      `json:"fetched_bytes"`
-		RangeRequests    int64      `json:"range_requests"`
-		FetchErrors      int64      `json:"fetch_errors"`
-		DigestMismatches int64      `json:"digest_mismatches"`
-		Commits          int64      `json:"commits"`
-		OpenBlobs        int64      `json:"open_blobs"`
-		FetchRetries     int64      `json:"fetch_retries"`
-		CacheMaxSize     int64      `json:"cache_max_size"`
-		Evictions        int64      `json:"evictions"`
-		Blobs            []blobStat `json:"blobs"`
+		FetchedBytes     int64                  `json:"fetched_bytes"`
+		RangeRequests    int64                  `json:"range_requests"`
+		FetchErrors      int64                  `json:"fetch_errors"`
+		DigestMismatches int64                  `json:"digest_mismatches"`
+		Commits          int64                  `json:"commits"`
+		OpenBlobs        int64                  `json:"open_blobs"`
+		FetchRetries     int64                  `json:"fetch_retries"`
+		CacheMaxSize     int64                  `json:"cache_max_size"`
+		Evictions        int64                  `json:"evictions"`
+		Blobs            []imagemount.BlobStats `json:"blobs"`
 	} `json:"cache"`
 }
 

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/imgfs/imgfs/internal/imagemount"
 	"github.com/imgfs/imgfs/internal/testregistry"
 )
 
@@ -43,13 +44,13 @@ func TestViewIndexPassShowsProgressAndBlocksNoOtherLayer(t *testing.T) {
 
 	bigListed := make(chan error, 1)
 	go func() { _, err := os.ReadDir(layerDir(0)); bigListed <- err }()
-	statOf := func(want string) viewStats {
+	statOf := func(want string) imagemount.LayerStats {
 		for _, s := range viewStatsOf(t, mnt) {
 			if s.Layer.String() == want {
 				return s
 			}
 		}
-		return viewStats{}
+		return imagemount.LayerStats{}
 	}
 	waitFor(t, "the big layer's index pass to make progress", func() bool {
 		s := statOf(big.Digest.String())

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/internal/imagemount"
 	"github.com/imgfs/imgfs/internal/layer"
 	"github.com/imgfs/imgfs/internal/testregistry"
 )
@@ -331,11 +332,11 @@ func compareTrees(t *testing.T, want, got string) {
 }
 
 // viewStatsOf reads the file views' part of .imgfs/stats.json.
-func viewStatsOf(t *testing.T, mnt string) []viewStats {
+func viewStatsOf(t *testing.T, mnt string) []imagemount.LayerStats {
 	t.Helper()
 	var doc struct {
 		Cache struct {
-			Views []viewStats `json:"views"`
+			Views []imagemount.LayerStats `json:"views"`
 		} `json:"cache"`
 	}
 	data, err := os.ReadFile(filepath.Join(mnt, ".imgfs", "stats.json"))

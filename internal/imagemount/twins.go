@@ -1,12 +1,13 @@
-package main
+package imagemount
 
 import (
 	"bytes"
 	"context"
 	"fmt"
 
-	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/imgfs/imgfs/cache"
 	"github.com/imgfs/imgfs/fusefs"

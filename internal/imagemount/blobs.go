@@ -1,4 +1,4 @@
-package main
+package imagemount
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 // blobSource serves the filesystem's blobs from the cache, fetching what is
 // missing through fetcher (nil when offline). The filesystem reads the cache
 // only through it; the cache reaches back only through Store.OnMismatch,
-// which runMount points at the server's InvalidateBlob.
+// which Start points at the server's InvalidateBlob.
 type blobSource struct {
 	store   *cache.Store
 	fetcher blobio.Fetcher

@@ -1,4 +1,4 @@
-package main
+package imagemount
 
 import (
 	"bufio"
@@ -25,12 +25,13 @@ import (
 
 // layerFiles opens the files inside layers for the mount's file views,
 // from the cache through internal/layer, picking each layer's best index
-// source (see layerFormat). One build per layer digest runs under the
-// store, so closing the store cancels it; a failed build is tried again by
+// source (see build). One build per layer digest runs in the mount's work
+// group, so closing the mount cancels it; a failed build is tried again by
 // the next caller.
 type layerFiles struct {
 	store   *cache.Store
 	fetcher blobio.Fetcher
+	work    *workGroup
 	log     *slog.Logger
 	strict  bool // --verify strict: tar layers too are read only once verified
 
@@ -43,8 +44,8 @@ var (
 	_ layer.CheckedSource = (*cache.RangeReader)(nil) // bad chunks and spans are refetched
 )
 
-func newLayerFiles(store *cache.Store, fetcher blobio.Fetcher, log *slog.Logger) *layerFiles {
-	return &layerFiles{store: store, fetcher: fetcher, log: log, strict: store.Options().Verify == cache.VerifyStrict, builds: map[digest.Digest]*layerBuild{}}
+func newLayerFiles(store *cache.Store, fetcher blobio.Fetcher, work *workGroup, log *slog.Logger) *layerFiles {
+	return &layerFiles{store: store, fetcher: fetcher, work: work, log: log, strict: store.Options().Verify == cache.VerifyStrict, builds: map[digest.Digest]*layerBuild{}}
 }
 
 // layerBuild is the index build of one layer, and its outcome.
@@ -78,8 +79,8 @@ func (l *layerFiles) Layer(ctx context.Context, desc ocispec.Descriptor) (layer.
 		b = &layerBuild{desc: desc, done: make(chan struct{})}
 		b.state.Store("indexing")
 		l.builds[desc.Digest] = b
-		if err := l.store.Go(func(ctx context.Context) { l.run(ctx, b) }); err != nil {
-			b.err = err
+		if !l.work.goWork(func(ctx context.Context) { l.run(ctx, b) }) {
+			b.err = errClosing
 			b.state.Store("failed")
 			close(b.done)
 		}
@@ -95,14 +96,14 @@ func (l *layerFiles) Layer(ctx context.Context, desc ocispec.Descriptor) (layer.
 
 func (l *layerFiles) run(ctx context.Context, b *layerBuild) {
 	start := time.Now()
-	layer, err := l.build(ctx, b)
-	b.layer, b.err = layer, err
+	built, err := l.build(ctx, b)
+	b.layer, b.err = built, err
 	if err != nil {
 		b.state.Store("failed")
 		l.log.Error("layer file view failed", "layer", b.desc.Digest, "format", b.format, "err", err)
 	} else {
 		b.state.Store("ready")
-		x := layer.Index()
+		x := built.Index()
 		l.log.Info("layer indexed", "layer", b.desc.Digest, "format", b.format, "source", b.source, "entries", len(x.Entries),
 			"index_bytes", b.indexBytes, "index_pct_of_layer", pct(b.indexBytes, b.desc.Size), "took", time.Since(start).Round(time.Millisecond))
 		if x.Err != "" {
@@ -111,6 +112,9 @@ func (l *layerFiles) run(ctx context.Context, b *layerBuild) {
 	}
 	close(b.done)
 }
+
+// errClosing is a build asked for once the mount is closing.
+var errClosing = errors.New("the mount is closing")
 
 func pct(n int, of int64) string {
 	if of <= 0 {
@@ -233,7 +237,7 @@ func (l *layerFiles) indexPass(ctx context.Context, b *layerBuild) (*layer.Index
 		return nil, err
 	}
 	b.indexBytes = len(data)
-	storing = l.store.Go(func(context.Context) { l.storeIndex(b.desc, rd, data) }) == nil
+	storing = l.work.goWork(func(context.Context) { l.storeIndex(b.desc, rd, data) })
 	return idx, nil
 }
 
@@ -244,8 +248,9 @@ const indexCommitWait = time.Minute
 // storeIndex stores a layer's index once its blob is committed, and closes
 // rd. The verdict that ended the pass comes before the commit's fsync, so
 // the view is served at once and the index follows. The wait does not end
-// when the store closes: the commit in flight finishes before Close
-// returns, and an unmount right after the first ls still keeps the index.
+// when the mount closes: the commit in flight finishes before the store's
+// Close returns, and an unmount right after the first ls still keeps the
+// index.
 func (l *layerFiles) storeIndex(desc ocispec.Descriptor, rd *cache.Reader, data []byte) {
 	defer rd.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), indexCommitWait)
@@ -294,26 +299,13 @@ func isCacheError(err error) bool {
 	return false
 }
 
-// viewStats is the file views' part of .imgfs/stats.json: per layer, how
-// its index was made and how far the pass has come.
-type viewStats struct {
-	Layer       digest.Digest `json:"layer"`
-	Format      string        `json:"format"`
-	State       string        `json:"state"`
-	Source      string        `json:"source,omitempty"`
-	Size        int64         `json:"size"`
-	IndexedRead int64         `json:"index_pass_bytes"`
-	IndexBytes  int           `json:"index_bytes,omitempty"`
-	FileCopies  int64         `json:"file_copies"`
-}
-
-// Stats reports every layer build so far, sorted by digest.
-func (l *layerFiles) Stats() []viewStats {
+// stats reports every layer build so far, sorted by digest.
+func (l *layerFiles) stats() []LayerStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make([]viewStats, 0, len(l.builds))
+	out := make([]LayerStats, 0, len(l.builds))
 	for _, b := range l.builds {
-		s := viewStats{Layer: b.desc.Digest, State: b.state.Load().(string), Size: b.desc.Size, IndexedRead: b.read.Load(), FileCopies: b.copies.Load()}
+		s := LayerStats{Layer: b.desc.Digest, State: b.state.Load().(string), Size: b.desc.Size, IndexedRead: b.read.Load(), FileCopies: b.copies.Load()}
 		select {
 		case <-b.done:
 			s.Format, s.Source, s.IndexBytes = b.format.String(), b.source, b.indexBytes
@@ -323,11 +315,4 @@ func (l *layerFiles) Stats() []viewStats {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Layer < out[j].Layer })
 	return out
-}
-
-// withViewStats is the "cache" part of .imgfs/stats.json: the store's
-// counters, unchanged at the top level, plus the file views' layers.
-type withViewStats struct {
-	cache.Stats
-	Views []viewStats `json:"views"`
 }

@@ -1,4 +1,4 @@
-package main
+package imagemount
 
 import (
 	"context"
@@ -107,8 +107,10 @@ func readConfig(ctx context.Context, store *cache.Store, desc ocispec.Descriptor
 	return config, nil
 }
 
-// describePlatforms lists the mounted platforms for the user.
-func describePlatforms(img fusefs.Image) string {
+// Platforms lists the mounted platforms, the default first, for a log
+// line.
+func (m *Mount) Platforms() string {
+	img := m.img
 	var names []string
 	for _, p := range img.Platforms {
 		names = append(names, platforms.Format(p.Platform))
