@@ -7,8 +7,9 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Blobs opens blob content for reading. The cache implements it, so the
-// filesystem never learns where the bytes come from.
+// Blobs opens blob content for reading. internal/imagemount implements it
+// over the cache, so the filesystem never learns where the bytes come
+// from.
 type Blobs interface {
 	// Open returns a reader for one open file handle. Each handle gets its
 	// own reader so that access patterns (sequential or random) are tracked

@@ -5,11 +5,15 @@
 //	blobs/sha256/<hex>          every blob, read lazily through Blobs
 //	manifest.json, config.json  links into blobs/ for the default platform
 //	layers/<n>-<hex12>.<ext>    its layers, in order
+//	layers/<n>-<hex12>/         each tar layer's own tree, with LayerFiles
+//	rootfs/                     the layers merged, whiteouts applied, with LayerFiles
 //	index-manifest.json         the root index, when the image has one
 //	platforms/<os>-<arch>/...   the same views per platform, when there are several
 //	.imgfs/stats.json           counters, made on each open
 //
-// It owns the tree, the attributes, the FUSE options and the mount point
-// checks. It knows nothing of HTTP or registries: blob bytes come through
-// the Blobs interface, which the cache implements.
+// It owns the tree, the nodes, their attributes, the FUSE options and the
+// mount point checks. It knows nothing of HTTP, registries or the cache:
+// blob bytes come through the Blobs interface and the files inside layers
+// through LayerFiles, which internal/imagemount wires to the cache. Of
+// layer formats it knows only internal/layer's index model.
 package fusefs

@@ -10,8 +10,9 @@ import (
 )
 
 // LayerFiles opens the files inside layers for the rootfs/ and layers/<n>/
-// views. cmd wires it to the cache and internal/layer, so the filesystem
-// knows nothing of registries or of layer formats beyond the index model.
+// views. internal/imagemount wires it to the cache and internal/layer, so
+// the filesystem knows nothing of registries or of layer formats beyond
+// the index model.
 type LayerFiles interface {
 	// Layer returns the file index and content of the layer desc. The
 	// first call for a layer may build its index, fetching the layer; calls
