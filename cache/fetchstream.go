@@ -3,10 +3,12 @@ package cache
 import (
 	"context"
 	"time"
+
+	"github.com/imgfs/imgfs/cache/internal/blobfsm"
 )
 
 // The waits of a run's fetch before it reads each chunk from its request:
-// a stream run (blobmachine_stream.go) waits until a want has claimed the
+// a stream run (blobfsm.Plan.Stream) waits until a want has claimed the
 // chunk for it, and every run waits while the hasher is too far behind to
 // hold what it lands. Not reading meanwhile is pacing,
 // not a stalled source, so the request's idle timer is stopped.
@@ -19,7 +21,7 @@ var streamPause = 2 * time.Second
 // awaitClaim waits until stream run holds chunk c, and reports false if it
 // never will: c went to another run, the generation or phase moved on, or
 // no want reached c for streamPause.
-func (b *Blob) awaitClaim(ctx context.Context, run fetchRun, c int64, in *idleReader) bool {
+func (b *Blob) awaitClaim(ctx context.Context, run blobfsm.Run, c int64, in *idleReader) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var pause *time.Timer
@@ -29,13 +31,13 @@ func (b *Blob) awaitClaim(ctx context.Context, run fetchRun, c int64, in *idleRe
 		}
 	}()
 	for {
-		if b.m.owns(run.gen, run.id, c) {
+		if b.m.Owns(run.Gen, run.ID, c) {
 			if pause != nil {
 				in.idle.Reset(in.timeout)
 			}
 			return true
 		}
-		if !b.m.awaitsClaim(run.gen, run.id, c) {
+		if !b.m.AwaitsClaim(run.Gen, run.ID, c) {
 			return false
 		}
 		if pause == nil {
@@ -49,7 +51,7 @@ func (b *Blob) awaitClaim(ctx context.Context, run fetchRun, c int64, in *idleRe
 }
 
 // awaitHasher holds a run back before it reads chunk c while the hasher
-// is too far behind (blobMachine.hashBehind): landed now, c's buffer could
+// is too far behind (blobfsm.Machine.HashBehind): landed now, c's buffer could
 // not be held (heldbufs.go), and the hasher and the reads of c would both
 // fetch it back from the disk. A fill's parallel runs wait so for the one
 // landing the chunks just past the frontier. The wait ends as the hasher
@@ -58,19 +60,19 @@ func (b *Blob) awaitClaim(ctx context.Context, run fetchRun, c int64, in *idleRe
 func (b *Blob) awaitHasher(ctx context.Context, c int64, in *idleReader) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.m.hashBehind(c) {
+	if !b.m.HashBehind(c) {
 		return
 	}
 	in.idle.Stop()
 	defer in.idle.Reset(in.timeout)
 	stall := time.NewTimer(streamPause)
 	defer stall.Stop()
-	for b.m.hashBehind(c) {
-		hashedTo := b.m.hashedTo
+	for b.m.HashBehind(c) {
+		hashedTo := b.m.HashedTo()
 		if !b.waitChangedLocked(ctx, stall) {
 			return
 		}
-		if b.m.hashedTo != hashedTo {
+		if b.m.HashedTo() != hashedTo {
 			stall.Reset(streamPause)
 		}
 	}

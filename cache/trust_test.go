@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgfs/imgfs/cache/internal/blobfsm"
 	"github.com/imgfs/imgfs/internal/errdefs"
 	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/opencontainers/go-digest"
@@ -79,7 +80,7 @@ func TestReadToEOFFailsOnCorruptBlob(t *testing.T) {
 	}
 	// Once the source is honest and the mismatch's backoff is over, the
 	// same handle reads the right bytes.
-	skew.Store(int64(mismatchBackoff(1)))
+	skew.Store(int64(blobfsm.MismatchBackoff(1)))
 	f2 := &memFetcher{data: f.data}
 	r2, _ := s.NewReader(desc, f2)
 	defer r2.Close()
@@ -162,6 +163,7 @@ func TestMismatchReplacesFileNotTruncate(t *testing.T) {
 
 func TestMismatchBacksOffThenFetchesAfresh(t *testing.T) {
 	s := testStore(t, Options{})
+	t0 := time.Unix(1_000_000, 0)
 	var clock atomic.Int64 // seconds past t0, as the store sees them
 	s.now = func() time.Time { return t0.Add(time.Duration(clock.Load()) * time.Second) }
 	desc, f := testBlob(t, 100_000)
@@ -185,7 +187,7 @@ func TestMismatchBacksOffThenFetchesAfresh(t *testing.T) {
 		if f.requests.Load() != requests {
 			t.Fatalf("round %d: a lying source was asked again within the backoff", round)
 		}
-		clock.Add(int64(mismatchBackoff(round) / time.Second))
+		clock.Add(int64(blobfsm.MismatchBackoff(round) / time.Second))
 	}
 	entries, _ := os.ReadDir(filepath.Join(s.root, "ingest"))
 	if len(entries) > 3 {
