@@ -13,7 +13,7 @@
 // generation; a mismatch drops the generation; a source that fails or
 // lies is backed off. It must not know how any of it is done: it opens no
 // file, makes no request, starts no goroutine, takes no lock and reads no
-// clock (the time comes in with the events that need it). The driver,
-// cache.Blob, performs the actions and feeds their results back as
-// events, under its own lock.
+// clock (the time comes in with the events that need it). Its imports are
+// held to that by imports_test.go. The driver, cache.Blob, performs the
+// actions and feeds their results back as events, under its own lock.
 package blobfsm
