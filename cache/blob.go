@@ -326,7 +326,7 @@ func (b *Blob) applyLocked(a blobfsm.Actions) {
 	if a.Sync {
 		// Best effort: the commit syncs again and reports any error.
 		df := b.file.acquire()
-		if !b.goBackground(func() { _ = syncFile(df.f); df.release() }) {
+		if !b.goBackground(func() { _ = b.store.hooks.syncFile(df.f); df.release() }) {
 			df.release()
 		}
 	}

@@ -85,13 +85,13 @@ func (b *Blob) commitFile(df *dataFile) (string, error) {
 	} else if fi.Size() < b.desc.Size {
 		return "", fmt.Errorf("%w: the file holds %d bytes, want %d", errdefs.ErrSizeMismatch, fi.Size(), b.desc.Size)
 	}
-	if err := syncFile(df.f); err != nil {
+	if err := s.hooks.syncFile(df.f); err != nil {
 		return "", err
 	}
-	if err := renameFile(df.path, target); err != nil {
+	if err := s.hooks.renameFile(df.path, target); err != nil {
 		return "", err
 	}
-	if err := syncDir(filepath.Dir(target)); err != nil {
+	if err := s.hooks.syncDir(filepath.Dir(target)); err != nil {
 		return "", err
 	}
 	// Best effort: the directories above keep others out regardless.
@@ -187,7 +187,7 @@ func (b *Blob) freshFile() (*os.File, error) {
 		os.Remove(f.Name())
 		return nil, err
 	}
-	if err := renameFile(f.Name(), b.partial); err != nil {
+	if err := b.store.hooks.renameFile(f.Name(), b.partial); err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return nil, err

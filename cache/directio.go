@@ -29,15 +29,11 @@ import (
 // buffers: a page, which covers every logical block size in use.
 const directAlign = 4096
 
-// openDirect opens path for O_DIRECT writes, and directWrite writes
-// through such a file. Tests replace them to play a filesystem that
-// refuses O_DIRECT at open or at the first write.
-var (
-	openDirect = func(path string) (*os.File, error) {
-		return os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0)
-	}
-	directWrite = (*os.File).WriteAt
-)
+// openDirect opens path for O_DIRECT writes. Stores call it through
+// their hooks, which tests replace.
+func openDirect(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0)
+}
 
 // directWriter is a dataFile's O_DIRECT descriptor.
 type directWriter struct {
@@ -51,7 +47,7 @@ func (s *Store) openDirectWriter(path string) *directWriter {
 	if s.directOff.Load() {
 		return nil
 	}
-	f, err := openDirect(path)
+	f, err := s.hooks.openDirect(path)
 	if err != nil {
 		s.directRefused(err)
 		return nil
@@ -66,7 +62,7 @@ func (w *directWriter) writeAt(p []byte, off int64) (bool, error) {
 	if !w.active() || !directAligned(p, off) {
 		return false, nil
 	}
-	_, err := directWrite(w.f, p, off)
+	_, err := w.store.hooks.directWrite(w.f, p, off)
 	if errors.Is(err, unix.EINVAL) {
 		w.store.directRefused(err)
 		return false, nil

@@ -13,10 +13,11 @@ import (
 // hold what it lands. Not reading meanwhile is pacing,
 // not a stalled source, so the request's idle timer is stopped.
 
-// streamPause is how long a stream run waits at its edge for a want to
-// extend it before it ends (its readers have stopped or gone), and how
-// long a run waits for a hasher that makes no progress.
-var streamPause = 2 * time.Second
+// defaultStreamPause is how long a stream run waits at its edge for a
+// want to extend it before it ends (its readers have stopped or gone),
+// and how long a run waits for a hasher that makes no progress: a Store's
+// streamPause.
+const defaultStreamPause = 2 * time.Second
 
 // awaitClaim waits until stream run holds chunk c, and reports false if it
 // never will: c went to another run, the generation or phase moved on, or
@@ -42,7 +43,7 @@ func (b *Blob) awaitClaim(ctx context.Context, run blobfsm.Run, c int64, in *idl
 		}
 		if pause == nil {
 			in.idle.Stop()
-			pause = time.NewTimer(streamPause)
+			pause = time.NewTimer(b.store.streamPause)
 		}
 		if !b.waitChangedLocked(ctx, pause) {
 			return false
@@ -65,7 +66,7 @@ func (b *Blob) awaitHasher(ctx context.Context, c int64, in *idleReader) {
 	}
 	in.idle.Stop()
 	defer in.idle.Reset(in.timeout)
-	stall := time.NewTimer(streamPause)
+	stall := time.NewTimer(b.store.streamPause)
 	defer stall.Stop()
 	for b.m.HashBehind(c) {
 		hashedTo := b.m.HashedTo()
@@ -73,7 +74,7 @@ func (b *Blob) awaitHasher(ctx context.Context, c int64, in *idleReader) {
 			return
 		}
 		if b.m.HashedTo() != hashedTo {
-			stall.Reset(streamPause)
+			stall.Reset(b.store.streamPause)
 		}
 	}
 }

@@ -40,7 +40,7 @@ func (b *Blob) hashLoop(gen uint64, h hash.Hash, df *dataFile, from, to int64) {
 				buf = getChunkBuf(cs)
 			}
 			n := min(off/cs*cs+cs, to) - off
-			onHashReadBack()
+			b.store.hooks.onHashReadBack()
 			if _, err := df.f.ReadAt((*buf)[:n], off); err != nil {
 				b.store.log.Error("hash read failed", "digest", b.desc.Digest, "error", err)
 				b.mu.Lock()
@@ -48,7 +48,7 @@ func (b *Blob) hashLoop(gen uint64, h hash.Hash, df *dataFile, from, to int64) {
 				b.mu.Unlock()
 				return
 			}
-			hashChunk(h, (*buf)[:n])
+			b.store.hooks.hashChunk(h, (*buf)[:n])
 			off += n
 		}
 		next, ok := b.reportHashed(gen, h, to)
@@ -119,7 +119,7 @@ func (b *Blob) hashHeld(gen uint64, h hash.Hash, off, to int64) int64 {
 		if held == nil {
 			break
 		}
-		hashChunk(h, *held.p)
+		b.store.hooks.hashChunk(h, *held.p)
 		off += int64(len(*held.p))
 		b.releaseHeld(held)
 	}

@@ -139,7 +139,7 @@ func (r *Reader) read(ctx context.Context, p []byte, off int64, lend bool) ([][]
 // buffers if there are any, which it releases, otherwise from the file.
 func (b *Blob) readServed(df *dataFile, held []*chunkBuf, p []byte, off int64) (int, error) {
 	if held == nil {
-		onFileRead()
+		b.store.hooks.onFileRead()
 		return df.f.ReadAt(p, off)
 	}
 	n := 0

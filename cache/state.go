@@ -62,12 +62,12 @@ func (b *Blob) writeState() {
 	b.m.Saved(b.store.now())
 	b.mu.Unlock()
 	defer df.release()
-	err := syncData(df.f)
+	err := b.store.hooks.syncData(df.f)
 	if err == nil {
 		var data []byte
 		data, err = json.Marshal(st)
 		if err == nil {
-			err = writeFileAtomic(b.statePath, data)
+			err = b.store.writeFileAtomic(b.statePath, data)
 		}
 	}
 	if err != nil {

@@ -88,6 +88,10 @@ type Store struct {
 
 	// now is the clock the blob machines are fed; tests replace it.
 	now func() time.Time
+	// streamPause is how long a run waits for a want or for the hasher
+	// (fetchstream.go); tests shorten it.
+	streamPause time.Duration
+	hooks       hooks // the calls tests replace (hooks.go)
 
 	prefetching chan struct{} // one token per blob being prefetched
 	directOff   atomic.Bool   // the cache filesystem refused O_DIRECT (directio.go)
@@ -162,8 +166,10 @@ func Open(root string, opts Options) (*Store, error) {
 		opts:     opts,
 		log:      opts.Logger,
 		now:      time.Now,
+		hooks:    realHooks(),
 		slots:    make(chan struct{}, opts.MaxConnections),
 
+		streamPause: defaultStreamPause,
 		prefetching: make(chan struct{}, prefetchParallel),
 		blobs:       make(map[blobKey]*Blob),
 	}

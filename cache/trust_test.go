@@ -225,9 +225,9 @@ func TestCommitFailureWakesWaitersAndNextOpenCommits(t *testing.T) {
 	injected := errors.New("injected ENOSPC")
 	var failing sync.Mutex // guards fail
 	fail := true
-	orig := renameFile
-	t.Cleanup(func() { renameFile = orig })
-	renameFile = func(from, to string) error {
+	s := testStore(t, Options{})
+	orig := s.hooks.renameFile
+	s.hooks.renameFile = func(from, to string) error {
 		failing.Lock()
 		defer failing.Unlock()
 		if fail && strings.Contains(to, string(filepath.Separator)+"blobs"+string(filepath.Separator)) {
@@ -235,7 +235,6 @@ func TestCommitFailureWakesWaitersAndNextOpenCommits(t *testing.T) {
 		}
 		return orig(from, to)
 	}
-	s := testStore(t, Options{})
 	desc, f := testBlob(t, 300_000)
 
 	// A reader waiting for the verdict is answered: the bytes are verified.
@@ -277,9 +276,9 @@ func TestCommitFailureRetriedByNextFillInProcess(t *testing.T) {
 	injected := errors.New("injected EIO")
 	var calls int
 	var mu sync.Mutex
-	orig := syncFile
-	t.Cleanup(func() { syncFile = orig })
-	syncFile = func(f *os.File) error {
+	s := testStore(t, Options{})
+	orig := s.hooks.syncFile
+	s.hooks.syncFile = func(f *os.File) error {
 		mu.Lock()
 		defer mu.Unlock()
 		calls++
@@ -288,7 +287,6 @@ func TestCommitFailureRetriedByNextFillInProcess(t *testing.T) {
 		}
 		return orig(f)
 	}
-	s := testStore(t, Options{})
 	desc, f := testBlob(t, 200_000)
 	r, _ := s.NewReader(desc, f) // keeps the blob open across fills
 	defer r.Close()
@@ -705,17 +703,16 @@ func TestStateSavedOnlyAfterDataSync(t *testing.T) {
 		events = append(events, e)
 		mu.Unlock()
 	}
-	origSync, origRename := syncData, renameFile
-	t.Cleanup(func() { syncData, renameFile = origSync, origRename })
-	syncData = func(f *os.File) error {
+	s := testStore(t, Options{})
+	origSync, origRename := s.hooks.syncData, s.hooks.renameFile
+	s.hooks.syncData = func(f *os.File) error {
 		record("sync " + filepath.Base(f.Name()))
 		return origSync(f)
 	}
-	renameFile = func(from, to string) error {
+	s.hooks.renameFile = func(from, to string) error {
 		record("rename " + filepath.Base(to))
 		return origRename(from, to)
 	}
-	s := testStore(t, Options{})
 	desc, f := testBlob(t, 500_000)
 	r, _ := s.NewReader(desc, f)
 	for _, off := range []int64{0, 200_000} {
