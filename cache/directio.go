@@ -15,11 +15,10 @@ import (
 // file's own pages already hold what the reader read) and, for a fill,
 // load the page cache with a whole image that nobody is reading. On VMs
 // that hand free memory back to the host, every fresh page costs a host
-// fault; measured on this project's machines, writing 512 MiB through the
-// page cache took 0.8 s of CPU on such memory, 0.1 s on memory just
-// freed, and 0.05 s with O_DIRECT. A fill's parallel O_DIRECT writes do
-// not serialise here: 8 writers of 8 MiB runs put 512 MiB on the disk in
-// 0.27-0.31 s, whether the file is extended, preallocated or sparse.
+// fault, so writing through the page cache can cost many times the CPU of
+// writing with O_DIRECT. A fill's parallel O_DIRECT writes do not
+// serialise here, whether the file is extended, preallocated or sparse.
+// See Performance in README.md for both.
 //
 // Where O_DIRECT is refused (some FUSE and network filesystems), or for
 // a write that is not block-aligned (a blob's last chunk), the write goes

@@ -9,9 +9,9 @@ import (
 // takes O_DIRECT writes it does so on a goroutine of its own, so that the
 // fetch reads the next chunk from the socket while the last one is
 // written: an O_DIRECT write waits for the disk. A write into the page
-// cache does not, and a hand-off per chunk cost a fill's parallel runs
-// more than it saved (imgfs fetch of 512 MiB: 1.29-1.36x curl -o against
-// 1.22x), so there put writes and lands in the caller.
+// cache does not, and there a hand-off per chunk cost a fill's parallel
+// runs more than it saved (see Performance in README.md), so there put
+// writes and lands in the caller.
 type lander struct {
 	b      *Blob
 	run    blobfsm.Run
