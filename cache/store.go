@@ -117,7 +117,8 @@ type blobKey struct {
 }
 
 // DefaultRoot returns the cache directory used when none is given:
-// $IMGFS_CACHE_DIR, else $XDG_CACHE_HOME/imgfs, else ~/.cache/imgfs.
+// $IMGFS_CACHE_DIR, else $XDG_CACHE_HOME/imgfs, else ~/.cache/imgfs. With
+// none of them to be had, its error wraps ErrDirUnusable.
 func DefaultRoot() (string, error) {
 	if dir := os.Getenv("IMGFS_CACHE_DIR"); dir != "" {
 		return dir, nil
@@ -127,14 +128,15 @@ func DefaultRoot() (string, error) {
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
-		return "", fmt.Errorf("no cache directory: set --cache-dir or IMGFS_CACHE_DIR: %w", err)
+		return "", &dirError{err: err}
 	}
 	return filepath.Join(home, ".cache", "imgfs"), nil
 }
 
 // Open opens the cache at root, creating the layout with mode 0700 if it is
-// missing, and sweeps what dead processes left in ingest/. It fails with a
-// clear message if root cannot be written.
+// missing, and sweeps what dead processes left in ingest/. If root cannot
+// be created, written or renamed in, the error names it and the cause, and
+// wraps ErrDirUnusable.
 func Open(root string, opts Options) (*Store, error) {
 	if opts.ChunkSize <= 0 {
 		opts.ChunkSize = DefaultChunkSize
@@ -175,7 +177,7 @@ func Open(root string, opts Options) (*Store, error) {
 	}
 	if err := s.initLayout(); err != nil {
 		shutdown()
-		return nil, fmt.Errorf("cache directory %s is not usable (set --cache-dir or IMGFS_CACHE_DIR): %w", abs, unwrapPathError(err))
+		return nil, &dirError{dir: abs, err: unwrapPathError(err)}
 	}
 	s.sweep()
 	return s, nil
