@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/imgfs/imgfs/cache/internal/blobfsm"
 	"github.com/imgfs/imgfs/internal/blobio"
 	"github.com/imgfs/imgfs/internal/byterange"
 	"github.com/opencontainers/go-digest"
@@ -18,7 +19,7 @@ import (
 )
 
 // Blob is one blob being read, shared by every reader of it in the process.
-// Its lifecycle is a blobMachine; the Blob performs the machine's actions
+// Its lifecycle is a blobfsm.Machine; the Blob performs the machine's actions
 // (fetch, hash, commit, replace the file) and feeds the results back.
 //
 // Until it is complete its bytes live in a sparse file under ingest/. The
@@ -50,11 +51,11 @@ type Blob struct {
 	diskMu sync.Mutex
 
 	mu        sync.Mutex
-	m         *blobMachine
+	m         *blobfsm.Machine
 	fetcher   blobio.Fetcher
 	file      *dataFile           // the current generation's file
 	hasher    hash.Hash           // the current generation's; used only by its hash worker
-	hashState []byte              // the hasher's marshalled state at m.hashedTo, for the state file
+	hashState []byte              // the hasher's marshalled state at m.HashedTo(), for the state file
 	held      map[int64]*chunkBuf // landed chunks' buffers by offset (heldbufs.go)
 	genCtx    context.Context     // cancelled when the generation ends, or the store closes
 	genCancel context.CancelFunc
@@ -63,7 +64,7 @@ type Blob struct {
 	// lead is the run streaming a whole-blob answer, if any, and leadAt
 	// the chunk it is reading: later whole answers hand it their chunks
 	// ahead of leadAt instead of streaming the blob again (fetchwhole.go).
-	lead   fetchRun
+	lead   blobfsm.Run
 	leadAt int64
 }
 
@@ -181,8 +182,8 @@ func (s *Store) loadBlob(desc ocispec.Descriptor, f blobio.Fetcher) (*Blob, erro
 		if err == nil {
 			b.file = newDataFile(file, path)
 			b.done.Store(file)
-			b.m, _ = newBlobMachine(desc.Size, s.opts.ChunkSize, nil, 0, now)
-			b.m.adopted()
+			b.m, _ = blobfsm.New(desc.Size, s.opts.ChunkSize, nil, 0, now)
+			b.m.Adopted()
 			return b, nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -224,9 +225,9 @@ func (s *Store) loadBlob(desc ocispec.Descriptor, f blobio.Fetcher) (*Blob, erro
 		b.partial = file.Name()
 		b.file = b.newWritableFile(file, b.partial)
 	}
-	var a blobActions
-	b.m, a = newBlobMachine(desc.Size, s.opts.ChunkSize, present, hashedTo, now)
-	if b.m.hashedTo != hashedTo {
+	var a blobfsm.Actions
+	b.m, a = blobfsm.New(desc.Size, s.opts.ChunkSize, present, hashedTo, now)
+	if b.m.HashedTo() != hashedTo {
 		b.hasher.Reset()
 		b.hashState = nil
 	}
@@ -256,7 +257,7 @@ func (b *Blob) Close() error {
 	b.mu.Lock()
 	b.genCancel()
 	b.dropHeldLocked()
-	complete := b.m.phase == phaseComplete
+	complete := b.m.Phase() == blobfsm.PhaseComplete
 	file := b.file
 	b.mu.Unlock()
 	file.release()
@@ -305,38 +306,38 @@ func (b *Blob) goBackground(fn func()) bool {
 // waiters. Saving and replacing are done by the event's caller, which
 // knows when. Work the store refuses to start goes back to the machine as
 // a failure, so nothing waits for it. b.mu must be held.
-func (b *Blob) applyLocked(a blobActions) {
-	for _, run := range a.fetch {
+func (b *Blob) applyLocked(a blobfsm.Actions) {
+	for _, run := range a.Fetch {
 		df, f, ctx := b.file.acquire(), b.fetcher, b.genCtx
 		if !b.goBackground(func() { b.fetchRun(ctx, run, df, f) }) {
 			df.release()
-			b.m.fetchFailed(run.gen, run.id, ErrClosed, b.store.now())
-			a.wake = true
+			b.m.FetchFailed(run.Gen, run.ID, ErrClosed, b.store.now())
+			a.Wake = true
 		}
 	}
-	if a.hash {
-		gen, h, df := b.m.gen, b.hasher, b.file.acquire()
-		if !b.goBackground(func() { b.hashLoop(gen, h, df, a.hashFrom, a.hashTo) }) {
+	if a.Hash {
+		gen, h, df := b.m.Gen(), b.hasher, b.file.acquire()
+		if !b.goBackground(func() { b.hashLoop(gen, h, df, a.HashFrom, a.HashTo) }) {
 			df.release()
-			b.m.hashStopped(gen, ErrClosed)
-			a.wake = true
+			b.m.HashStopped(gen, ErrClosed)
+			a.Wake = true
 		}
 	}
-	if a.sync {
+	if a.Sync {
 		// Best effort: the commit syncs again and reports any error.
 		df := b.file.acquire()
-		if !b.goBackground(func() { _ = syncFile(df.f); df.release() }) {
+		if !b.goBackground(func() { _ = b.store.hooks.syncFile(df.f); df.release() }) {
 			df.release()
 		}
 	}
-	if a.commit {
-		gen := b.m.gen
+	if a.Commit {
+		gen := b.m.Gen()
 		if !b.goBackground(func() { b.commit(gen) }) {
-			b.m.commitFailed(ErrClosed)
-			a.wake = true
+			b.m.CommitFailed(ErrClosed)
+			a.Wake = true
 		}
 	}
-	if a.wake {
+	if a.Wake {
 		close(b.changed)
 		b.changed = make(chan struct{})
 	}
@@ -345,7 +346,7 @@ func (b *Blob) applyLocked(a blobActions) {
 // wantLocked asks the machine for r and starts the runs it returns. A blob
 // fetched into a private file first looks for the complete blob another
 // process may have committed meanwhile. b.mu must be held.
-func (b *Blob) wantLocked(r byterange.Range, plan fetchPlan) error {
+func (b *Blob) wantLocked(r byterange.Range, plan blobfsm.Plan) error {
 	if b.adoptCommittedLocked() {
 		return nil
 	}
@@ -355,8 +356,8 @@ func (b *Blob) wantLocked(r byterange.Range, plan fetchPlan) error {
 // requestLocked is wantLocked for a caller that has just looked for a
 // committed blob under the same hold of b.mu, so it does not look again.
 // b.mu must be held.
-func (b *Blob) requestLocked(r byterange.Range, plan fetchPlan) error {
-	a, err := b.m.want(r, plan, b.fetcher == nil, b.store.now())
+func (b *Blob) requestLocked(r byterange.Range, plan blobfsm.Plan) error {
+	a, err := b.m.Want(r, plan, b.fetcher == nil, b.store.now())
 	b.applyLocked(a)
 	if err != nil {
 		return fmt.Errorf("blob %s: %w", b.desc.Digest, err)
@@ -369,7 +370,7 @@ func (b *Blob) requestLocked(r byterange.Range, plan fetchPlan) error {
 // reports whether it did. It comes before any backoff: the committed blob
 // was verified, whatever this process's source did. b.mu must be held.
 func (b *Blob) adoptCommittedLocked() bool {
-	if b.owner || b.m.phase != phaseFetching || !b.store.Exists(b.desc) {
+	if b.owner || b.m.Phase() != blobfsm.PhaseFetching || !b.store.Exists(b.desc) {
 		return false
 	}
 	return b.adoptLocked()
@@ -389,8 +390,8 @@ func (b *Blob) adoptLocked() bool {
 	}
 	b.swapFileLocked(newDataFile(f, path))
 	b.done.Store(f)
-	a := b.m.adopted()
-	if a.setAside {
+	a := b.m.Adopted()
+	if a.SetAside {
 		b.stopGenerationLocked()
 		d := b.desc.Digest
 		b.goBackground(func() { b.store.notifyMismatch(d) }) // not under b.mu: OpenBlob takes it under s.mu
@@ -424,8 +425,7 @@ func fetcherName(f blobio.Fetcher) string {
 // maxLoggedRanges bounds the ranges a log line lists.
 const maxLoggedRanges = 16
 
-func rangesString(s *byterange.Set) string {
-	rs := s.Ranges()
+func rangesString(rs []byterange.Range) string {
 	parts := make([]string, 0, min(len(rs), maxLoggedRanges)+1)
 	for i, r := range rs {
 		if i == maxLoggedRanges {

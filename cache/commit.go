@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/imgfs/imgfs/cache/internal/blobfsm"
 	"github.com/imgfs/imgfs/internal/errdefs"
 	"github.com/opencontainers/go-digest"
 )
@@ -24,7 +25,7 @@ func (b *Blob) commit(gen uint64) {
 	b.diskMu.Lock()
 	defer b.diskMu.Unlock()
 	b.mu.Lock()
-	if b.m.gen != gen || b.m.phase != phaseCommitting {
+	if b.m.Gen() != gen || b.m.Phase() != blobfsm.PhaseCommitting {
 		b.mu.Unlock()
 		return
 	}
@@ -40,10 +41,10 @@ func (b *Blob) commit(gen uint64) {
 	if err != nil {
 		err = fmt.Errorf("commit %s: %w", b.desc.Digest, err)
 		s.log.Error("commit failed; the blob stays readable and the next open commits it", "digest", b.desc.Digest, "error", err)
-		a := b.m.commitFailed(err)
+		a := b.m.CommitFailed(err)
 		b.applyLocked(a)
 		b.mu.Unlock()
-		if a.save {
+		if a.Save {
 			b.writeState()
 		}
 		return
@@ -52,7 +53,7 @@ func (b *Blob) commit(gen uint64) {
 	s.afterCommit() // the cache cap's pass (evict.go), in the background
 	b.swapFileLocked(newDataFile(ro, path))
 	b.done.Store(ro)
-	b.applyLocked(b.m.committed())
+	b.applyLocked(b.m.Committed())
 	b.mu.Unlock()
 	if b.owner {
 		os.Remove(b.statePath)
@@ -84,13 +85,13 @@ func (b *Blob) commitFile(df *dataFile) (string, error) {
 	} else if fi.Size() < b.desc.Size {
 		return "", fmt.Errorf("%w: the file holds %d bytes, want %d", errdefs.ErrSizeMismatch, fi.Size(), b.desc.Size)
 	}
-	if err := syncFile(df.f); err != nil {
+	if err := s.hooks.syncFile(df.f); err != nil {
 		return "", err
 	}
-	if err := renameFile(df.path, target); err != nil {
+	if err := s.hooks.renameFile(df.path, target); err != nil {
 		return "", err
 	}
-	if err := syncDir(filepath.Dir(target)); err != nil {
+	if err := s.hooks.syncDir(filepath.Dir(target)); err != nil {
 		return "", err
 	}
 	// Best effort: the directories above keep others out regardless.
@@ -108,7 +109,7 @@ func (b *Blob) mismatch(gen uint64, got digest.Digest, now time.Time) {
 	b.diskMu.Lock()
 	defer b.diskMu.Unlock()
 	b.mu.Lock()
-	current := b.m.gen == gen && b.m.phase == phaseVerifying
+	current := b.m.Gen() == gen && b.m.Phase() == blobfsm.PhaseVerifying
 	b.mu.Unlock()
 	if !current {
 		return
@@ -119,13 +120,13 @@ func (b *Blob) mismatch(gen uint64, got digest.Digest, now time.Time) {
 	fresh, err := b.freshFile()
 	if err != nil {
 		b.mu.Lock()
-		b.applyLocked(b.m.hashStopped(gen, fmt.Errorf("replace the file of %s: %w", b.desc.Digest, err)))
+		b.applyLocked(b.m.HashStopped(gen, fmt.Errorf("replace the file of %s: %w", b.desc.Digest, err)))
 		b.mu.Unlock()
 		s.log.Error("blob failed verification, and its file cannot be replaced", "digest", b.desc.Digest, "error", err)
 		return
 	}
 	b.mu.Lock()
-	fetched, source := b.dropGenerationLocked(fresh, func() blobActions { return b.m.mismatched(gen, now) })
+	fetched, source := b.dropGenerationLocked(fresh, func() blobfsm.Actions { return b.m.Mismatched(gen, now) })
 	s.log.Error("blob failed verification; its fetched bytes were dropped and will be fetched afresh",
 		"digest", b.desc.Digest, "got", got, "source", source, "ranges", fetched, "error", errdefs.ErrDigestMismatch)
 	s.notifyMismatch(b.desc.Digest)
@@ -148,10 +149,10 @@ func (b *Blob) stopGenerationLocked() {
 // freshFile, takes the old file's place. It returns the fetched ranges and
 // the source for the caller's log. b.mu must be held; it is released on
 // return. b.diskMu must be held too, as for freshFile.
-func (b *Blob) dropGenerationLocked(fresh *os.File, drop func() blobActions) (fetched, source string) {
+func (b *Blob) dropGenerationLocked(fresh *os.File, drop func() blobfsm.Actions) (fetched, source string) {
 	// Counted before waiters wake, so that what they see adds up.
 	b.store.stats.digestMismatches.Add(1)
-	fetched = rangesString(&b.m.fetched)
+	fetched = rangesString(b.m.FetchedRanges())
 	source = fetcherName(b.fetcher)
 	a := drop()
 	b.stopGenerationLocked()
@@ -186,7 +187,7 @@ func (b *Blob) freshFile() (*os.File, error) {
 		os.Remove(f.Name())
 		return nil, err
 	}
-	if err := renameFile(f.Name(), b.partial); err != nil {
+	if err := b.store.hooks.renameFile(f.Name(), b.partial); err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return nil, err

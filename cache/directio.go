@@ -15,11 +15,10 @@ import (
 // file's own pages already hold what the reader read) and, for a fill,
 // load the page cache with a whole image that nobody is reading. On VMs
 // that hand free memory back to the host, every fresh page costs a host
-// fault; measured on this project's machines, writing 512 MiB through the
-// page cache took 0.8 s of CPU on such memory, 0.1 s on memory just
-// freed, and 0.05 s with O_DIRECT. A fill's parallel O_DIRECT writes do
-// not serialise here: 8 writers of 8 MiB runs put 512 MiB on the disk in
-// 0.27-0.31 s, whether the file is extended, preallocated or sparse.
+// fault, so writing through the page cache can cost many times the CPU of
+// writing with O_DIRECT. A fill's parallel O_DIRECT writes do not
+// serialise here, whether the file is extended, preallocated or sparse.
+// See Performance in README.md for both.
 //
 // Where O_DIRECT is refused (some FUSE and network filesystems), or for
 // a write that is not block-aligned (a blob's last chunk), the write goes
@@ -29,15 +28,11 @@ import (
 // buffers: a page, which covers every logical block size in use.
 const directAlign = 4096
 
-// openDirect opens path for O_DIRECT writes, and directWrite writes
-// through such a file. Tests replace them to play a filesystem that
-// refuses O_DIRECT at open or at the first write.
-var (
-	openDirect = func(path string) (*os.File, error) {
-		return os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0)
-	}
-	directWrite = (*os.File).WriteAt
-)
+// openDirect opens path for O_DIRECT writes. Stores call it through
+// their hooks, which tests replace.
+func openDirect(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0)
+}
 
 // directWriter is a dataFile's O_DIRECT descriptor.
 type directWriter struct {
@@ -51,7 +46,7 @@ func (s *Store) openDirectWriter(path string) *directWriter {
 	if s.directOff.Load() {
 		return nil
 	}
-	f, err := openDirect(path)
+	f, err := s.hooks.openDirect(path)
 	if err != nil {
 		s.directRefused(err)
 		return nil
@@ -66,7 +61,7 @@ func (w *directWriter) writeAt(p []byte, off int64) (bool, error) {
 	if !w.active() || !directAligned(p, off) {
 		return false, nil
 	}
-	_, err := directWrite(w.f, p, off)
+	_, err := w.store.hooks.directWrite(w.f, p, off)
 	if errors.Is(err, unix.EINVAL) {
 		w.store.directRefused(err)
 		return false, nil

@@ -75,24 +75,25 @@ func TestColdReadLeavesNoCopyInThePageCache(t *testing.T) {
 }
 
 func TestRefusedODirectFallsBackToThePageCache(t *testing.T) {
-	origOpen, origWrite := openDirect, directWrite
-	t.Cleanup(func() { openDirect, directWrite = origOpen, origWrite })
 	refuse := &os.PathError{Op: "open", Path: "partial", Err: unix.EINVAL}
 	t.Run("at open", func(t *testing.T) {
-		openDirect = func(string) (*os.File, error) { return nil, refuse }
-		directWrite = origWrite
-		testRefusedODirect(t)
+		testRefusedODirect(t, func(h *hooks) {
+			h.openDirect = func(string) (*os.File, error) { return nil, refuse }
+		})
 	})
 	t.Run("at the first write", func(t *testing.T) {
-		openDirect = origOpen
-		directWrite = func(*os.File, []byte, int64) (int, error) { return 0, unix.EINVAL }
-		testRefusedODirect(t)
+		testRefusedODirect(t, func(h *hooks) {
+			h.directWrite = func(*os.File, []byte, int64) (int, error) { return 0, unix.EINVAL }
+		})
 	})
 }
 
-func testRefusedODirect(t *testing.T) {
+// testRefusedODirect checks the page-cache fallback on a store whose
+// hooks refuse has set to refuse O_DIRECT.
+func testRefusedODirect(t *testing.T, refuse func(*hooks)) {
 	var logs testlog.Buffer
 	s := testStore(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	refuse(&s.hooks)
 
 	for _, size := range []int{8 << 16, 5<<16 + 1000} {
 		desc, f := testBlob(t, size)

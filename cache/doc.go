@@ -2,7 +2,7 @@
 // layout (oci-layout, index.json, blobs/<alg>/<hex>), so skopeo and umoci
 // can read it; everything in progress lives under ingest/. It owns the
 // bytes on disk, their verification, and the lifecycle of each blob being
-// fetched (a pure state machine in blobmachine.go, driven by Blob); it
+// fetched (a pure state machine in internal/blobfsm, driven by Blob); it
 // knows registries only through the Fetcher interface, and nothing of FUSE.
 //
 // Trust model: nothing from a Fetcher is trusted. A digest must pass

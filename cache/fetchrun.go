@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/imgfs/imgfs/cache/internal/blobfsm"
 	"github.com/imgfs/imgfs/internal/blobio"
 	"github.com/imgfs/imgfs/internal/byterange"
 	"github.com/imgfs/imgfs/internal/errdefs"
@@ -17,23 +18,23 @@ var (
 	// (64 MiB of 1 MiB chunks), the step a sequential reader tops up by,
 	// so each top-up is one request: a request costs the registry CPU
 	// and, behind a CDN redirect, a round trip, beyond its bytes.
-	readPlan = fetchPlan{class: classRead, runChunks: 32}
+	readPlan = blobfsm.Plan{Class: blobfsm.ClassRead, RunChunks: 32}
 	// readStreamPlan serves a reader whose readahead has grown to the full
 	// window: one stream run per missing stretch, which its reads extend
-	// chunk by chunk (see fetchPlan.stream).
-	readStreamPlan = fetchPlan{class: classRead, runChunks: 32, stream: true}
+	// chunk by chunk (see blobfsm.Plan.Stream).
+	readStreamPlan = blobfsm.Plan{Class: blobfsm.ClassRead, RunChunks: 32, Stream: true}
 	// fillPlan serves fills and reads waiting for the verdict: they need
 	// every chunk, so they keep a bounded number of runs in flight and
 	// schedule more as those land.
-	fillPlan     = fetchPlan{class: classBulk, runChunks: 8, writeback: true}
-	prefetchPlan = fetchPlan{class: classPrefetch, runChunks: 8, maxRuns: 1}
+	fillPlan     = blobfsm.Plan{Class: blobfsm.ClassBulk, RunChunks: 8, Writeback: true}
+	prefetchPlan = blobfsm.Plan{Class: blobfsm.ClassPrefetch, RunChunks: 8, MaxRuns: 1}
 )
 
 // bulkPlan is fillPlan bounded by the store's connections.
-func (s *Store) bulkPlan(writeback bool) fetchPlan {
+func (s *Store) bulkPlan(writeback bool) blobfsm.Plan {
 	p := fillPlan
-	p.maxRuns = s.opts.MaxConnections
-	p.writeback = writeback
+	p.MaxRuns = s.opts.MaxConnections
+	p.Writeback = writeback
 	return p
 }
 
@@ -47,10 +48,10 @@ func getChunkBuf(n int64) *[]byte { return chunkPool.get(n) }
 // generation or the store; a stall is ended by the idle timeout, which
 // starts only when the request is sent: waiting for a connection is
 // queueing, not a stall.
-func (b *Blob) fetchRun(ctx context.Context, run fetchRun, df *dataFile, f blobio.Fetcher) {
+func (b *Blob) fetchRun(ctx context.Context, run blobfsm.Run, df *dataFile, f blobio.Fetcher) {
 	defer df.release()
 	s := b.store
-	rr := byterange.Range{Start: run.c0 * s.opts.ChunkSize, End: min(run.end*s.opts.ChunkSize, b.desc.Size)}
+	rr := byterange.Range{Start: run.C0 * s.opts.ChunkSize, End: min(run.End*s.opts.ChunkSize, b.desc.Size)}
 	err := func() error {
 		select {
 		case s.slots <- struct{}{}:
@@ -79,8 +80,8 @@ func (b *Blob) fetchRun(ctx context.Context, run fetchRun, df *dataFile, f blobi
 		defer body.Close()
 		in := &idleReader{r: body, idle: idle, timeout: timeout}
 		l := b.startLander(run, df)
-		for c := run.c0; c < run.end; c++ {
-			if run.stream && !b.awaitClaim(ctx, run, c, in) {
+		for c := run.C0; c < run.End; c++ {
+			if run.Stream && !b.awaitClaim(ctx, run, c, in) {
 				break // the stream ends here; its request is closed
 			}
 			b.awaitHasher(ctx, c, in)
@@ -105,11 +106,11 @@ func (b *Blob) fetchRun(ctx context.Context, run fetchRun, df *dataFile, f blobi
 			s.log.Warn("fetch failed", "digest", b.desc.Digest, "error", err)
 		}
 		b.mu.Lock()
-		b.applyLocked(b.m.fetchFailed(run.gen, run.id, err, b.store.now()))
+		b.applyLocked(b.m.FetchFailed(run.Gen, run.ID, err, b.store.now()))
 		b.mu.Unlock()
-	} else if run.stream {
+	} else if run.Stream {
 		b.mu.Lock()
-		b.applyLocked(b.m.streamEnded(run.gen, run.id))
+		b.applyLocked(b.m.StreamEnded(run.Gen, run.ID))
 		b.mu.Unlock()
 	}
 }
@@ -136,10 +137,10 @@ func causeOr(ctx context.Context, err error) error {
 // land tells the machine chunk c of run is written. Its bytes, still in
 // buf, are held for the hasher and for reads (heldbufs.go) when the
 // hasher will soon need them; otherwise buf goes back to the pool.
-func (b *Blob) land(run fetchRun, c int64, cr byterange.Range, buf *[]byte) {
+func (b *Blob) land(run blobfsm.Run, c int64, cr byterange.Range, buf *[]byte) {
 	b.mu.Lock()
-	a := b.m.landed(run.gen, run.id, c, b.store.now())
-	if a.wake {
+	a := b.m.Landed(run.Gen, run.ID, c, b.store.now())
+	if a.Wake {
 		b.holdLocked(cr.Start, buf)
 	} else {
 		chunkPool.Put(buf)
@@ -149,17 +150,17 @@ func (b *Blob) land(run fetchRun, c int64, cr byterange.Range, buf *[]byte) {
 	// A stream lands chunks in order, one after another: hashing there
 	// would hold up its reads of the socket, so its chunks go to the
 	// background hasher, which keeps pace from the held buffers.
-	inline := a.hash && !run.stream && b.holdsLocked(a.hashFrom)
-	gen, h, from, to := b.m.gen, b.hasher, a.hashFrom, a.hashTo
+	inline := a.Hash && !run.Stream && b.holdsLocked(a.HashFrom)
+	gen, h, from, to := b.m.Gen(), b.hasher, a.HashFrom, a.HashTo
 	if inline {
-		a.hash = false
+		a.Hash = false
 	}
 	b.applyLocked(a)
 	b.mu.Unlock()
 	if inline {
 		b.hashInline(gen, h, from, to)
 	}
-	if a.save {
+	if a.Save {
 		// Off the fetch's path: saving waits for the data to reach the disk.
 		b.goBackground(b.trySaveState)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/imgfs/imgfs/cache/internal/blobfsm"
 	"github.com/imgfs/imgfs/internal/byterange"
 )
 
@@ -25,12 +26,12 @@ const wholeClaimAhead = 64
 // too. Such a run hands the stream already reading (the lead) the chunks
 // ahead of it, and reads its own answer only as far as the chunks the
 // lead has passed, claiming nothing more.
-func (b *Blob) landWhole(ctx context.Context, run fetchRun, df *dataFile, in io.Reader) error {
+func (b *Blob) landWhole(ctx context.Context, run blobfsm.Run, df *dataFile, in io.Reader) error {
 	b.mu.Lock()
-	leading := b.lead.id == 0 || b.m.runLeft(b.lead.id) == 0
+	leading := b.lead.ID == 0 || b.m.RunLeft(b.lead.ID) == 0
 	if leading {
 		b.lead, b.leadAt = run, -1
-	} else if b.m.handOver(run.gen, run.id, b.lead.id, b.leadAt) {
+	} else if b.m.HandOver(run.Gen, run.ID, b.lead.ID, b.leadAt) {
 		b.mu.Unlock()
 		return nil
 	}
@@ -38,8 +39,8 @@ func (b *Blob) landWhole(ctx context.Context, run fetchRun, df *dataFile, in io.
 	if leading {
 		defer func() {
 			b.mu.Lock()
-			if b.lead.id == run.id {
-				b.lead = fetchRun{}
+			if b.lead.ID == run.ID {
+				b.lead = blobfsm.Run{}
 			}
 			b.mu.Unlock()
 		}()
@@ -53,14 +54,14 @@ func (b *Blob) landWhole(ctx context.Context, run fetchRun, df *dataFile, in io.
 		var mine bool
 		if leading {
 			b.leadAt = c
-			mine = b.m.claim(run.gen, run.id, c)
+			mine = b.m.Claim(run.Gen, run.ID, c)
 			for ahead := c + 1; ahead <= min(c+wholeClaimAhead, last); ahead++ {
-				b.m.claim(run.gen, run.id, ahead)
+				b.m.Claim(run.Gen, run.ID, ahead)
 			}
 		} else {
-			mine = b.m.owns(run.gen, run.id, c)
+			mine = b.m.Owns(run.Gen, run.ID, c)
 		}
-		left := b.m.runLeft(run.id)
+		left := b.m.RunLeft(run.ID)
 		b.mu.Unlock()
 		if left == 0 {
 			return nil // everything from here on is present or another run's
@@ -74,14 +75,14 @@ func (b *Blob) landWhole(ctx context.Context, run fetchRun, df *dataFile, in io.
 			chunkPool.Put(bp)
 			continue
 		}
-		if err := df.writeChunk(*bp, cr, run.writeback); err != nil {
+		if err := df.writeChunk(*bp, cr, run.Writeback); err != nil {
 			chunkPool.Put(bp)
 			return err
 		}
 		b.land(run, c, cr, bp)
 	}
 	b.mu.Lock()
-	left := b.m.runLeft(run.id)
+	left := b.m.RunLeft(run.ID)
 	b.mu.Unlock()
 	if left > 0 {
 		// Cannot happen while claims and hand-overs only take chunks

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/imgfs/imgfs/cache/internal/blobfsm"
 	"github.com/imgfs/imgfs/internal/blobio"
 	"github.com/imgfs/imgfs/internal/byterange"
 	"github.com/imgfs/imgfs/internal/errdefs"
@@ -54,27 +55,27 @@ func (s *Store) fillWhole(ctx context.Context, b *Blob, f blobio.Fetcher, progre
 // land, until the blob is committed. It gives up at the first failed
 // fetch, at a mismatch, or when the commit fails; a stalled fetch fails by
 // its idle timeout, so this never hangs.
-func (b *Blob) fill(ctx context.Context, plan fetchPlan, progress func(int64)) error {
+func (b *Blob) fill(ctx context.Context, plan blobfsm.Plan, progress func(int64)) error {
 	if progress == nil {
 		progress = func(int64) {}
 	}
 	b.mu.Lock()
-	b.applyLocked(b.m.retryCommit())
-	gen, failures := b.m.gen, b.m.failures
+	b.applyLocked(b.m.RetryCommit())
+	gen, failures := b.m.Gen(), b.m.Failures()
 	var reported int64
 	for {
 		var err error
 		switch m := b.m; {
-		case m.phase == phaseComplete:
+		case m.Phase() == blobfsm.PhaseComplete:
 			b.mu.Unlock()
 			progress(b.desc.Size - reported)
 			return nil
-		case m.gen != gen:
+		case m.Gen() != gen:
 			err = errdefs.ErrDigestMismatch
-		case m.phase == phaseCommitFailed:
-			err = m.commitErr
-		case m.failures != failures:
-			err = m.lastErr
+		case m.Phase() == blobfsm.PhaseCommitFailed:
+			err = m.CommitErr()
+		case m.Failures() != failures:
+			err = m.LastErr()
 		case b.store.closing():
 			err = ErrClosed
 		default:
@@ -84,10 +85,10 @@ func (b *Blob) fill(ctx context.Context, plan fetchPlan, progress func(int64)) e
 			b.mu.Unlock()
 			return fmt.Errorf("fill %s: %w", b.desc.Digest, err)
 		}
-		if b.m.phase == phaseComplete {
+		if b.m.Phase() == blobfsm.PhaseComplete {
 			continue // adopted the blob another process committed
 		}
-		delta := b.m.presentBytes - reported
+		delta := b.m.PresentBytes() - reported
 		reported += delta
 		changed := b.changed
 		b.mu.Unlock()

@@ -18,22 +18,21 @@ import (
 // one landing the chunks past the frontier, so the hasher takes every
 // chunk from its buffer and reads none back from the file.
 func TestFillLandsDirectAndHashesFromHeldBuffers(t *testing.T) {
-	slowHasher(t, time.Millisecond)
-	origWrite, origReadBack := directWrite, onHashReadBack
-	t.Cleanup(func() { directWrite, onHashReadBack = origWrite, origReadBack })
+	const cs = 64 << 10
+	const chunks = 3 * maxHeld
+	s := testStore(t, Options{ChunkSize: cs, MaxConnections: 8})
+	slowHasher(s, time.Millisecond)
+	origWrite := s.hooks.directWrite
 	var direct, readBacks atomic.Int64
-	directWrite = func(f *os.File, p []byte, off int64) (int, error) {
+	s.hooks.directWrite = func(f *os.File, p []byte, off int64) (int, error) {
 		n, err := origWrite(f, p, off)
 		if err == nil {
 			direct.Add(1)
 		}
 		return n, err
 	}
-	onHashReadBack = func() { readBacks.Add(1) }
+	s.hooks.onHashReadBack = func() { readBacks.Add(1) }
 
-	const cs = 64 << 10
-	const chunks = 3 * maxHeld
-	s := testStore(t, Options{ChunkSize: cs, MaxConnections: 8})
 	desc, f := testBlob(t, chunks*cs)
 	if err := s.Fill(context.Background(), desc, f, nil); err != nil {
 		t.Fatal(err)

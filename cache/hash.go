@@ -4,6 +4,8 @@ import (
 	"encoding"
 	"fmt"
 	"hash"
+
+	"github.com/imgfs/imgfs/cache/internal/blobfsm"
 )
 
 // hashLoop feeds the generation's hasher the present prefix it has not
@@ -38,22 +40,22 @@ func (b *Blob) hashLoop(gen uint64, h hash.Hash, df *dataFile, from, to int64) {
 				buf = getChunkBuf(cs)
 			}
 			n := min(off/cs*cs+cs, to) - off
-			onHashReadBack()
+			b.store.hooks.onHashReadBack()
 			if _, err := df.f.ReadAt((*buf)[:n], off); err != nil {
 				b.store.log.Error("hash read failed", "digest", b.desc.Digest, "error", err)
 				b.mu.Lock()
-				b.applyLocked(b.m.hashStopped(gen, fmt.Errorf("hash %s: %w", b.desc.Digest, err)))
+				b.applyLocked(b.m.HashStopped(gen, fmt.Errorf("hash %s: %w", b.desc.Digest, err)))
 				b.mu.Unlock()
 				return
 			}
-			hashChunk(h, (*buf)[:n])
+			b.store.hooks.hashChunk(h, (*buf)[:n])
 			off += n
 		}
 		next, ok := b.reportHashed(gen, h, to)
 		if !ok {
 			return
 		}
-		from, to = next.hashFrom, next.hashTo
+		from, to = next.HashFrom, next.HashTo
 	}
 }
 
@@ -73,7 +75,7 @@ func (b *Blob) verdict(gen uint64, h hash.Hash) {
 	got := digestOf(b.desc.Digest.Algorithm(), h)
 	if got == b.desc.Digest {
 		b.mu.Lock()
-		b.applyLocked(b.m.matched(gen))
+		b.applyLocked(b.m.Matched(gen))
 		b.mu.Unlock()
 		return
 	}
@@ -84,24 +86,24 @@ func (b *Blob) verdict(gen uint64, h hash.Hash) {
 // is the whole blob it gives the verdict. Otherwise it returns the
 // machine's next hash action, if ok, which the caller, being the hasher,
 // must carry out (or hand to applyLocked).
-func (b *Blob) reportHashed(gen uint64, h hash.Hash, to int64) (blobActions, bool) {
+func (b *Blob) reportHashed(gen uint64, h hash.Hash, to int64) (blobfsm.Actions, bool) {
 	var state []byte
 	if m, ok := h.(encoding.BinaryMarshaler); ok {
 		state, _ = m.MarshalBinary()
 	}
 	b.mu.Lock()
-	if b.m.gen == gen {
+	if b.m.Gen() == gen {
 		b.hashState = state
 	}
-	a := b.m.hashed(gen, to)
-	next := blobActions{hash: a.hash, hashFrom: a.hashFrom, hashTo: a.hashTo, hashFinal: a.hashFinal}
-	a.hash = false // the caller is the hasher: it goes on itself
+	a := b.m.Hashed(gen, to)
+	next := blobfsm.Actions{Hash: a.Hash, HashFrom: a.HashFrom, HashTo: a.HashTo, HashFinal: a.HashFinal}
+	a.Hash = false // the caller is the hasher: it goes on itself
 	b.applyLocked(a)
 	b.mu.Unlock()
-	if !next.hash {
+	if !next.Hash {
 		return next, false
 	}
-	if next.hashFinal && next.hashFrom == b.desc.Size {
+	if next.HashFinal && next.HashFrom == b.desc.Size {
 		b.verdict(gen, h)
 		return next, false
 	}
@@ -117,7 +119,7 @@ func (b *Blob) hashHeld(gen uint64, h hash.Hash, off, to int64) int64 {
 		if held == nil {
 			break
 		}
-		hashChunk(h, *held.p)
+		b.store.hooks.hashChunk(h, *held.p)
 		off += int64(len(*held.p))
 		b.releaseHeld(held)
 	}
@@ -140,12 +142,12 @@ func (b *Blob) hashInline(gen uint64, h hash.Hash, from, to int64) {
 			return
 		}
 		b.mu.Lock()
-		if b.m.gen != gen || !b.holdsLocked(next.hashFrom) {
+		if b.m.Gen() != gen || !b.holdsLocked(next.HashFrom) {
 			b.applyLocked(next)
 			b.mu.Unlock()
 			return
 		}
 		b.mu.Unlock()
-		from, to = next.hashFrom, next.hashTo
+		from, to = next.HashFrom, next.HashTo
 	}
 }

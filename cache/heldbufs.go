@@ -1,6 +1,9 @@
 package cache
 
-import "github.com/imgfs/imgfs/internal/byterange"
+import (
+	"github.com/imgfs/imgfs/cache/internal/blobfsm"
+	"github.com/imgfs/imgfs/internal/byterange"
+)
 
 // A blob holds the buffers of recently landed chunks, up to maxHeld. The
 // hasher takes each chunk from its buffer, so it never reads the file
@@ -21,12 +24,14 @@ import "github.com/imgfs/imgfs/internal/byterange"
 
 // maxHeld bounds the held buffers of one blob (32 MiB at the default
 // chunk size). It covers a stream's lead over its reader
-// (streamAheadChunks) with room for the hasher to lag behind.
+// (streamAheadChunks) with room for the hasher to lag behind. It is the
+// machine's bound, since runs wait for the hasher at that distance
+// (blobfsm.Machine.HashBehind).
 // maxStoreHeld bounds those of all blobs of a store together, so that
 // memory does not grow with the number of blobs read at once; it matches
 // the buffer pool's slots.
 const (
-	maxHeld      = 32
+	maxHeld      = blobfsm.MaxHeld
 	maxStoreHeld = 64
 )
 
@@ -42,7 +47,7 @@ type chunkBuf struct {
 // held.
 func (b *Blob) holdLocked(off int64, buf *[]byte) {
 	cs := b.store.opts.ChunkSize
-	if b.m.phase > phaseVerifying || off >= b.m.hashedTo+maxHeld*cs {
+	if b.m.Verified() || off >= b.m.HashedTo()+maxHeld*cs {
 		chunkPool.Put(buf)
 		return
 	}
@@ -65,7 +70,7 @@ func (b *Blob) evictHashedLocked() bool {
 	cs := b.store.opts.ChunkSize
 	victim := int64(-1)
 	for o := range b.held {
-		if o+cs <= b.m.hashedTo && (victim < 0 || o < victim) {
+		if o+cs <= b.m.HashedTo() && (victim < 0 || o < victim) {
 			victim = o
 		}
 	}
@@ -135,7 +140,7 @@ func (b *Blob) heldLocked(off int64) *chunkBuf {
 func (b *Blob) takeHeld(gen uint64, off int64) *chunkBuf {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.m.gen != gen {
+	if b.m.Gen() != gen {
 		return nil
 	}
 	return b.heldLocked(off)

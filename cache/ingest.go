@@ -42,16 +42,16 @@ func (s *Store) Ingest(ctx context.Context, desc ocispec.Descriptor, r io.Reader
 		s.stats.digestMismatches.Add(1)
 		return fmt.Errorf("ingest %s: %w: content hashes to %s", desc.Digest, errdefs.ErrDigestMismatch, got)
 	}
-	if err := syncFile(tmp); err != nil {
+	if err := s.hooks.syncFile(tmp); err != nil {
 		return fmt.Errorf("ingest %s: %w", desc.Digest, err)
 	}
 	if err := tmp.Chmod(0o444); err != nil {
 		return fmt.Errorf("ingest %s: %w", desc.Digest, err)
 	}
-	if err := renameFile(tmp.Name(), target); err != nil {
+	if err := s.hooks.renameFile(tmp.Name(), target); err != nil {
 		return fmt.Errorf("commit %s: %w", desc.Digest, err)
 	}
-	if err := syncDir(filepath.Dir(target)); err != nil {
+	if err := s.hooks.syncDir(filepath.Dir(target)); err != nil {
 		return fmt.Errorf("commit %s: %w", desc.Digest, err)
 	}
 	s.stats.commits.Add(1)

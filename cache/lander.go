@@ -1,17 +1,20 @@
 package cache
 
-import "github.com/imgfs/imgfs/internal/byterange"
+import (
+	"github.com/imgfs/imgfs/cache/internal/blobfsm"
+	"github.com/imgfs/imgfs/internal/byterange"
+)
 
 // lander writes and lands one run's chunks, in order. When the run's file
 // takes O_DIRECT writes it does so on a goroutine of its own, so that the
 // fetch reads the next chunk from the socket while the last one is
 // written: an O_DIRECT write waits for the disk. A write into the page
-// cache does not, and a hand-off per chunk cost a fill's parallel runs
-// more than it saved (imgfs fetch of 512 MiB: 1.29-1.36x curl -o against
-// 1.22x), so there put writes and lands in the caller.
+// cache does not, and there a hand-off per chunk cost a fill's parallel
+// runs more than it saved (see Performance in README.md), so there put
+// writes and lands in the caller.
 type lander struct {
 	b      *Blob
-	run    fetchRun
+	run    blobfsm.Run
 	df     *dataFile
 	queue  chan landing  // nil: put lands in the caller
 	failed chan struct{} // closed after err is set
@@ -29,7 +32,7 @@ type landing struct {
 // written and one waiting keeps both the socket and the disk busy.
 const landQueue = 1
 
-func (b *Blob) startLander(run fetchRun, df *dataFile) *lander {
+func (b *Blob) startLander(run blobfsm.Run, df *dataFile) *lander {
 	l := &lander{b: b, run: run, df: df, failed: make(chan struct{}), done: make(chan struct{})}
 	if !df.direct.active() {
 		close(l.done)
@@ -53,7 +56,7 @@ func (l *lander) loop() {
 
 // write writes and lands one chunk, or records why it could not.
 func (l *lander) write(ld landing) {
-	if err := l.df.writeChunk(*ld.buf, ld.cr, l.run.writeback); err != nil {
+	if err := l.df.writeChunk(*ld.buf, ld.cr, l.run.Writeback); err != nil {
 		chunkPool.Put(ld.buf)
 		l.err = err
 		close(l.failed)

@@ -42,11 +42,11 @@ func (s *Store) initLayout() error {
 		}
 	}
 	layout, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
-	if err := writeIfMissing(filepath.Join(s.root, ocispec.ImageLayoutFile), layout); err != nil {
+	if err := s.writeIfMissing(filepath.Join(s.root, ocispec.ImageLayoutFile), layout); err != nil {
 		return err
 	}
 	empty, _ := json.Marshal(ocispec.Index{Versioned: indexVersion, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{}})
-	if err := writeIfMissing(filepath.Join(s.root, "index.json"), empty); err != nil {
+	if err := s.writeIfMissing(filepath.Join(s.root, "index.json"), empty); err != nil {
 		return err
 	}
 	// Creating files can succeed on a directory we cannot rename in;
@@ -82,17 +82,17 @@ func makePrivateDir(dir string, tighten bool) error {
 	return nil
 }
 
-func writeIfMissing(path string, data []byte) error {
+func (s *Store) writeIfMissing(path string, data []byte) error {
 	if _, err := os.Stat(path); err == nil {
 		return nil
 	}
-	return writeFileAtomic(path, data)
+	return s.writeFileAtomic(path, data)
 }
 
 // writeFileAtomic replaces path with data so that readers see the old or
 // the new content, never a mix, and a crash leaves one of the two: the
 // data is synced before the rename, and the directory after it.
-func writeFileAtomic(path string, data []byte) error {
+func (s *Store) writeFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	tmp, err := createLockedTemp(dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
@@ -103,17 +103,17 @@ func writeFileAtomic(path string, data []byte) error {
 		tmp.Close()
 		return err
 	}
-	if err := syncData(tmp); err != nil {
+	if err := s.hooks.syncData(tmp); err != nil {
 		tmp.Close()
 		return err
 	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := renameFile(tmp.Name(), path); err != nil {
+	if err := s.hooks.renameFile(tmp.Name(), path); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return s.hooks.syncDir(dir)
 }
 
 // withLock runs fn holding an exclusive flock on path, so that processes
@@ -167,7 +167,7 @@ func (s *Store) SetRef(name string, desc ocispec.Descriptor, annotations map[str
 		if err != nil {
 			return err
 		}
-		return writeFileAtomic(filepath.Join(s.root, "index.json"), data)
+		return s.writeFileAtomic(filepath.Join(s.root, "index.json"), data)
 	})
 }
 

@@ -72,7 +72,7 @@ func (s *Store) Pin(refs []string, digests []digest.Digest) (*Pin, error) {
 		return nil, fmt.Errorf("pin: %w", err)
 	}
 	final := strings.TrimSuffix(f.Name(), ".tmp")
-	if err := renameFile(f.Name(), final); err != nil {
+	if err := s.hooks.renameFile(f.Name(), final); err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return nil, fmt.Errorf("pin: %w", err)

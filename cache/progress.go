@@ -14,7 +14,7 @@ func (s *Store) BlobProgress(desc ocispec.Descriptor) (state string, present int
 	s.mu.Unlock()
 	if open {
 		b.mu.Lock()
-		present = b.m.presentBytes
+		present = b.m.PresentBytes()
 		b.mu.Unlock()
 	} else if path, err := s.ingestPath(desc.Digest, desc.Size, ".state"); err == nil {
 		present = partialPresent(path, desc.Size)

@@ -380,7 +380,7 @@ func (s *Store) dropRefs(names []string, pinned map[digest.Digest]bool) error {
 		if err != nil {
 			return err
 		}
-		return writeFileAtomic(filepath.Join(s.root, "index.json"), data)
+		return s.writeFileAtomic(filepath.Join(s.root, "index.json"), data)
 	})
 }
 

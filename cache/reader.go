@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/imgfs/imgfs/cache/internal/blobfsm"
 	"github.com/imgfs/imgfs/internal/blobio"
 	"github.com/imgfs/imgfs/internal/byterange"
 	"github.com/imgfs/imgfs/internal/errdefs"
@@ -138,7 +139,7 @@ func (r *Reader) read(ctx context.Context, p []byte, off int64, lend bool) ([][]
 // buffers if there are any, which it releases, otherwise from the file.
 func (b *Blob) readServed(df *dataFile, held []*chunkBuf, p []byte, off int64) (int, error) {
 	if held == nil {
-		onFileRead()
+		b.store.hooks.onFileRead()
 		return df.f.ReadAt(p, off)
 	}
 	n := 0
@@ -158,7 +159,7 @@ func (r *Reader) serveLocked(want byterange.Range, needVerdict bool) error {
 	if r.unverified { // a RangeReader's caller checks what it reads
 		return nil
 	}
-	r.served.served(b.m.epoch, want, b.m.verified())
+	r.served.served(b.m.Epoch(), want, b.m.Verified())
 	if r.served.tracking() {
 		r.tracked.Store(true)
 	}
@@ -166,7 +167,7 @@ func (r *Reader) serveLocked(want byterange.Range, needVerdict bool) error {
 	if needVerdict && !vouched {
 		return fmt.Errorf("blob %s: %w: bytes this reader was served earlier were dropped or set aside unverified since (they failed verification, or another process committed the blob); read them again", b.desc.Digest, ErrBlobNotVerified)
 	}
-	if vouched && b.m.verified() {
+	if vouched && b.m.Verified() {
 		// The verdict covers all the reader has had, and a verified blob
 		// is never dropped or set aside: nothing is left to track.
 		r.served = servedRecord{}
@@ -210,7 +211,7 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want byterange.Range) (
 	case !r.unverified: // a RangeReader's caller asks for exactly what it needs
 		ahead, plan = r.readaheadLocked(want.Start, want.End)
 	}
-	gen, failures := b.m.gen, b.m.failures
+	gen, failures := b.m.Gen(), b.m.Failures()
 	progress := b.waitProgressLocked(want, needVerdict)
 	var idle *time.Timer // started on the first wait: most reads never wait
 	defer func() {
@@ -219,8 +220,8 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want byterange.Range) (
 		}
 	}()
 	for {
-		ready := b.m.verified() || !needVerdict && b.m.present.Contains(want)
-		if b.m.gen != gen {
+		ready := b.m.Verified() || !needVerdict && b.m.Holds(want)
+		if b.m.Gen() != gen {
 			source := fetcherName(b.fetcher)
 			b.mu.Unlock()
 			return nil, nil, fmt.Errorf("blob %s from %s: %w; its bytes were dropped", b.desc.Digest, source, errdefs.ErrDigestMismatch)
@@ -240,14 +241,14 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want byterange.Range) (
 		if b.adoptCommittedLocked() {
 			continue
 		}
-		err := b.m.failFast(b.store.now())
+		err := b.m.FailFast(b.store.now())
 		if err == nil && s.closing() {
 			err = ErrClosed
 		}
-		if err == nil && b.m.failures != failures {
-			failures = b.m.failures
-			if errors.Is(b.m.lastErr, errdefs.ErrOffline) || errors.Is(b.m.lastErr, errdefs.ErrRangeUnsupported) {
-				err = b.m.lastErr // retrying cannot help
+		if err == nil && b.m.Failures() != failures {
+			failures = b.m.Failures()
+			if errors.Is(b.m.LastErr(), errdefs.ErrOffline) || errors.Is(b.m.LastErr(), errdefs.ErrRangeUnsupported) {
+				err = b.m.LastErr() // retrying cannot help
 			} else if err = b.pauseLocked(ctx, idle); err == nil {
 				ahead = byterange.Range{} // retries are for this read alone
 				continue
@@ -287,7 +288,7 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want byterange.Range) (
 // blob too, bounded like a fill. The caller has just found no committed
 // blob to adopt (adoptCommittedLocked) without letting go of b.mu, so
 // the requests do not look again. b.mu must be held.
-func (b *Blob) scheduleLocked(want, ahead byterange.Range, plan fetchPlan, needVerdict bool) error {
+func (b *Blob) scheduleLocked(want, ahead byterange.Range, plan blobfsm.Plan, needVerdict bool) error {
 	var err error
 	if ahead.Len() > 0 && ahead.Start <= want.End {
 		// One pass over the read and what follows makes the longest runs,
@@ -308,9 +309,9 @@ func (b *Blob) scheduleLocked(want, ahead byterange.Range, plan fetchPlan, needV
 // waitProgressLocked measures what a waiting read counts as progress.
 func (b *Blob) waitProgressLocked(want byterange.Range, needVerdict bool) uint64 {
 	if needVerdict {
-		return b.m.progress
+		return b.m.Progress()
 	}
-	return uint64(want.Len() - b.m.present.MissingSize(want))
+	return uint64(want.Len() - b.m.MissingBytes(want))
 }
 
 // pauseLocked waits retryPause before a retry, unlocking meanwhile.
@@ -335,7 +336,7 @@ func (b *Blob) pauseLocked(ctx context.Context, idle *time.Timer) error {
 
 func (b *Blob) timeoutError() error {
 	b.mu.Lock()
-	last := b.m.lastErr
+	last := b.m.LastErr()
 	b.mu.Unlock()
 	err := fmt.Errorf("blob %s: %w: no progress for %s", b.desc.Digest, errdefs.ErrFetchTimeout, b.store.opts.FetchTimeout)
 	if last != nil && !errors.Is(last, errdefs.ErrFetchTimeout) {
@@ -355,7 +356,7 @@ const streamAheadChunks = 16
 // fetch it with. Reads that land near the previous end count as
 // sequential: the kernel issues readahead READs concurrently, so they
 // arrive slightly out of order. b.mu must be held.
-func (r *Reader) readaheadLocked(off, end int64) (byterange.Range, fetchPlan) {
+func (r *Reader) readaheadLocked(off, end int64) (byterange.Range, blobfsm.Plan) {
 	opts := r.blob.store.opts
 	// A read continues the stream if it starts at or just past the
 	// frontier, or anywhere in what was already fetched ahead: the

@@ -3,6 +3,8 @@ package cache
 import (
 	"context"
 	"fmt"
+
+	"github.com/imgfs/imgfs/cache/internal/blobfsm"
 )
 
 // AwaitCommit waits until the blob r reads, already verified, is committed
@@ -15,15 +17,15 @@ func (r *Reader) AwaitCommit(ctx context.Context) error {
 	b := r.blob
 	b.mu.Lock()
 	for {
-		switch b.m.phase {
-		case phaseComplete:
+		switch b.m.Phase() {
+		case blobfsm.PhaseComplete:
 			b.mu.Unlock()
 			return nil
-		case phaseCommitFailed:
-			err := b.m.commitErr
+		case blobfsm.PhaseCommitFailed:
+			err := b.m.CommitErr()
 			b.mu.Unlock()
 			return err
-		case phaseCommitting:
+		case blobfsm.PhaseCommitting:
 		default:
 			b.mu.Unlock()
 			return fmt.Errorf("blob %s: %w", b.desc.Digest, ErrBlobNotVerified)

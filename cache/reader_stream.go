@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"github.com/imgfs/imgfs/cache/internal/blobfsm"
 	"github.com/imgfs/imgfs/internal/blobio"
 	"github.com/imgfs/imgfs/internal/byterange"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -39,7 +40,7 @@ func (s *Store) NewStreamReader(desc ocispec.Descriptor, f blobio.Fetcher) (*Rea
 }
 
 // streamPlan cuts a stream reader's readahead into its runs.
-var streamPlan = fetchPlan{class: classRead, runChunks: streamRunChunks}
+var streamPlan = blobfsm.Plan{Class: blobfsm.ClassRead, RunChunks: streamRunChunks}
 
 // streamAheadLocked updates a stream reader with a read of [off, end) and
 // returns the range to ask for, from off: what it asked for before (chunks
@@ -54,7 +55,7 @@ func (r *Reader) streamAheadLocked(off, end int64) byterange.Range {
 		// the next run starts at its chunk.
 		r.aheadTo = off / cs * cs
 	}
-	landing := b.m.present.MissingSize(byterange.Range{Start: off, End: r.aheadTo})
+	landing := b.m.MissingBytes(byterange.Range{Start: off, End: r.aheadTo})
 	if landing < streamLeadChunks*cs && r.aheadTo < b.desc.Size {
 		r.aheadTo = min(r.aheadTo+streamRunChunks*cs, b.desc.Size)
 	}

@@ -6,7 +6,7 @@ import "github.com/imgfs/imgfs/internal/byterange"
 // of the blob's last byte ends cleanly only if the verdict covers every
 // byte the reader got. Bytes served before the blob was verified are
 // vouched for by its verdict only if they were not dropped or set aside
-// since (the blob machine's epoch; see blobMachine.epoch); a reader that
+// since (the blob machine's epoch; see blobfsm.Machine.Epoch); a reader that
 // read them again in the current epoch has the current bytes, as a reader
 // re-reading a blob after a mismatch does. Guarded by the blob's mu.
 type servedRecord struct {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 
+	"github.com/imgfs/imgfs/cache/internal/blobfsm"
 	"github.com/imgfs/imgfs/internal/byterange"
 )
 
@@ -44,29 +45,29 @@ func (b *Blob) writeState() {
 		return
 	}
 	b.mu.Lock()
-	if b.m.phase == phaseComplete || b.m.phase == phaseCommitting || b.m.presentBytes == 0 {
+	if b.m.Phase() == blobfsm.PhaseComplete || b.m.Phase() == blobfsm.PhaseCommitting || b.m.PresentBytes() == 0 {
 		b.mu.Unlock()
 		return
 	}
 	// The ranges are read before the sync: every byte they claim was
 	// written before it.
-	st := blobState{Size: b.desc.Size, HashedTo: b.m.hashedTo, HashState: b.hashState}
+	st := blobState{Size: b.desc.Size, HashedTo: b.m.HashedTo(), HashState: b.hashState}
 	if st.HashState == nil {
 		st.HashedTo = 0
 	}
-	for _, r := range b.m.present.Ranges() {
+	for _, r := range b.m.PresentRanges() {
 		st.Ranges = append(st.Ranges, [2]int64{r.Start, r.End})
 	}
 	df := b.file.acquire()
-	b.m.saved(b.store.now())
+	b.m.Saved(b.store.now())
 	b.mu.Unlock()
 	defer df.release()
-	err := syncData(df.f)
+	err := b.store.hooks.syncData(df.f)
 	if err == nil {
 		var data []byte
 		data, err = json.Marshal(st)
 		if err == nil {
-			err = writeFileAtomic(b.statePath, data)
+			err = b.store.writeFileAtomic(b.statePath, data)
 		}
 	}
 	if err != nil {

@@ -88,6 +88,10 @@ type Store struct {
 
 	// now is the clock the blob machines are fed; tests replace it.
 	now func() time.Time
+	// streamPause is how long a run waits for a want or for the hasher
+	// (fetchstream.go); tests shorten it.
+	streamPause time.Duration
+	hooks       hooks // the calls tests replace (hooks.go)
 
 	prefetching chan struct{} // one token per blob being prefetched
 	directOff   atomic.Bool   // the cache filesystem refused O_DIRECT (directio.go)
@@ -113,7 +117,8 @@ type blobKey struct {
 }
 
 // DefaultRoot returns the cache directory used when none is given:
-// $IMGFS_CACHE_DIR, else $XDG_CACHE_HOME/imgfs, else ~/.cache/imgfs.
+// $IMGFS_CACHE_DIR, else $XDG_CACHE_HOME/imgfs, else ~/.cache/imgfs. With
+// none of them to be had, its error wraps ErrDirUnusable.
 func DefaultRoot() (string, error) {
 	if dir := os.Getenv("IMGFS_CACHE_DIR"); dir != "" {
 		return dir, nil
@@ -123,14 +128,15 @@ func DefaultRoot() (string, error) {
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
-		return "", fmt.Errorf("no cache directory: set --cache-dir or IMGFS_CACHE_DIR: %w", err)
+		return "", &dirError{err: err}
 	}
 	return filepath.Join(home, ".cache", "imgfs"), nil
 }
 
 // Open opens the cache at root, creating the layout with mode 0700 if it is
-// missing, and sweeps what dead processes left in ingest/. It fails with a
-// clear message if root cannot be written.
+// missing, and sweeps what dead processes left in ingest/. If root cannot
+// be created, written or renamed in, the error names it and the cause, and
+// wraps ErrDirUnusable.
 func Open(root string, opts Options) (*Store, error) {
 	if opts.ChunkSize <= 0 {
 		opts.ChunkSize = DefaultChunkSize
@@ -162,14 +168,16 @@ func Open(root string, opts Options) (*Store, error) {
 		opts:     opts,
 		log:      opts.Logger,
 		now:      time.Now,
+		hooks:    realHooks(),
 		slots:    make(chan struct{}, opts.MaxConnections),
 
+		streamPause: defaultStreamPause,
 		prefetching: make(chan struct{}, prefetchParallel),
 		blobs:       make(map[blobKey]*Blob),
 	}
 	if err := s.initLayout(); err != nil {
 		shutdown()
-		return nil, fmt.Errorf("cache directory %s is not usable (set --cache-dir or IMGFS_CACHE_DIR): %w", abs, unwrapPathError(err))
+		return nil, &dirError{dir: abs, err: unwrapPathError(err)}
 	}
 	s.sweep()
 	return s, nil

@@ -10,12 +10,9 @@ import (
 )
 
 func TestStreamServesASequentialReaderAndEndsWhenItStops(t *testing.T) {
-	orig := streamPause
-	t.Cleanup(func() { streamPause = orig })
-	streamPause = 50 * time.Millisecond
-
 	const cs = 64 << 10
 	s := testStore(t, Options{ChunkSize: cs, Readahead: 4 * cs})
+	s.streamPause = 50 * time.Millisecond
 	desc, f := testBlob(t, 64*cs)
 	r := openReader(t, s, desc, f)
 	read := func(from, to int) {
@@ -120,17 +117,19 @@ func TestHeldBuffersAreBoundedAcrossBlobs(t *testing.T) {
 // readBehindSlowHasher reads a blob of 3*maxHeld chunks in order while
 // the hasher takes perChunk for each chunk, checks the bytes and that the
 // blob ends verified, and returns how many reads were served from the file
-// rather than from held buffers.
-func readBehindSlowHasher(t *testing.T, perChunk time.Duration) int64 {
+// rather than from held buffers. tune, if not nil, adjusts the store
+// before the read.
+func readBehindSlowHasher(t *testing.T, perChunk time.Duration, tune func(*Store)) int64 {
 	t.Helper()
-	slowHasher(t, perChunk)
-	origRead := onFileRead
-	t.Cleanup(func() { onFileRead = origRead })
-	var fileReads atomic.Int64
-	onFileRead = func() { fileReads.Add(1) }
-
 	const cs = 64 << 10
 	s := testStore(t, Options{ChunkSize: cs, Readahead: 16 * cs})
+	if tune != nil {
+		tune(s)
+	}
+	slowHasher(s, perChunk)
+	var fileReads atomic.Int64
+	s.hooks.onFileRead = func() { fileReads.Add(1) }
+
 	desc, f := testBlob(t, 3*maxHeld*cs)
 	r := openReader(t, s, desc, f)
 	if got := readAll(t, r, int(desc.Size), cs); !bytes.Equal(got, f.data) {
@@ -145,7 +144,7 @@ func readBehindSlowHasher(t *testing.T, perChunk time.Duration) int64 {
 // landing chunks too far ahead of it to be held, so every read is served
 // from held buffers, none from the file, and the blob ends verified.
 func TestStreamWaitsForASlowHasher(t *testing.T) {
-	if n := readBehindSlowHasher(t, 2*time.Millisecond); n != 0 {
+	if n := readBehindSlowHasher(t, 2*time.Millisecond, nil); n != 0 {
 		t.Errorf("%d reads were served from the file: the stream ran more than %d chunks ahead of the hasher", n, maxHeld)
 	}
 }
@@ -154,22 +153,17 @@ func TestStreamWaitsForASlowHasher(t *testing.T) {
 // for streamPause no longer holds a stream back; the reads go on (from
 // the file) at the fetch's pace, and the blob ends verified.
 func TestStreamGoesOnWhenTheHasherStalls(t *testing.T) {
-	origPause := streamPause
-	t.Cleanup(func() { streamPause = origPause })
 	// The frontier moves every hashReportChunks chunks, 80 ms apart: a
 	// stall of streamPause each time.
-	streamPause = 5 * time.Millisecond
-	if readBehindSlowHasher(t, 20*time.Millisecond) == 0 {
+	shortPause := func(s *Store) { s.streamPause = 5 * time.Millisecond }
+	if readBehindSlowHasher(t, 20*time.Millisecond, shortPause) == 0 {
 		t.Error("no read went to the file: the stream waited for a hasher that had stalled")
 	}
 }
 
-// slowHasher makes the hasher take perChunk for each chunk until the test
-// ends.
-func slowHasher(t *testing.T, perChunk time.Duration) {
-	orig := hashChunk
-	t.Cleanup(func() { hashChunk = orig })
-	hashChunk = func(h hash.Hash, p []byte) {
+// slowHasher makes the hasher of s take perChunk for each chunk.
+func slowHasher(s *Store, perChunk time.Duration) {
+	s.hooks.hashChunk = func(h hash.Hash, p []byte) {
 		time.Sleep(perChunk)
 		h.Write(p)
 	}

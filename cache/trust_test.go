@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgfs/imgfs/cache/internal/blobfsm"
 	"github.com/imgfs/imgfs/internal/errdefs"
 	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/opencontainers/go-digest"
@@ -79,7 +80,7 @@ func TestReadToEOFFailsOnCorruptBlob(t *testing.T) {
 	}
 	// Once the source is honest and the mismatch's backoff is over, the
 	// same handle reads the right bytes.
-	skew.Store(int64(mismatchBackoff(1)))
+	skew.Store(int64(blobfsm.MismatchBackoff(1)))
 	f2 := &memFetcher{data: f.data}
 	r2, _ := s.NewReader(desc, f2)
 	defer r2.Close()
@@ -162,6 +163,7 @@ func TestMismatchReplacesFileNotTruncate(t *testing.T) {
 
 func TestMismatchBacksOffThenFetchesAfresh(t *testing.T) {
 	s := testStore(t, Options{})
+	t0 := time.Unix(1_000_000, 0)
 	var clock atomic.Int64 // seconds past t0, as the store sees them
 	s.now = func() time.Time { return t0.Add(time.Duration(clock.Load()) * time.Second) }
 	desc, f := testBlob(t, 100_000)
@@ -185,7 +187,7 @@ func TestMismatchBacksOffThenFetchesAfresh(t *testing.T) {
 		if f.requests.Load() != requests {
 			t.Fatalf("round %d: a lying source was asked again within the backoff", round)
 		}
-		clock.Add(int64(mismatchBackoff(round) / time.Second))
+		clock.Add(int64(blobfsm.MismatchBackoff(round) / time.Second))
 	}
 	entries, _ := os.ReadDir(filepath.Join(s.root, "ingest"))
 	if len(entries) > 3 {
@@ -223,9 +225,9 @@ func TestCommitFailureWakesWaitersAndNextOpenCommits(t *testing.T) {
 	injected := errors.New("injected ENOSPC")
 	var failing sync.Mutex // guards fail
 	fail := true
-	orig := renameFile
-	t.Cleanup(func() { renameFile = orig })
-	renameFile = func(from, to string) error {
+	s := testStore(t, Options{})
+	orig := s.hooks.renameFile
+	s.hooks.renameFile = func(from, to string) error {
 		failing.Lock()
 		defer failing.Unlock()
 		if fail && strings.Contains(to, string(filepath.Separator)+"blobs"+string(filepath.Separator)) {
@@ -233,7 +235,6 @@ func TestCommitFailureWakesWaitersAndNextOpenCommits(t *testing.T) {
 		}
 		return orig(from, to)
 	}
-	s := testStore(t, Options{})
 	desc, f := testBlob(t, 300_000)
 
 	// A reader waiting for the verdict is answered: the bytes are verified.
@@ -275,9 +276,9 @@ func TestCommitFailureRetriedByNextFillInProcess(t *testing.T) {
 	injected := errors.New("injected EIO")
 	var calls int
 	var mu sync.Mutex
-	orig := syncFile
-	t.Cleanup(func() { syncFile = orig })
-	syncFile = func(f *os.File) error {
+	s := testStore(t, Options{})
+	orig := s.hooks.syncFile
+	s.hooks.syncFile = func(f *os.File) error {
 		mu.Lock()
 		defer mu.Unlock()
 		calls++
@@ -286,7 +287,6 @@ func TestCommitFailureRetriedByNextFillInProcess(t *testing.T) {
 		}
 		return orig(f)
 	}
-	s := testStore(t, Options{})
 	desc, f := testBlob(t, 200_000)
 	r, _ := s.NewReader(desc, f) // keeps the blob open across fills
 	defer r.Close()
@@ -703,17 +703,16 @@ func TestStateSavedOnlyAfterDataSync(t *testing.T) {
 		events = append(events, e)
 		mu.Unlock()
 	}
-	origSync, origRename := syncData, renameFile
-	t.Cleanup(func() { syncData, renameFile = origSync, origRename })
-	syncData = func(f *os.File) error {
+	s := testStore(t, Options{})
+	origSync, origRename := s.hooks.syncData, s.hooks.renameFile
+	s.hooks.syncData = func(f *os.File) error {
 		record("sync " + filepath.Base(f.Name()))
 		return origSync(f)
 	}
-	renameFile = func(from, to string) error {
+	s.hooks.renameFile = func(from, to string) error {
 		record("rename " + filepath.Base(to))
 		return origRename(from, to)
 	}
-	s := testStore(t, Options{})
 	desc, f := testBlob(t, 500_000)
 	r, _ := s.NewReader(desc, f)
 	for _, off := range []int64{0, 200_000} {

@@ -98,16 +98,16 @@ func (c *FileCopy) WriteAt(p []byte, off int64) (int, error) { return c.f.WriteA
 // cap, an eviction pass follows as after a blob's commit.
 func (c *FileCopy) Commit() error {
 	tmp := c.f.Name()
-	err := errors.Join(c.f.Chmod(0o444), syncData(c.f), c.f.Close())
+	err := errors.Join(c.f.Chmod(0o444), c.s.hooks.syncData(c.f), c.f.Close())
 	if err == nil {
-		err = renameFile(tmp, c.path)
+		err = c.s.hooks.renameFile(tmp, c.path)
 	}
 	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("file copy %s: %w", filepath.Base(c.path), err)
 	}
 	c.s.afterCommit()
-	if err := syncDir(filepath.Dir(c.path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := c.s.hooks.syncDir(filepath.Dir(c.path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return nil

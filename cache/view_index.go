@@ -74,7 +74,7 @@ func (s *Store) WriteLayerIndex(desc ocispec.Descriptor, version int, data []byt
 	if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
 		return err
 	}
-	return writeFileAtomic(path, data)
+	return s.writeFileAtomic(path, data)
 }
 
 // ReadLayerIndex returns the stored index of the layer desc in format

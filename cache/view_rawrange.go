@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/imgfs/imgfs/cache/internal/blobfsm"
 	"github.com/imgfs/imgfs/internal/blobio"
 	"github.com/imgfs/imgfs/internal/byterange"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -97,7 +98,7 @@ func (b *Blob) reject(df *dataFile, bad byterange.Range, cause error) {
 	// the check to the swap: a blob that verified meanwhile keeps its file.
 	// The swap is rare and costs a create and a rename.
 	b.mu.Lock()
-	gen, current := b.m.gen, b.file == df && !b.m.verified()
+	gen, current := b.m.Gen(), b.file == df && !b.m.Verified()
 	if !current {
 		b.mu.Unlock()
 		return // dropped already, or verified since: then the bytes were good
@@ -108,7 +109,7 @@ func (b *Blob) reject(df *dataFile, bad byterange.Range, cause error) {
 		s.log.Error("blob bytes failed a check, and its file cannot be replaced", "digest", b.desc.Digest, "error", err)
 		return
 	}
-	fetched, source := b.dropGenerationLocked(fresh, func() blobActions { return b.m.rejected(gen, s.now()) })
+	fetched, source := b.dropGenerationLocked(fresh, func() blobfsm.Actions { return b.m.Rejected(gen, s.now()) })
 	s.log.Error("blob bytes failed their layer format's digest; its fetched bytes were dropped and will be fetched afresh",
 		"digest", b.desc.Digest, "bad", fmt.Sprintf("%d-%d", bad.Start, bad.End-1), "source", source, "ranges", fetched, "error", cause)
 	s.notifyMismatch(b.desc.Digest)

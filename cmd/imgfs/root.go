@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -50,7 +51,8 @@ func (g *globalFlags) cacheRoot() (string, error) {
 	if g.cacheDir != "" {
 		return g.cacheDir, nil
 	}
-	return cache.DefaultRoot()
+	dir, err := cache.DefaultRoot()
+	return dir, withCacheDirHint(err)
 }
 
 // openCache opens the cache directory the flags and environment select.
@@ -60,7 +62,17 @@ func (g *globalFlags) openCache(opts cache.Options) (*cache.Store, error) {
 		return nil, err
 	}
 	opts.Logger = g.logger
-	return cache.Open(dir, opts)
+	store, err := cache.Open(dir, opts)
+	return store, withCacheDirHint(err)
+}
+
+// withCacheDirHint adds to an error about the cache directory how to
+// choose another, which only the command line knows.
+func withCacheDirHint(err error) error {
+	if errors.Is(err, cache.ErrDirUnusable) {
+		return fmt.Errorf("%w (set --cache-dir or IMGFS_CACHE_DIR)", err)
+	}
+	return err
 }
 
 // withCache opens the cache with default options, runs fn on it and
