@@ -33,8 +33,14 @@ var forbidden = map[string][]string{
 	"fusefs":             {"net/http", "oras.land/oras-go/v2/...", "github.com/imgfs/imgfs/cache/..."},
 	"cache":              {"net/http", "oras.land/oras-go/v2/...", "github.com/hanwen/go-fuse/v2/..."},
 	"internal/layer/...": {"net/http", "github.com/hanwen/go-fuse/v2/..."},
-	// The state machine does no I/O, reads no clock and starts nothing.
-	"cache/internal/blobfsm": {"os", "io", "net", "sync", "syscall", "log/slog"},
+}
+
+// forbiddenDirect are packages a package must not import itself. The
+// blob state machine does no I/O and starts nothing (fmt and time reach
+// os and syscall, so this rule is on its own imports; its own test,
+// cache/internal/blobfsm/imports_test.go, lists what it may import).
+var forbiddenDirect = map[string][]string{
+	"cache/internal/blobfsm": {"os", "io", "io/fs", "net", "net/http", "sync", "sync/atomic", "syscall", "log/slog", "context"},
 }
 
 // TestArrows fails on any import between the module's packages that the
@@ -63,6 +69,13 @@ func TestArrows(t *testing.T) {
 	for pkg := range allowed {
 		if _, ok := pkgs[pkg]; !ok {
 			t.Errorf("README.md's map names %s, which is not a package", pkg)
+		}
+	}
+	for pkg, bans := range forbiddenDirect {
+		for _, imp := range stdImports(t, root, pkg) {
+			if matchAny(bans, imp) {
+				t.Errorf("%s imports %s, which it must not", pkg, imp)
+			}
 		}
 	}
 	for pattern, bans := range forbidden {
@@ -178,6 +191,11 @@ func listPackages(t *testing.T, root string) map[string][]string {
 		pkgs[pkg] = imports
 	}
 	return pkgs
+}
+
+// stdImports returns every import of pkg's non-test files.
+func stdImports(t *testing.T, root, pkg string) []string {
+	return strings.Fields(goList(t, root, "-f", "{{join .Imports \" \"}}", "./"+pkg))
 }
 
 // deps returns every package pkg reaches, its own files excluded.
