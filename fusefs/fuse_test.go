@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,10 +21,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imgfs/imgfs/internal/testlog"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
+
+	"github.com/imgfs/imgfs/internal/testfuse"
+	"github.com/imgfs/imgfs/internal/testlog"
 )
 
 // errShortRead makes a fake reader return half of what is asked, without
@@ -219,21 +220,6 @@ func newTestImage(t testing.TB) *testImage {
 
 // requireFUSE skips the test where FUSE cannot be mounted, except on CI,
 // where that is a broken runner and must fail.
-func requireFUSE(t *testing.T) {
-	t.Helper()
-	if err := CheckFuseDevice(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set but FUSE is unavailable: %v", err)
-		}
-		t.Skipf("FUSE unavailable: %v", err)
-	}
-	// Reading our own mount from this process needs a second thread.
-	if runtime.GOMAXPROCS(0) < 2 {
-		prev := runtime.GOMAXPROCS(2)
-		t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
-	}
-}
-
 // run runs a command in a child process, so that the kernel, not this
 // process, talks to the mount.
 func run(t *testing.T, name string, args ...string) (stdout, stderr string, err error) {
@@ -347,7 +333,7 @@ func mountTest(t *testing.T, ti *testImage, logs io.Writer) (*Server, string) {
 }
 
 func TestMountedImage(t *testing.T) {
-	requireFUSE(t)
+	testfuse.Require(t)
 	ti := newTestImage(t)
 	var logs testlog.Buffer
 	srv, mnt := mountTest(t, ti, &logs)
@@ -680,7 +666,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestStableInodes(t *testing.T) {
-	requireFUSE(t)
+	testfuse.Require(t)
 	ti := newTestImage(t)
 	_, mnt1 := mountTest(t, ti, io.Discard)
 	srv2, mnt2 := mountTest(t, ti, io.Discard)
@@ -712,7 +698,7 @@ func TestStableInodes(t *testing.T) {
 // blobs with files on another FUSE mount (stacking too deep), and checks
 // that passthrough handles then serve READs themselves.
 func TestPassthroughDeclined(t *testing.T) {
-	requireFUSE(t)
+	testfuse.Require(t)
 	if !passthroughExpected() {
 		t.Skip("passthrough needs root and Linux 6.9 or later")
 	}
@@ -781,7 +767,7 @@ func TestCheckMountpoint(t *testing.T) {
 // TestStaleMount kills a mounting child process and checks that the
 // leftover mount is reported stale and can be cleared.
 func TestStaleMount(t *testing.T) {
-	requireFUSE(t)
+	testfuse.Require(t)
 	mnt := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperMount$")
 	// The helper is killed, so its own t.TempDir cleanup never runs: give
@@ -846,7 +832,7 @@ func TestHelperMount(t *testing.T) {
 // the daemon. Each close of a passthrough blob, a plain blob and a small
 // file would otherwise be a FLUSH.
 func TestCloseSendsOneFlush(t *testing.T) {
-	requireFUSE(t)
+	testfuse.Require(t)
 	ti := newTestImage(t)
 	srv, mnt := mountTest(t, ti, io.Discard)
 	for range 3 {

@@ -5,6 +5,8 @@ import (
 	"io"
 	"path/filepath"
 	"testing"
+
+	"github.com/imgfs/imgfs/internal/testfuse"
 )
 
 // TestInvalidateBlobDropsCachedPages reads a blob, changes what the blob
@@ -12,7 +14,7 @@ import (
 // until InvalidateBlob drops them: that is what stops bytes that failed
 // verification from outliving the mismatch.
 func TestInvalidateBlobDropsCachedPages(t *testing.T) {
-	requireFUSE(t)
+	testfuse.Require(t)
 	ti := newTestImage(t)
 	srv, mnt := mountTest(t, ti, io.Discard)
 	d := ti.small.Digest

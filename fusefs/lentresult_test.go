@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/imgfs/imgfs/internal/testfuse"
 )
 
 // lendingFake lends its bytes in two slices per read, so that a reply is
@@ -40,7 +42,7 @@ func (r lendingFake) ReadLend(ctx context.Context, p []byte, off int64) ([][]byt
 // a reader that lends: the file's bytes are the blob's, and every lent
 // read is given back once its reply is written.
 func TestLentReadsAreRepliedAndGivenBack(t *testing.T) {
-	requireFUSE(t)
+	testfuse.Require(t)
 	ti := newTestImage(t)
 	ti.blobs.lend = true
 	_, mnt := mountTest(t, ti, io.Discard)

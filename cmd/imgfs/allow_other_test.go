@@ -6,13 +6,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/imgfs/imgfs/internal/testfuse"
 )
 
 // TestMountIsPrivateByDefault checks that a mount is made without
 // allow_other unless --allow-other is given, both in the mount table and
 // in what another user can do.
 func TestMountIsPrivateByDefault(t *testing.T) {
-	requireFUSE(t)
+	testfuse.Require(t)
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to act as another user")
 	}

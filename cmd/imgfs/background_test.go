@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/imgfs/imgfs/internal/testfuse"
 )
 
 // TestBackgroundMountInterrupted: Ctrl-C on `imgfs mount --background`
@@ -20,7 +22,7 @@ import (
 // promptly, and leaves nothing mounted. The child runs in a session of
 // its own, so the terminal's SIGINT reaches only the parent.
 func TestBackgroundMountInterrupted(t *testing.T) {
-	requireFUSE(t)
+	testfuse.Require(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

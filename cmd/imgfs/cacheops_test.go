@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/internal/testfuse"
 	"github.com/imgfs/imgfs/internal/testregistry"
 )
 
@@ -141,7 +142,7 @@ func TestPruneNeverRemovesALiveMountsBlobsAndKillNineReleasesThem(t *testing.T) 
 	img := fx.three[false]
 	ref := fx.reg.Reference(img.Repo, img.Tag)
 	cacheDir := t.TempDir()
-	requireFUSE(t)
+	testfuse.Require(t)
 	mnt := t.TempDir()
 	out := mustImgfs(t, "mount", "--background", "--plain-http", "--cache-dir", cacheDir, ref, mnt).stdout
 	pid := backgroundPID(t, out)

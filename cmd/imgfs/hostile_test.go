@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/imgfs/imgfs/internal/testfuse"
 	"github.com/imgfs/imgfs/internal/testregistry"
 )
 
@@ -352,7 +353,7 @@ func TestHostileFetch(t *testing.T) {
 }
 
 func TestHostileMount(t *testing.T) {
-	requireFUSE(t)
+	testfuse.Require(t)
 	for _, name := range hostileScenarioNames(t) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

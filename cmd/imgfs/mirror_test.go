@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/imgfs/imgfs/internal/testfuse"
 	"github.com/imgfs/imgfs/internal/testregistry"
 )
 
@@ -196,7 +197,7 @@ func readFleet(t *testing.T, fx *fixtures, kind string, pushed testregistry.Push
 // cached for every client asking meanwhile, so through it the fleet may
 // cost no more per node than one cold client does alone.
 func TestFleetThroughMirrors(t *testing.T) {
-	requireFUSE(t)
+	testfuse.Require(t)
 	fx := registryFixtures(t)
 	imgs := fleetImages(t, fx)
 	size := float64(fleetLayerSize)

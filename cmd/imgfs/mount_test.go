@@ -15,25 +15,16 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/imgfs/imgfs/internal/testfuse"
 	"github.com/imgfs/imgfs/internal/testregistry"
 )
 
 // requireFUSE fails under CI when /dev/fuse is missing: the end-to-end
 // tests are the point, never silently skipped there.
-func requireFUSE(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("/dev/fuse is missing under CI: %v", err)
-		}
-		t.Skipf("no /dev/fuse: %v", err)
-	}
-}
-
 // mount mounts ref in the background and unmounts it when the test ends.
 func mount(t *testing.T, cacheDir, ref string, args ...string) string {
 	t.Helper()
-	requireFUSE(t)
+	testfuse.Require(t)
 	mnt := t.TempDir()
 	all := append([]string{"mount", "--background", "--cache-dir", cacheDir}, args...)
 	mustImgfs(t, append(all, ref, mnt)...)
@@ -335,7 +326,7 @@ func TestMountPlatformSelection(t *testing.T) {
 }
 
 func TestMountLifecycle(t *testing.T) {
-	requireFUSE(t)
+	testfuse.Require(t)
 	fx := registryFixtures(t)
 	ref := fx.reg.Reference("three/oci", "v1")
 	cacheDir := t.TempDir()
@@ -441,7 +432,7 @@ func TestMountLifecycle(t *testing.T) {
 }
 
 func TestMountBadInput(t *testing.T) {
-	requireFUSE(t)
+	testfuse.Require(t)
 	fx := registryFixtures(t)
 	ref := fx.reg.Reference("three/oci", "v1")
 	cacheDir := t.TempDir()

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/imgfs/imgfs/internal/testfuse"
 )
 
 // basicAuthRegistry fronts the test registry with HTTP basic auth over
@@ -63,7 +65,7 @@ func (b *basicAuthRegistry) host() string { return strings.TrimPrefix(b.URL, "ht
 // input and on the command line, and checks that the serving child's
 // command line and environment never hold it while the mount works.
 func TestPasswordNeverOnCommandLine(t *testing.T) {
-	requireFUSE(t)
+	testfuse.Require(t)
 	fx := registryFixtures(t)
 	const password = "pw-5e3c7a9d-never-in-proc"
 	reg := startBasicAuthRegistry(t, fx.reg.Host(), "alice", password)

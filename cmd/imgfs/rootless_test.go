@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/imgfs/imgfs/internal/testfuse"
 	"github.com/imgfs/imgfs/internal/testregistry"
 )
 
@@ -158,7 +159,7 @@ func withFuseMode(t *testing.T, mode fs.FileMode) {
 // and imgfs unmount. (With 0600 fusermount3 cannot open the device for the
 // user: see TestRootlessMountRefusals.)
 func TestRootlessMount(t *testing.T) {
-	requireFUSE(t)
+	testfuse.Require(t)
 	fx := registryFixtures(t)
 	u := newUnprivileged(t)
 	large := fx.three[false].Layers[2]
@@ -217,7 +218,7 @@ func TestRootlessMount(t *testing.T) {
 // TestRootlessMountRefusals: a user who cannot mount gets one line naming
 // the fix, before anything is fetched.
 func TestRootlessMountRefusals(t *testing.T) {
-	requireFUSE(t)
+	testfuse.Require(t)
 	fx := registryFixtures(t)
 	u := newUnprivileged(t)
 	ref := fx.reg.Reference("three/oci", "v1")

@@ -23,6 +23,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/imgfs/imgfs/internal/testfuse"
 	"github.com/imgfs/imgfs/internal/testregistry"
 )
 
@@ -46,7 +47,7 @@ const mismatchBackoff = 1500 * time.Millisecond
 // when the test ends.
 func trustMount(t *testing.T, args ...string) (mnt string, m *foregroundMount) {
 	t.Helper()
-	requireFUSE(t)
+	testfuse.Require(t)
 	mnt = t.TempDir()
 	m = startForegroundMount(t, mnt, trustReadTimeout, args...)
 	if !m.mounted {
