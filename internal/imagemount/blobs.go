@@ -35,8 +35,8 @@ func (b blobSource) CompletePath(desc ocispec.Descriptor) (string, bool) {
 	return b.store.CompletePath(desc)
 }
 
-// offlineFetcher stands in for the registry with --offline: everything not
-// cached fails at once with a message naming the blob.
+// offlineFetcher stands in for the registry of a mount without one:
+// everything not cached fails at once with a message naming the blob.
 type offlineFetcher struct{}
 
 func (offlineFetcher) Fetch(_ context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {

@@ -24,7 +24,7 @@ func (l *layerFiles) OpenCopy(desc ocispec.Descriptor, i int, size int64) (*os.F
 // reads return are verified: always for the formats that verify chunk by
 // chunk or span by span (eStargz, zstd:chunked, indexed gzip and zstd);
 // for an uncompressed tar, only once the whole blob is verified or with
-// --verify strict, as its reads are lazy blob reads otherwise.
+// cache.VerifyStrict, as its reads are lazy blob reads otherwise.
 func (l *layerFiles) NewCopy(desc ocispec.Descriptor, i int, size int64) fusefs.FileCopy {
 	l.mu.Lock()
 	b := l.builds[desc.Digest]

@@ -33,7 +33,7 @@ type layerFiles struct {
 	fetcher blobio.Fetcher
 	work    *workGroup
 	log     *slog.Logger
-	strict  bool // --verify strict: tar layers too are read only once verified
+	strict  bool // cache.VerifyStrict: tar layers too are read only once verified
 
 	mu     sync.Mutex
 	builds map[digest.Digest]*layerBuild
@@ -54,7 +54,7 @@ type layerBuild struct {
 	format oci.LayerFormat
 	done   chan struct{}
 	read   atomic.Int64 // bytes of the layer read by the index pass
-	copies atomic.Int64 // file copies committed for passthrough (view_copies.go)
+	copies atomic.Int64 // file copies committed for passthrough (copies.go)
 	state  atomic.Value // string: "indexing", "ready", "failed"
 
 	layer      layer.Layer
@@ -172,7 +172,7 @@ func (l *layerFiles) build(ctx context.Context, b *layerBuild) (_ layer.Layer, e
 
 // walkTar lists an uncompressed tar by its headers, fetching little more
 // than them. Headers are read raw, as lazy blob reads are; file content is
-// read through the verifying reader. With --verify strict both wait for
+// read through the verifying reader. With cache.VerifyStrict both wait for
 // the whole layer to verify.
 func (l *layerFiles) walkTar(ctx context.Context, b *layerBuild, raw *cache.RangeReader) (layer.Layer, error) {
 	verifying, err := l.store.NewReader(b.desc, l.fetcher)

@@ -58,10 +58,10 @@ type Mount struct {
 var ErrStopped = errors.New("stopped before mounting")
 
 // Start mounts opts.Ref at mountpoint from store. It returns once the
-// mount serves: the metadata is in the cache, layers are lazy, and the
-// configs the mount did not need and --prefetch's layers are fetched in
-// the background. ctx bounds only the set-up; Close ends the mount's
-// work. On error nothing is left mounted or pinned.
+// mount serves: the metadata is in the cache and layers are lazy; the
+// configs the mount did not need, and with Prefetch the layers, are
+// fetched in the background. ctx bounds only the set-up; Close ends the
+// mount's work. On error nothing is left mounted or pinned.
 func Start(ctx context.Context, store *cache.Store, mountpoint string, opts Options) (_ *Mount, err error) {
 	log := opts.Logger
 	if log == nil {
