@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/imgfs/imgfs/cache/internal/layout"
 	"github.com/imgfs/imgfs/internal/errdefs"
 	"github.com/opencontainers/go-digest"
 )
@@ -177,7 +178,7 @@ func (b *Blob) freshFile() (*os.File, error) {
 	if !b.owner {
 		return b.newPrivateFile()
 	}
-	f, err := createLockedTemp(ingestDir(b.store.root), filepath.Base(b.partial)+".*.tmp")
+	f, err := layout.CreateLockedTemp(filepath.Join(b.store.root, layout.Ingest), filepath.Base(b.partial)+".*.tmp")
 	if err != nil {
 		return nil, err
 	}

@@ -6,10 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/imgfs/imgfs/cache/internal/layout"
 	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -242,7 +242,7 @@ func (s *Store) listBlobs() ([]BlobInfo, error) {
 			path := filepath.Join(dir, e.Name())
 			out = append(out, BlobInfo{
 				Digest: d, Size: fi.Size(), State: "complete", Present: fi.Size(),
-				DiskBytes: diskBytes(fi), Indexed: indexed[indexKey(d, fi.Size())],
+				DiskBytes: layout.DiskBytes(fi), Indexed: indexed[layout.Stem(d, fi.Size())],
 				LastUse: fi.ModTime(), files: []string{path},
 			})
 		}
@@ -256,7 +256,7 @@ func (s *Store) listBlobs() ([]BlobInfo, error) {
 // partials (*.private.tmp) belong to a live process's open blob, or are
 // swept at the next open.
 func (s *Store) listPartials(indexed map[string]bool) ([]BlobInfo, error) {
-	dir := ingestDir(s.root)
+	dir := filepath.Join(s.root, layout.Ingest)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
@@ -271,7 +271,7 @@ func (s *Store) listPartials(indexed map[string]bool) ([]BlobInfo, error) {
 				stem = st
 			}
 		}
-		d, size, ok := parseStem(stem)
+		d, size, ok := layout.ParseStem(stem)
 		if !ok || !e.Type().IsRegular() {
 			continue
 		}
@@ -287,7 +287,7 @@ func (s *Store) listPartials(indexed map[string]bool) ([]BlobInfo, error) {
 		if err != nil {
 			continue
 		}
-		b.DiskBytes += diskBytes(fi)
+		b.DiskBytes += layout.DiskBytes(fi)
 		if fi.ModTime().After(b.LastUse) {
 			b.LastUse = fi.ModTime()
 		}
@@ -300,24 +300,6 @@ func (s *Store) listPartials(indexed map[string]bool) ([]BlobInfo, error) {
 		out = append(out, *b)
 	}
 	return out, nil
-}
-
-// parseStem splits <alg>-<hex>-<size>.
-func parseStem(stem string) (digest.Digest, int64, bool) {
-	parts := strings.Split(stem, "-")
-	if len(parts) != 3 {
-		return "", 0, false
-	}
-	d := digest.Digest(parts[0] + ":" + parts[1])
-	size, err := strconv.ParseInt(parts[2], 10, 64)
-	if err != nil || size < 0 || oci.CheckDigest(d) != nil {
-		return "", 0, false
-	}
-	return d, size, true
-}
-
-func indexKey(d digest.Digest, size int64) string {
-	return d.Algorithm().String() + "-" + d.Encoded() + "-" + strconv.FormatInt(size, 10)
 }
 
 // partialPresent is the number of bytes a partial's saved state claims.
@@ -341,7 +323,7 @@ func partialPresent(statePath string, size int64) int64 {
 
 // lockHeld reports whether a live process holds the lock file at path.
 func lockHeld(path string) bool {
-	held, err := pinHeld(path)
+	held, err := layout.Held(path)
 	return err == nil && held
 }
 

@@ -11,10 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imgfs/imgfs/cache/internal/layout"
 	"github.com/imgfs/imgfs/internal/errdefs"
 	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/opencontainers/go-digest"
-	"golang.org/x/sys/unix"
 )
 
 // A pin says that a live process may read some blobs, so that prune and
@@ -24,7 +24,6 @@ import (
 // pin unlocked, knows it stale and removes it. A pin is written under a
 // .tmp name, locked, and renamed into place, so no reader ever finds a
 // live pin unlocked.
-const pinsDir = "pins"
 
 // maxPinSize bounds a pin file read back from disk.
 const maxPinSize = 16 << 20
@@ -52,8 +51,8 @@ func (s *Store) Pin(refs []string, digests []digest.Digest) (*Pin, error) {
 			return nil, fmt.Errorf("pin: %w", err)
 		}
 	}
-	dir := filepath.Join(s.root, pinsDir)
-	if err := os.MkdirAll(dir, dirMode); err != nil {
+	dir := filepath.Join(s.root, layout.Pins)
+	if err := os.MkdirAll(dir, layout.DirMode); err != nil {
 		return nil, fmt.Errorf("pin: %w", err)
 	}
 	sweepStalePins(dir)
@@ -62,7 +61,7 @@ func (s *Store) Pin(refs []string, digests []digest.Digest) (*Pin, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := createLockedTemp(dir, strconv.Itoa(os.Getpid())+"-*.json.tmp")
+	f, err := layout.CreateLockedTemp(dir, strconv.Itoa(os.Getpid())+"-*.json.tmp")
 	if err != nil {
 		return nil, fmt.Errorf("pin: %w", err)
 	}
@@ -110,7 +109,7 @@ type LivePin struct {
 // that cannot be read while locked protects nothing more than its name
 // says, so it is skipped with its error left to the caller's log.
 func (s *Store) livePins(dryRun bool) (live []LivePin, stale int, err error) {
-	dir := filepath.Join(s.root, pinsDir)
+	dir := filepath.Join(s.root, layout.Pins)
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, 0, nil
@@ -124,7 +123,7 @@ func (s *Store) livePins(dryRun bool) (live []LivePin, stale int, err error) {
 			continue
 		}
 		path := filepath.Join(dir, name)
-		held, err := pinHeld(path)
+		held, err := layout.Held(path)
 		if err != nil {
 			continue // vanished meanwhile: released
 		}
@@ -149,24 +148,6 @@ func (s *Store) livePins(dryRun bool) (live []LivePin, stale int, err error) {
 func (s *Store) LivePins() ([]LivePin, error) {
 	live, _, err := s.livePins(true)
 	return live, err
-}
-
-// pinHeld reports whether a live process holds the pin at path. The probe
-// takes the lock for an instant, which a live holder never lets happen.
-func pinHeld(path string) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return true, nil
-		}
-		return false, err
-	}
-	unix.Flock(int(f.Fd()), unix.LOCK_UN)
-	return false, nil
 }
 
 func readPin(path string) (PinRecord, error) {
@@ -205,7 +186,7 @@ func sweepStalePins(dir string) int {
 	for _, e := range entries {
 		name := e.Name()
 		if e.Type().IsRegular() && (strings.HasSuffix(name, ".json") || strings.HasSuffix(name, ".tmp")) {
-			if removeIfUnlocked(filepath.Join(dir, name)) {
+			if layout.RemoveIfUnlocked(filepath.Join(dir, name)) {
 				n++
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imgfs/imgfs/cache/internal/layout"
 	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -258,10 +259,10 @@ func (s *Store) Prune(opts PruneOptions) (PruneReport, error) {
 		}
 	}
 	keepIndex := func(name string) bool {
-		d, _, ok := parseStem(name)
+		d, _, ok := layout.ParseStem(name)
 		return ok && (pinned[d] || left[d] || reachable[d] && !opts.All && !gone[d])
 	}
-	idx, freed := s.pruneDir(filepath.Join(s.root, indexesDir), 2, keepIndex, opts.DryRun)
+	idx, freed := s.pruneDir(filepath.Join(s.root, layout.Indexes), 2, keepIndex, opts.DryRun)
 	rep.Indexes, rep.Freed = idx, rep.Freed+freed
 	src, freed := s.pruneSources(func(d digest.Digest) bool { return left[d] || referenced[d] || pinned[d] }, opts.DryRun)
 	rep.Sources, rep.Freed = src, rep.Freed+freed
@@ -269,7 +270,7 @@ func (s *Store) Prune(opts PruneOptions) (PruneReport, error) {
 	if opts.All {
 		keep = 0
 	}
-	logs, freed := pruneDeadLogs(filepath.Join(s.root, logsDir), keep, opts.DryRun)
+	logs, freed := pruneDeadLogs(filepath.Join(s.root, layout.Logs), keep, opts.DryRun)
 	rep.Logs, rep.Freed = logs, rep.Freed+freed
 	return rep, nil
 }
@@ -298,7 +299,7 @@ func (s *Store) pruneFileCopies(rep *PruneReport, copies []fileCopyFile, gone ma
 			}
 		}
 		rep.Freed += c.diskBytes
-		key := indexKey(c.layer, c.layerSize) + " " + reason
+		key := layout.Stem(c.layer, c.layerSize) + " " + reason
 		j, ok := byKey[key]
 		if !ok {
 			j = len(rep.FileCopies)
@@ -315,9 +316,9 @@ func (s *Store) pruneFileCopies(rep *PruneReport, copies []fileCopyFile, gone ma
 func (s *Store) layerIndexBytes() map[digest.Digest]int64 {
 	out := map[digest.Digest]int64{}
 	for _, e := range s.layerIndexFiles() {
-		if d, _, ok := parseStem(e.Name()); ok {
+		if d, _, ok := layout.ParseStem(e.Name()); ok {
 			if fi, err := e.Info(); err == nil {
-				out[d] += diskBytes(fi)
+				out[d] += layout.DiskBytes(fi)
 			}
 		}
 	}
@@ -339,7 +340,7 @@ func (s *Store) removeBlobFiles(b BlobInfo) error {
 	if err != nil {
 		return err
 	}
-	lock, err := tryLockPath(lockPath)
+	lock, err := layout.TryLock(lockPath)
 	if err != nil {
 		return err
 	}
@@ -351,7 +352,7 @@ func (s *Store) removeBlobFiles(b BlobInfo) error {
 			os.Remove(f)
 		}
 	}
-	unlockRemove(lock)
+	layout.UnlockRemove(lock)
 	return nil
 }
 
@@ -396,7 +397,7 @@ func (s *Store) pruneDir(dir string, depth int, keep func(name string) bool, dry
 		if strings.Count(rel, string(filepath.Separator)) != depth-1 || keep(d.Name()) {
 			return nil
 		}
-		size := fileDiskBytes(path)
+		size := layout.FileDiskBytes(path)
 		if !dryRun && os.Remove(path) != nil {
 			return nil
 		}
@@ -446,7 +447,7 @@ func pruneDeadLogs(dir string, keep int, dryRun bool) (int, int64) {
 		if err != nil {
 			continue
 		}
-		dead = append(dead, deadLog{path, fi.ModTime(), diskBytes(fi)})
+		dead = append(dead, deadLog{path, fi.ModTime(), layout.DiskBytes(fi)})
 	}
 	sort.Slice(dead, func(i, j int) bool { return dead[i].mod.After(dead[j].mod) })
 	n, freed := 0, int64(0)
@@ -463,6 +464,6 @@ func pruneDeadLogs(dir string, keep int, dryRun bool) (int, int64) {
 // PruneDeadLogs removes the logs of dead mounts under the cache's logs/
 // directory, all but the newest keep, and returns how many it removed.
 func PruneDeadLogs(root string, keep int) int {
-	n, _ := pruneDeadLogs(filepath.Join(root, logsDir), keep, false)
+	n, _ := pruneDeadLogs(filepath.Join(root, layout.Logs), keep, false)
 	return n
 }

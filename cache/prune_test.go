@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgfs/imgfs/cache/internal/layout"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -147,14 +148,14 @@ func TestStalePinIsRemovedAndProtectsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A pin file no process holds, as a kill -9 leaves one.
-	dir := filepath.Join(s.Root(), pinsDir)
+	dir := filepath.Join(s.Root(), layout.Pins)
 	os.MkdirAll(dir, 0o700)
 	data, _ := json.Marshal(PinRecord{PID: 1, Digests: []digest.Digest{l.Digest}})
 	stale := filepath.Join(dir, "1-dead.json")
 	if err := os.WriteFile(stale, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	held, err := pinHeld(live.Path())
+	held, err := layout.Held(live.Path())
 	if err != nil || !held {
 		t.Fatalf("a live pin reads as not held: %v %v", held, err)
 	}
@@ -201,15 +202,15 @@ func TestUsageEqualsADirectoryWalk(t *testing.T) {
 	filepath.WalkDir(s.Root(), func(path string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			fi, _ := d.Info()
-			total += diskBytes(fi)
+			total += layout.DiskBytes(fi)
 		}
 		return err
 	})
 	copies := 0
-	filepath.WalkDir(filepath.Join(s.Root(), fileCopiesDir), func(path string, d fs.DirEntry, err error) error {
+	filepath.WalkDir(filepath.Join(s.Root(), layout.Files), func(path string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			fi, _ := d.Info()
-			copies += int(diskBytes(fi))
+			copies += int(layout.DiskBytes(fi))
 		}
 		return err
 	})

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgfs/imgfs/cache/internal/layout"
 	"github.com/imgfs/imgfs/internal/errdefs"
 	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/opencontainers/go-digest"
@@ -494,7 +495,7 @@ func TestSweepRemovesOrphansKeepsLiveFiles(t *testing.T) {
 	orphan := write("sha256-" + strings.Repeat("a", 64) + "-10.partial")
 	resumable := write("sha256-" + strings.Repeat("b", 64) + "-10.partial")
 	resumableState := write("sha256-" + strings.Repeat("b", 64) + "-10.state")
-	liveTmp, err := createLockedTemp(ingest, "live.*.tmp")
+	liveTmp, err := layout.CreateLockedTemp(ingest, "live.*.tmp")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,10 +3,10 @@ package cache
 import (
 	"errors"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
+
+	"github.com/imgfs/imgfs/cache/internal/layout"
 )
 
 // Usage is the cache directory's disk use, in bytes allocated on disk
@@ -35,18 +35,15 @@ func (u *Usage) field(top string) *int64 {
 		return &u.Complete
 	case "ingest":
 		return &u.Partial
-	case indexesDir:
+	case layout.Indexes:
 		return &u.Indexes
-	case fileCopiesDir:
+	case layout.Files:
 		return &u.Files
-	case logsDir:
+	case layout.Logs:
 		return &u.Logs
 	}
 	return &u.Other
 }
-
-// logsDir holds background mounts' logs (see cmd/imgfs).
-const logsDir = "logs"
 
 // Usage walks the cache directory and adds up what its files take on disk.
 // Files that vanish during the walk (a commit, a prune) are skipped.
@@ -66,7 +63,7 @@ func (s *Store) Usage() (Usage, error) {
 		if err != nil {
 			return nil
 		}
-		n := diskBytes(fi)
+		n := layout.DiskBytes(fi)
 		rel, _ := filepath.Rel(s.root, path)
 		top, _, _ := strings.Cut(rel, string(filepath.Separator))
 		*u.field(top) += n
@@ -74,22 +71,4 @@ func (s *Store) Usage() (Usage, error) {
 		return nil
 	})
 	return u, err
-}
-
-// diskBytes is what a file takes on disk. A partial blob is sparse: only
-// the chunks fetched are allocated.
-func diskBytes(fi fs.FileInfo) int64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return st.Blocks * 512
-	}
-	return fi.Size()
-}
-
-// fileDiskBytes is diskBytes of the file at path, 0 if it is gone.
-func fileDiskBytes(path string) int64 {
-	fi, err := os.Lstat(path)
-	if err != nil {
-		return 0
-	}
-	return diskBytes(fi)
 }

@@ -6,8 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 
+	"github.com/imgfs/imgfs/cache/internal/layout"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -17,18 +17,6 @@ import (
 // at the speed of a local file. They live under files/v<version>/, named
 // by the layer's digest and size and the file's position in the layer's
 // index, which the layer's bytes and the index format version fix.
-const fileCopiesDir = "files"
-
-func (s *Store) fileCopyPath(layer ocispec.Descriptor, version, entry int) (string, error) {
-	if err := checkBlob(layer.Digest, layer.Size); err != nil {
-		return "", err
-	}
-	if version <= 0 || entry < 0 {
-		return "", fmt.Errorf("file copy: version %d, entry %d", version, entry)
-	}
-	name := fmt.Sprintf("%s-%s-%d-%d", layer.Digest.Algorithm(), layer.Digest.Encoded(), layer.Size, entry)
-	return filepath.Join(s.root, fileCopiesDir, "v"+strconv.Itoa(version), name), nil
-}
 
 // ErrOverCap means a file copy was not started because it would not fit
 // under the cache's cap (see SetMaxSize) even after eviction.
@@ -39,7 +27,7 @@ var ErrOverCap = errors.New("no room under --cache-max-size")
 // it is open: the open file stays readable, and the next OpenFileCopy
 // finds none, so the caller reads through the layer again.
 func (s *Store) OpenFileCopy(layer ocispec.Descriptor, version, entry int, size int64) (*os.File, bool) {
-	path, err := s.fileCopyPath(layer, version, entry)
+	path, err := layout.FileCopyPath(s.root, layer, version, entry)
 	if err != nil {
 		return nil, false
 	}
@@ -67,7 +55,7 @@ type FileCopy struct {
 // Commit, or Abort. Under a cap, room for size bytes is made first, as
 // for a blob the cache lacks; if there is none, it returns ErrOverCap.
 func (s *Store) NewFileCopy(layer ocispec.Descriptor, version, entry int, size int64) (*FileCopy, error) {
-	path, err := s.fileCopyPath(layer, version, entry)
+	path, err := layout.FileCopyPath(s.root, layer, version, entry)
 	if err != nil {
 		return nil, err
 	}
@@ -76,10 +64,10 @@ func (s *Store) NewFileCopy(layer ocispec.Descriptor, version, entry int, size i
 			return nil, fmt.Errorf("file copy of %d bytes: %w", size, ErrOverCap)
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), layout.DirMode); err != nil {
 		return nil, err
 	}
-	f, err := createLockedTemp(ingestDir(s.root), "file-*.tmp")
+	f, err := layout.CreateLockedTemp(filepath.Join(s.root, layout.Ingest), "file-*.tmp")
 	if err != nil {
 		return nil, err
 	}

@@ -4,10 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/imgfs/imgfs/cache/internal/layout"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -45,18 +44,18 @@ type fileCopyFile struct {
 // not copies and are left out; Usage still counts their bytes.
 func (s *Store) listFileCopies() []fileCopyFile {
 	var out []fileCopyFile
-	versions, _ := os.ReadDir(filepath.Join(s.root, fileCopiesDir))
+	versions, _ := os.ReadDir(filepath.Join(s.root, layout.Files))
 	for _, v := range versions {
 		if !v.IsDir() {
 			continue
 		}
-		dir := filepath.Join(s.root, fileCopiesDir, v.Name())
+		dir := filepath.Join(s.root, layout.Files, v.Name())
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
 			if !e.Type().IsRegular() {
 				continue
 			}
-			d, size, ok := parseFileCopyName(e.Name())
+			d, size, ok := layout.ParseFileCopyName(e.Name())
 			if !ok {
 				continue
 			}
@@ -65,7 +64,7 @@ func (s *Store) listFileCopies() []fileCopyFile {
 				continue // removed meanwhile
 			}
 			out = append(out, fileCopyFile{path: filepath.Join(dir, e.Name()), layer: d, layerSize: size,
-				diskBytes: diskBytes(fi), lastUse: fi.ModTime()})
+				diskBytes: layout.DiskBytes(fi), lastUse: fi.ModTime()})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -77,26 +76,13 @@ func (s *Store) listFileCopies() []fileCopyFile {
 	return out
 }
 
-// parseFileCopyName splits <alg>-<hex>-<size>-<entry>, as fileCopyPath
-// names a copy.
-func parseFileCopyName(name string) (digest.Digest, int64, bool) {
-	i := strings.LastIndexByte(name, '-')
-	if i < 0 {
-		return "", 0, false
-	}
-	if entry, err := strconv.Atoi(name[i+1:]); err != nil || entry < 0 {
-		return "", 0, false
-	}
-	return parseStem(name[:i])
-}
-
 // groupFileCopies sums copies by layer, in the order of their layers'
 // latest use, most recent first.
 func groupFileCopies(copies []fileCopyFile) []LayerFileCopies {
 	byLayer := map[string]int{}
 	out := []LayerFileCopies{}
 	for _, c := range copies {
-		key := indexKey(c.layer, c.layerSize)
+		key := layout.Stem(c.layer, c.layerSize)
 		i, ok := byLayer[key]
 		if !ok {
 			i = len(out)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgfs/imgfs/cache/internal/layout"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -27,7 +28,7 @@ func fileCopyOf(t *testing.T, s *Store, layer ocispec.Descriptor, entry int, dat
 	if err := c.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	path, _ := s.fileCopyPath(layer, 1, entry)
+	path, _ := layout.FileCopyPath(s.root, layer, 1, entry)
 	if err := os.Chtimes(path, when, when); err != nil {
 		t.Fatal(err)
 	}
@@ -88,8 +89,8 @@ func TestPruneTakesFileCopiesAndIndexWithTheirLayerButNotPinnedOnes(t *testing.T
 	}
 	keptCopy := fileCopyOf(t, s, kept, 0, bytes.Repeat([]byte{1}, 32<<10), now.Add(-4*time.Hour))
 	oldCopy := fileCopyOf(t, s, old, 0, bytes.Repeat([]byte{2}, 32<<10), now.Add(-time.Minute))
-	keptIndex, _ := s.layerIndexPath(kept, 1)
-	oldIndex, _ := s.layerIndexPath(old, 1)
+	keptIndex, _ := layout.LayerIndexPath(s.root, kept, 1)
+	oldIndex, _ := layout.LayerIndexPath(s.root, old, 1)
 	pin, err := s.Pin(nil, []digest.Digest{kept.Digest})
 	if err != nil {
 		t.Fatal(err)
@@ -142,12 +143,12 @@ func TestPruneMaxSizeTakesFileCopiesAndBlobsLeastRecentlyUsedFirst(t *testing.T)
 		t.Fatal(err)
 	}
 	u, _ := s.Usage()
-	if u.Files != fileDiskBytes(oldest)+fileDiskBytes(ofA) || u.Capped() != u.Complete+u.Partial+u.Indexes+u.Files {
+	if u.Files != layout.FileDiskBytes(oldest)+layout.FileDiskBytes(ofA) || u.Capped() != u.Complete+u.Partial+u.Indexes+u.Files {
 		t.Fatalf("usage %+v does not count the copies", u)
 	}
 	// Room for all but the oldest copy and the next blob, a: a's copy and
 	// index go with it, b and its index stay.
-	rep, err := s.Prune(PruneOptions{MaxSize: u.Capped() - fileDiskBytes(oldest) - 1, Now: now})
+	rep, err := s.Prune(PruneOptions{MaxSize: u.Capped() - layout.FileDiskBytes(oldest) - 1, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +162,7 @@ func TestPruneMaxSizeTakesFileCopiesAndBlobsLeastRecentlyUsedFirst(t *testing.T)
 	if reasons["over --max-size"] != 1 || reasons[withItsLayer] != 1 || rep.Indexes != 1 {
 		t.Errorf("pruned copies %+v and %d index files", rep.FileCopies, rep.Indexes)
 	}
-	if after, _ := s.Usage(); after.Capped() > u.Capped()-fileDiskBytes(oldest)-1 || u.Capped()-after.Capped() != rep.Freed {
+	if after, _ := s.Usage(); after.Capped() > u.Capped()-layout.FileDiskBytes(oldest)-1 || u.Capped()-after.Capped() != rep.Freed {
 		t.Errorf("capped usage %d → %d, freed %d", u.Capped(), after.Capped(), rep.Freed)
 	}
 }
@@ -219,7 +220,7 @@ func TestCapEvictsFileCopiesAndAnOpenCopyStaysReadable(t *testing.T) {
 	if _, err := s.NewFileCopy(l, 1, 1, u.Capped()); !errors.Is(err, ErrOverCap) || !s.Exists(l) {
 		t.Errorf("a copy larger than the cap: %v; the blob is still there: %v", err, s.Exists(l))
 	}
-	if ents, _ := filepath.Glob(filepath.Join(s.Root(), fileCopiesDir, "v1", "*")); len(ents) != 0 {
+	if ents, _ := filepath.Glob(filepath.Join(s.Root(), layout.Files, "v1", "*")); len(ents) != 0 {
 		t.Errorf("copies left: %v", ents)
 	}
 }
