@@ -132,7 +132,7 @@ func (s *Store) OpenBlob(desc ocispec.Descriptor, f blobio.Fetcher) (*Blob, erro
 	if err := layout.CheckBlob(desc.Digest, desc.Size); err != nil {
 		return nil, fmt.Errorf("open blob: %w", err)
 	}
-	s.beforeOpen(desc) // last use, and room under a cap (evict.go)
+	s.Policy().Opening(desc) // last use, and room under a cap (policy.go)
 	key := blobKey{desc.Digest, desc.Size}
 	s.mu.Lock()
 	defer s.mu.Unlock()

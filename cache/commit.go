@@ -50,7 +50,7 @@ func (b *Blob) commit(gen uint64) {
 		return
 	}
 	s.stats.commits.Add(1)
-	s.afterCommit() // the cache cap's pass (evict.go), in the background
+	s.Policy().Committed() // the cache cap's pass (policy.go), in the background
 	b.swapFileLocked(newDataFile(ro, path))
 	b.done.Store(ro)
 	b.applyLocked(b.m.committed())

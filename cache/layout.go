@@ -202,3 +202,35 @@ func (s *Store) readIndex() (ocispec.Index, error) {
 	}
 	return index, nil
 }
+
+// Refs returns the entries of index.json, each named by its
+// ocispec.AnnotationRefName annotation as SetRef stored it.
+func (s *Store) Refs() ([]ocispec.Descriptor, error) {
+	index, err := s.readIndex()
+	return index.Manifests, err
+}
+
+// RemoveRefs removes the entries of index.json that drop says, under the
+// cache's lock, so that processes sharing the cache do not lose each
+// other's updates. drop sees each entry as Refs returns it, and decides
+// under the lock, so it can check the cache once more.
+func (s *Store) RemoveRefs(drop func(ocispec.Descriptor) bool) error {
+	return withLock(s.root, func() error {
+		index, err := s.readIndex()
+		if err != nil {
+			return err
+		}
+		kept := index.Manifests[:0]
+		for _, m := range index.Manifests {
+			if !drop(m) {
+				kept = append(kept, m)
+			}
+		}
+		index.Manifests = kept
+		data, err := json.MarshalIndent(index, "", "  ")
+		if err != nil {
+			return err
+		}
+		return writeFileAtomic(filepath.Join(s.root, "index.json"), data)
+	})
+}

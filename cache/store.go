@@ -100,6 +100,8 @@ type Store struct {
 	life     context.Context
 	shutdown context.CancelFunc
 
+	policy Policy // housekeeping (policy.go); nil until SetPolicy
+
 	mu         sync.Mutex
 	blobs      map[blobKey]*Blob // blobs with open users, or being closed
 	onMismatch []func(digest.Digest)

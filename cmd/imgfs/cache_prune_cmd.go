@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/gc"
 )
 
 func newCachePruneCommand(g *globalFlags) *cobra.Command {
@@ -42,7 +43,7 @@ pin no process holds; prune removes it, and its blobs are fair game.`,
 		Args:   exactArgs(),
 		PreRun: g.quietUnlessDebug,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := cache.PruneOptions{All: all, MaxSize: -1, OlderThan: olderThan, DryRun: dryRun}
+			opts := gc.PruneOptions{All: all, MaxSize: -1, OlderThan: olderThan, DryRun: dryRun}
 			if maxSize != "" {
 				n, err := parseSize(maxSize)
 				if err != nil {
@@ -54,7 +55,7 @@ pin no process holds; prune removes it, and its blobs are fair game.`,
 				return usageError{fmt.Errorf("--older-than %s: want a positive duration such as 720h", olderThan)}
 			}
 			return g.withCache(func(store *cache.Store) error {
-				rep, err := store.Prune(opts)
+				rep, err := gc.Prune(store, opts)
 				if err != nil {
 					return err
 				}
@@ -76,7 +77,7 @@ pin no process holds; prune removes it, and its blobs are fair game.`,
 	return cmd
 }
 
-func printPruneReport(cmd *cobra.Command, rep cache.PruneReport) {
+func printPruneReport(cmd *cobra.Command, rep gc.PruneReport) {
 	out := cmd.OutOrStdout()
 	verb, freed := "removed", "freed"
 	if rep.DryRun {

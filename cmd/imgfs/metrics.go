@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/gc"
 	"github.com/imgfs/imgfs/fetch"
 	"github.com/imgfs/imgfs/fusefs"
 	"github.com/imgfs/imgfs/internal/blobio"
@@ -200,6 +201,7 @@ func (t *trackedBody) finish(err error) {
 // scrape time, so serving metrics adds no bookkeeping to reads.
 type mountCollector struct {
 	store  *cache.Store
+	lru    *gc.LRU
 	server func() *fusefs.Server // nil until mounted
 	fm     *fetchMetrics
 	log    *slog.Logger
@@ -236,7 +238,7 @@ func (c *mountCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descRetries, float64(c.fm.retries.Load()))
 	counter(descMismatches, float64(st.DigestMismatches))
 	counter(descCommits, float64(st.Commits))
-	counter(descEvictions, float64(c.store.Evictions()))
+	counter(descEvictions, float64(c.lru.Evictions()))
 	ch <- prometheus.MustNewConstMetric(descOpenBlobs, prometheus.GaugeValue, float64(st.OpenBlobs))
 	var fs fusefs.Stats
 	if srv := c.server(); srv != nil {
@@ -245,7 +247,7 @@ func (c *mountCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descServed, float64(fs.ReadBytes))
 	counter(descPassthrough, float64(fs.PassthroughOpens))
 	counter(descOpens, float64(fs.Opens))
-	u, err := c.store.Usage()
+	u, err := gc.DiskUsage(c.store)
 	if err != nil {
 		c.log.Warn("metrics: cannot measure the cache", "error", err)
 		return

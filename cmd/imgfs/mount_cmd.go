@@ -99,7 +99,7 @@ func runMount(cmd *cobra.Command, g *globalFlags, f *mountFlags, refArg, mountpo
 	if err := g.redirectLogs(f.logFile); err != nil {
 		return err
 	}
-	store, err := g.openCache(opts)
+	store, lru, err := g.openCache(opts)
 	if err != nil {
 		return err
 	}
@@ -115,7 +115,7 @@ func runMount(cmd *cobra.Command, g *globalFlags, f *mountFlags, refArg, mountpo
 	if err != nil {
 		return err
 	}
-	ops, fetcher, err := startMountOps(g, f, store, ref, img, fetcher) // pin, cap, metrics (mount_ops.go)
+	ops, fetcher, err := startMountOps(g, f, store, lru, ref, img, fetcher) // pin, cap, metrics (mount_ops.go)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/gc"
 	"github.com/imgfs/imgfs/fetch"
 	"github.com/imgfs/imgfs/fusefs"
 	"github.com/imgfs/imgfs/internal/blobio"
@@ -22,8 +23,9 @@ import (
 // metrics; and the per-blob part of .imgfs/stats.json.
 type mountOps struct {
 	store       *cache.Store
+	lru         *gc.LRU
 	img         fusefs.Image
-	pin         *cache.Pin
+	pin         *gc.Pin
 	fm          *fetchMetrics
 	reads       map[digest.Digest]*atomic.Int64 // FUSE reads per blob; read-only map
 	server      atomic.Pointer[fusefs.Server]
@@ -33,8 +35,8 @@ type mountOps struct {
 
 // startMountOps pins img's blobs, applies --cache-max-size and starts the
 // metrics endpoint, and returns fetcher wrapped in the metrics' counters.
-func startMountOps(g *globalFlags, f *mountFlags, store *cache.Store, ref fetch.Reference, img fusefs.Image, fetcher blobio.Fetcher) (*mountOps, blobio.Fetcher, error) {
-	o := &mountOps{store: store, img: img, fm: newFetchMetrics(), reads: map[digest.Digest]*atomic.Int64{}}
+func startMountOps(g *globalFlags, f *mountFlags, store *cache.Store, lru *gc.LRU, ref fetch.Reference, img fusefs.Image, fetcher blobio.Fetcher) (*mountOps, blobio.Fetcher, error) {
+	o := &mountOps{store: store, lru: lru, img: img, fm: newFetchMetrics(), reads: map[digest.Digest]*atomic.Int64{}}
 	digests := []digest.Digest{img.Root.Digest}
 	if img.RegistryRoot != nil {
 		digests = append(digests, img.RegistryRoot.Digest)
@@ -44,18 +46,18 @@ func startMountOps(g *globalFlags, f *mountFlags, store *cache.Store, ref fetch.
 		o.reads[d.Digest] = new(atomic.Int64)
 	}
 	var err error
-	if o.pin, err = store.Pin([]string{ref.String()}, validDigests(digests)); err != nil {
+	if o.pin, err = gc.NewPin(store, []string{ref.String()}, validDigests(digests)); err != nil {
 		return nil, nil, err
 	}
 	o.maxSize, _ = f.cacheOptions.maxSizeBytes()
-	if err := f.cacheOptions.applyCap(store, f.offline); err != nil {
+	if err := f.cacheOptions.applyCap(lru, o.pin, f.offline); err != nil {
 		o.close()
 		return nil, nil, err
 	}
 	if f.metricsAddress != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(o.fm.duration, o.fm.errors,
-			&mountCollector{store: store, server: o.server.Load, fm: o.fm, log: g.logger},
+			&mountCollector{store: store, lru: lru, server: o.server.Load, fm: o.fm, log: g.logger},
 			collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		if o.stopMetrics, err = serveMetrics(f.metricsAddress, reg, g.logger); err != nil {
 			o.close()
@@ -112,7 +114,7 @@ func (b opsBlobs) Open(desc ocispec.Descriptor) (fusefs.BlobReader, error) {
 func (b opsBlobs) CompletePath(desc ocispec.Descriptor) (string, bool) {
 	path, ok := b.Blobs.CompletePath(desc)
 	if ok {
-		b.o.store.NoteUse(desc)
+		gc.NoteUse(b.o.store, desc)
 	}
 	return path, ok
 }
@@ -161,7 +163,7 @@ type opsStats struct {
 // stats extends base with the mount's blobs.
 func (o *mountOps) stats(base withViewStats) any {
 	s := opsStats{withViewStats: base, FetchedBytes: o.fm.fetchedBytes.Load(), FetchRetries: o.fm.retries.Load(),
-		CacheMaxSize: o.maxSize, Evictions: o.store.Evictions(), Blobs: []blobStat{}}
+		CacheMaxSize: o.maxSize, Evictions: o.lru.Evictions(), Blobs: []blobStat{}}
 	for _, d := range o.img.Blobs {
 		state, present := o.store.BlobProgress(d)
 		var reads int64
@@ -173,14 +175,19 @@ func (o *mountOps) stats(base withViewStats) any {
 	return s
 }
 
-// applyCap sets --cache-max-size on store. An offline process cannot fetch
-// again what it evicts, so its own pins are kept too.
-func (c cacheOptions) applyCap(store *cache.Store, offline bool) error {
+// applyCap sets --cache-max-size on the cache's LRU policy. The process's
+// own pin, if any, does not keep its blobs from eviction, since it fetches
+// again what it evicts; an offline process cannot, so its pin keeps them.
+func (c cacheOptions) applyCap(lru *gc.LRU, own *gc.Pin, offline bool) error {
 	n, err := c.maxSizeBytes()
 	if err != nil || n == 0 {
 		return err
 	}
-	store.SetMaxSize(n, cache.CapOptions{KeepOwnPins: offline})
+	var opts gc.CapOptions
+	if own != nil && !offline {
+		opts.OwnPins = []*gc.Pin{own}
+	}
+	lru.SetMaxSize(n, opts)
 	return nil
 }
 

@@ -1,4 +1,4 @@
-package cache
+package gc
 
 import (
 	"bytes"
@@ -13,17 +13,19 @@ import (
 
 	"github.com/imgfs/imgfs/cache/internal/layout"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/imgfs/imgfs/cache"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // ingestBytes commits data as a blob of mediaType, last used at when.
-func ingestBytes(t *testing.T, s *Store, mediaType string, data []byte, when time.Time) ocispec.Descriptor {
+func ingestBytes(t *testing.T, s *cache.Store, mediaType string, data []byte, when time.Time) ocispec.Descriptor {
 	t.Helper()
 	desc := ocispec.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(data), Size: int64(len(data))}
 	if err := s.Ingest(context.Background(), desc, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
-	path, _ := s.blobPath(desc.Digest)
+	path, _ := layout.BlobPath(s.Root(), desc.Digest)
 	if err := os.Chtimes(path, when, when); err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +34,7 @@ func ingestBytes(t *testing.T, s *Store, mediaType string, data []byte, when tim
 
 // imageWithLayers commits a manifest over the given layers and a config,
 // names it ref in index.json, and returns the manifest.
-func imageWithLayers(t *testing.T, s *Store, ref string, when time.Time, layers ...ocispec.Descriptor) ocispec.Descriptor {
+func imageWithLayers(t *testing.T, s *cache.Store, ref string, when time.Time, layers ...ocispec.Descriptor) ocispec.Descriptor {
 	t.Helper()
 	config := ingestBytes(t, s, ocispec.MediaTypeImageConfig, []byte(`{"ref":"`+ref+`"}`), when)
 	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: config, Layers: layers}
@@ -45,7 +47,7 @@ func imageWithLayers(t *testing.T, s *Store, ref string, when time.Time, layers 
 	return desc
 }
 
-func layerOf(t *testing.T, s *Store, seed byte, size int, when time.Time) ocispec.Descriptor {
+func layerOf(t *testing.T, s *cache.Store, seed byte, size int, when time.Time) ocispec.Descriptor {
 	t.Helper()
 	data := bytes.Repeat([]byte{seed}, size)
 	return ingestBytes(t, s, ocispec.MediaTypeImageLayer, data, when)
@@ -83,21 +85,21 @@ func equalDigests(a, b []digest.Digest) bool {
 }
 
 func TestPruneMaxSizeTakesLeastRecentlyUsedAndKeepsPinned(t *testing.T) {
-	s := testStore(t, Options{})
+	s := testStore(t, cache.Options{})
 	now := time.Now()
 	old := layerOf(t, s, 1, 64<<10, now.Add(-3*time.Hour))
 	pinnedOld := layerOf(t, s, 2, 64<<10, now.Add(-4*time.Hour))
 	recent := layerOf(t, s, 3, 64<<10, now.Add(-time.Hour))
 	imageWithLayers(t, s, "r/a:1", now, old, pinnedOld, recent)
-	pin, err := s.Pin([]string{"r/a:1"}, []digest.Digest{pinnedOld.Digest})
+	pin, err := NewPin(s, []string{"r/a:1"}, []digest.Digest{pinnedOld.Digest})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pin.Release()
 
-	u, _ := s.Usage()
+	u, _ := DiskUsage(s)
 	// Room for all but one layer: the oldest unpinned one must go.
-	rep, err := s.Prune(PruneOptions{MaxSize: u.Capped() - 1, Now: now})
+	rep, err := Prune(s, PruneOptions{MaxSize: u.Capped() - 1, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,17 +115,17 @@ func TestPruneMaxSizeTakesLeastRecentlyUsedAndKeepsPinned(t *testing.T) {
 }
 
 func TestPruneAllDropsReferencesWithTheirManifests(t *testing.T) {
-	s := testStore(t, Options{})
+	s := testStore(t, cache.Options{})
 	now := time.Now()
 	l := layerOf(t, s, 1, 4096, now)
 	imageWithLayers(t, s, "r/a:1", now, l)
-	if _, err := s.Prune(PruneOptions{MaxSize: -1, Now: now}); err != nil {
+	if _, err := Prune(s, PruneOptions{MaxSize: -1, Now: now}); err != nil {
 		t.Fatal(err)
 	}
 	if !s.Exists(l) {
 		t.Fatal("a prune with no flags removed a referenced blob")
 	}
-	rep, err := s.Prune(PruneOptions{All: true, MaxSize: -1, Now: now})
+	rep, err := Prune(s, PruneOptions{All: true, MaxSize: -1, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,17 +135,17 @@ func TestPruneAllDropsReferencesWithTheirManifests(t *testing.T) {
 	if _, err := s.LookupRef("r/a:1"); err == nil {
 		t.Error("index.json still names r/a:1, whose manifest is gone")
 	}
-	inv, err := s.Inventory()
+	inv, err := TakeInventory(s)
 	if err != nil || len(inv.Blobs) != 0 {
 		t.Errorf("inventory after prune --all: %+v, %v", inv.Blobs, err)
 	}
 }
 
 func TestStalePinIsRemovedAndProtectsNothing(t *testing.T) {
-	s := testStore(t, Options{})
+	s := testStore(t, cache.Options{})
 	now := time.Now()
 	l := layerOf(t, s, 1, 4096, now.Add(-time.Hour))
-	live, err := s.Pin(nil, []digest.Digest{l.Digest})
+	live, err := NewPin(s, nil, []digest.Digest{l.Digest})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,11 +164,11 @@ func TestStalePinIsRemovedAndProtectsNothing(t *testing.T) {
 	if _, err := os.Stat(stale); err != nil {
 		t.Fatalf("the stale pin should stay until a prune looks: %v", err)
 	}
-	if rep, _ := s.Prune(PruneOptions{All: true, MaxSize: -1, Now: now}); len(rep.Blobs) != 0 {
+	if rep, _ := Prune(s, PruneOptions{All: true, MaxSize: -1, Now: now}); len(rep.Blobs) != 0 {
 		t.Fatalf("a live pin did not protect its blob: %+v", rep.Blobs)
 	}
 	live.Release()
-	rep, err := s.Prune(PruneOptions{All: true, MaxSize: -1, Now: now})
+	rep, err := Prune(s, PruneOptions{All: true, MaxSize: -1, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +181,7 @@ func TestStalePinIsRemovedAndProtectsNothing(t *testing.T) {
 }
 
 func TestUsageEqualsADirectoryWalk(t *testing.T) {
-	s := testStore(t, Options{})
+	s := testStore(t, cache.Options{})
 	now := time.Now()
 	imageWithLayers(t, s, "r/a:1", now, layerOf(t, s, 1, 100<<10, now))
 	desc, f := testBlob(t, 256<<10)
@@ -194,7 +196,7 @@ func TestUsageEqualsADirectoryWalk(t *testing.T) {
 	r.Close()
 	waitClosed(t, s)
 	fileCopyOf(t, s, desc, 0, bytes.Repeat([]byte{7}, 12<<10), now)
-	u, err := s.Usage()
+	u, err := DiskUsage(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +223,7 @@ func TestUsageEqualsADirectoryWalk(t *testing.T) {
 }
 
 func TestCapEvictsLeastRecentlyUsedButNotOpenBlobs(t *testing.T) {
-	s := testStore(t, Options{})
+	s := testStore(t, cache.Options{})
 	now := time.Now()
 	a := layerOf(t, s, 1, 64<<10, now.Add(-3*time.Hour))
 	b := layerOf(t, s, 2, 64<<10, now.Add(-2*time.Hour))
@@ -230,13 +232,13 @@ func TestCapEvictsLeastRecentlyUsedButNotOpenBlobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, _ := s.Usage()
-	s.SetMaxSize(u.Capped()-1, CapOptions{})
+	u, _ := DiskUsage(s)
+	capOf(s).SetMaxSize(u.Capped()-1, CapOptions{})
 	if !s.Exists(a) || s.Exists(b) || !s.Exists(c) {
 		t.Errorf("cap evicted: a %v b %v c %v; want only b (a is open, c is recent)", !s.Exists(a), !s.Exists(b), !s.Exists(c))
 	}
-	if s.Evictions() != 1 {
-		t.Errorf("evictions %d, want 1", s.Evictions())
+	if capOf(s).Evictions() != 1 {
+		t.Errorf("evictions %d, want 1", capOf(s).Evictions())
 	}
 	open.Close()
 }

@@ -1,14 +1,14 @@
-package cache
+package artifacts
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
-	"github.com/imgfs/imgfs/cache/internal/layout"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/internal/layout"
 )
 
 // File copies are whole copies of regular files from the mount's file
@@ -18,16 +18,13 @@ import (
 // by the layer's digest and size and the file's position in the layer's
 // index, which the layer's bytes and the index format version fix.
 
-// ErrOverCap means a file copy was not started because it would not fit
-// under the cache's cap (see SetMaxSize) even after eviction.
-var ErrOverCap = errors.New("no room under --cache-max-size")
-
 // OpenFileCopy opens the copy of file entry of layer, if there is one of
-// size bytes, and notes its use. Prune or the cap may remove the copy once
-// it is open: the open file stays readable, and the next OpenFileCopy
-// finds none, so the caller reads through the layer again.
-func (s *Store) OpenFileCopy(layer ocispec.Descriptor, version, entry int, size int64) (*os.File, bool) {
-	path, err := layout.FileCopyPath(s.root, layer, version, entry)
+// size bytes, and tells the store's policy of its use. Prune or the cap
+// may remove the copy once it is open: the open file stays readable, and
+// the next OpenFileCopy finds none, so the caller reads through the layer
+// again.
+func OpenFileCopy(s *cache.Store, layer ocispec.Descriptor, version, entry int, size int64) (*os.File, bool) {
+	path, err := layout.FileCopyPath(s.Root(), layer, version, entry)
 	if err != nil {
 		return nil, false
 	}
@@ -39,35 +36,34 @@ func (s *Store) OpenFileCopy(layer ocispec.Descriptor, version, entry int, size 
 		f.Close()
 		return nil, false
 	}
-	s.noteFileCopyUse(path)
+	s.Policy().Opened(path)
 	return f, true
 }
 
 // FileCopy is a file copy being written, in ingest/ until Commit.
 type FileCopy struct {
-	s    *Store
+	s    *cache.Store
 	f    *os.File
 	path string
 }
 
 // NewFileCopy starts the copy of file entry of layer, size bytes long.
 // The caller writes the file's verified bytes with WriteAt, then calls
-// Commit, or Abort. Under a cap, room for size bytes is made first, as
-// for a blob the cache lacks; if there is none, it returns ErrOverCap.
-func (s *Store) NewFileCopy(layer ocispec.Descriptor, version, entry int, size int64) (*FileCopy, error) {
-	path, err := layout.FileCopyPath(s.root, layer, version, entry)
+// Commit, or Abort. The store's policy is asked for room for size bytes
+// first, as for a blob the cache lacks; if there is none, it returns an
+// error wrapping cache.ErrOverCap.
+func NewFileCopy(s *cache.Store, layer ocispec.Descriptor, version, entry int, size int64) (*FileCopy, error) {
+	path, err := layout.FileCopyPath(s.Root(), layer, version, entry)
 	if err != nil {
 		return nil, err
 	}
-	if st := s.lookupCap(); st != nil && st.max.Load() > 0 {
-		if target := st.max.Load() - size; target < 0 || s.evictTo(target) > target {
-			return nil, fmt.Errorf("file copy of %d bytes: %w", size, ErrOverCap)
-		}
+	if err := s.Policy().Reserve(size); err != nil {
+		return nil, fmt.Errorf("file copy of %d bytes: %w", size, err)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), layout.DirMode); err != nil {
 		return nil, err
 	}
-	f, err := layout.CreateLockedTemp(filepath.Join(s.root, layout.Ingest), "file-*.tmp")
+	f, err := layout.CreateLockedTemp(filepath.Join(s.Root(), layout.Ingest), "file-*.tmp")
 	if err != nil {
 		return nil, err
 	}
@@ -82,21 +78,11 @@ func (s *Store) NewFileCopy(layer ocispec.Descriptor, version, entry int, size i
 // WriteAt writes verified bytes of the file at off.
 func (c *FileCopy) WriteAt(p []byte, off int64) (int, error) { return c.f.WriteAt(p, off) }
 
-// Commit syncs the copy and renames it into files/, read-only; under a
-// cap, an eviction pass follows as after a blob's commit.
+// Commit syncs the copy and renames it into files/, read-only; the
+// store's policy is told, as after a blob's commit.
 func (c *FileCopy) Commit() error {
-	tmp := c.f.Name()
-	err := errors.Join(c.f.Chmod(0o444), syncData(c.f), c.f.Close())
-	if err == nil {
-		err = renameFile(tmp, c.path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := c.s.CommitFile(c.f, c.path); err != nil {
 		return fmt.Errorf("file copy %s: %w", filepath.Base(c.path), err)
-	}
-	c.s.afterCommit()
-	if err := syncDir(filepath.Dir(c.path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
 	}
 	return nil
 }

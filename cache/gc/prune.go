@@ -1,7 +1,6 @@
-package cache
+package gc
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/artifacts"
 	"github.com/imgfs/imgfs/cache/internal/layout"
 	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/opencontainers/go-digest"
@@ -96,23 +97,23 @@ type PruneReport struct {
 const withItsLayer = "with its layer"
 
 // Prune removes blobs and housekeeping leftovers as opts say.
-func (s *Store) Prune(opts PruneOptions) (PruneReport, error) {
+func Prune(s *cache.Store, opts PruneOptions) (PruneReport, error) {
 	rep := PruneReport{DryRun: opts.DryRun, Refs: []string{}, Blobs: []PrunedBlob{}, FileCopies: []PrunedFileCopies{}}
 	now := opts.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
-	pins, stale, err := s.livePins(opts.DryRun)
+	pins, stale, err := livePins(s, opts.DryRun)
 	if err != nil {
 		return rep, fmt.Errorf("prune: read pins: %w", err)
 	}
 	rep.StalePins = stale
 	pinned := pinnedSet(pins, nil)
-	inv, err := s.Inventory()
+	inv, err := TakeInventory(s)
 	if err != nil {
 		return rep, fmt.Errorf("prune: %w", err)
 	}
-	usage, err := s.Usage()
+	usage, err := DiskUsage(s)
 	if err != nil {
 		return rep, fmt.Errorf("prune: %w", err)
 	}
@@ -125,7 +126,7 @@ func (s *Store) Prune(opts PruneOptions) (PruneReport, error) {
 			}
 		}
 	}
-	indexBytes := s.layerIndexBytes()
+	indexBytes := layerIndexBytes(s)
 
 	removed := map[int]string{} // index in inv.Blobs → reason
 	var lru []lruEntry
@@ -161,18 +162,18 @@ func (s *Store) Prune(opts PruneOptions) (PruneReport, error) {
 	copyGone := map[int]string{} // index in inv.copies → reason
 	for i, c := range inv.copies {
 		switch {
-		case pinned[c.layer]:
+		case pinned[c.Layer]:
 			rep.KeptPinnedCopies++
 		case opts.All:
 			copyGone[i] = "all"
-		case removedLayer[c.layer]:
+		case removedLayer[c.Layer]:
 			copyGone[i] = withItsLayer
-		case !held[c.layer] && !reachable[c.layer] && now.Sub(c.lastUse) > unreferencedGrace:
+		case !held[c.Layer] && !reachable[c.Layer] && now.Sub(c.LastUse) > unreferencedGrace:
 			copyGone[i] = "unreferenced"
-		case opts.OlderThan > 0 && now.Sub(c.lastUse) > opts.OlderThan:
+		case opts.OlderThan > 0 && now.Sub(c.LastUse) > opts.OlderThan:
 			copyGone[i] = "older than " + opts.OlderThan.String()
 		default:
-			lru = append(lru, lruEntry{evictable{lastUse: c.lastUse, name: c.path, diskBytes: c.diskBytes}, i})
+			lru = append(lru, lruEntry{evictable{lastUse: c.LastUse, name: c.Path, diskBytes: c.DiskBytes}, i})
 		}
 	}
 	if opts.MaxSize >= 0 && !opts.All {
@@ -184,7 +185,7 @@ func (s *Store) Prune(opts PruneOptions) (PruneReport, error) {
 			current -= indexBytes[d]
 		}
 		for i := range copyGone {
-			current -= inv.copies[i].diskBytes
+			current -= inv.copies[i].DiskBytes
 		}
 		sort.SliceStable(lru, func(a, b int) bool { return lru[a].before(lru[b].evictable) })
 		for _, e := range lru {
@@ -206,9 +207,9 @@ func (s *Store) Prune(opts PruneOptions) (PruneReport, error) {
 				current -= indexBytes[b.Digest]
 			}
 			for i, c := range inv.copies {
-				if _, ok := copyGone[i]; !ok && c.layer == b.Digest {
+				if _, ok := copyGone[i]; !ok && c.Layer == b.Digest {
 					copyGone[i] = withItsLayer
-					current -= c.diskBytes
+					current -= c.DiskBytes
 				}
 			}
 		}
@@ -223,8 +224,8 @@ func (s *Store) Prune(opts PruneOptions) (PruneReport, error) {
 	for _, i := range order {
 		b := inv.Blobs[i]
 		if !opts.DryRun {
-			if err := s.removeBlobFiles(b); err != nil {
-				s.log.Warn("prune: could not remove a blob", "digest", b.Digest, "error", err)
+			if err := removeBlobFiles(s, b); err != nil {
+				s.Options().Logger.Warn("prune: could not remove a blob", "digest", b.Digest, "error", err)
 				continue
 			}
 		}
@@ -241,7 +242,7 @@ func (s *Store) Prune(opts PruneOptions) (PruneReport, error) {
 			left[b.Digest] = true
 		}
 	}
-	s.pruneFileCopies(&rep, inv.copies, copyGone, func(d digest.Digest) bool { return gone[d] && !left[d] })
+	pruneFileCopies(s, &rep, inv.copies, copyGone, func(d digest.Digest) bool { return gone[d] && !left[d] })
 	referenced := map[digest.Digest]bool{}
 	for _, r := range inv.Refs {
 		rootGone := r.Missing || gone[r.Target.Digest] && !left[r.Target.Digest]
@@ -254,7 +255,7 @@ func (s *Store) Prune(opts PruneOptions) (PruneReport, error) {
 		}
 	}
 	if !opts.DryRun && len(rep.Refs) > 0 {
-		if err := s.dropRefs(rep.Refs, pinned); err != nil {
+		if err := dropRefs(s, rep.Refs, pinned); err != nil {
 			return rep, fmt.Errorf("prune: update index.json: %w", err)
 		}
 	}
@@ -262,15 +263,15 @@ func (s *Store) Prune(opts PruneOptions) (PruneReport, error) {
 		d, _, ok := layout.ParseStem(name)
 		return ok && (pinned[d] || left[d] || reachable[d] && !opts.All && !gone[d])
 	}
-	idx, freed := s.pruneDir(filepath.Join(s.root, layout.Indexes), 2, keepIndex, opts.DryRun)
+	idx, freed := pruneDir(filepath.Join(s.Root(), layout.Indexes), 2, keepIndex, opts.DryRun)
 	rep.Indexes, rep.Freed = idx, rep.Freed+freed
-	src, freed := s.pruneSources(func(d digest.Digest) bool { return left[d] || referenced[d] || pinned[d] }, opts.DryRun)
+	src, freed := pruneSources(s, func(d digest.Digest) bool { return left[d] || referenced[d] || pinned[d] }, opts.DryRun)
 	rep.Sources, rep.Freed = src, rep.Freed+freed
 	keep := keptDeadLogs
 	if opts.All {
 		keep = 0
 	}
-	logs, freed := pruneDeadLogs(filepath.Join(s.root, layout.Logs), keep, opts.DryRun)
+	logs, freed := pruneDeadLogs(filepath.Join(s.Root(), layout.Logs), keep, opts.DryRun)
 	rep.Logs, rep.Freed = logs, rep.Freed+freed
 	return rep, nil
 }
@@ -285,37 +286,37 @@ type lruEntry struct {
 // pruneFileCopies removes the copies gone names, except those that were
 // to go with their layer when the layer's blob stayed (its removal
 // failed), and reports them by layer and reason.
-func (s *Store) pruneFileCopies(rep *PruneReport, copies []fileCopyFile, gone map[int]string, layerGone func(digest.Digest) bool) {
+func pruneFileCopies(s *cache.Store, rep *PruneReport, copies []artifacts.StoredCopy, gone map[int]string, layerGone func(digest.Digest) bool) {
 	byKey := map[string]int{}
 	for i, c := range copies {
 		reason, ok := gone[i]
-		if !ok || reason == withItsLayer && !layerGone(c.layer) {
+		if !ok || reason == withItsLayer && !layerGone(c.Layer) {
 			continue
 		}
 		if !rep.DryRun {
-			if err := os.Remove(c.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				s.log.Warn("prune: could not remove a file copy", "path", c.path, "error", err)
+			if err := os.Remove(c.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				s.Options().Logger.Warn("prune: could not remove a file copy", "path", c.Path, "error", err)
 				continue
 			}
 		}
-		rep.Freed += c.diskBytes
-		key := layout.Stem(c.layer, c.layerSize) + " " + reason
+		rep.Freed += c.DiskBytes
+		key := layout.Stem(c.Layer, c.LayerSize) + " " + reason
 		j, ok := byKey[key]
 		if !ok {
 			j = len(rep.FileCopies)
 			byKey[key] = j
-			rep.FileCopies = append(rep.FileCopies, PrunedFileCopies{Layer: c.layer, LayerSize: c.layerSize, Reason: reason})
+			rep.FileCopies = append(rep.FileCopies, PrunedFileCopies{Layer: c.Layer, LayerSize: c.LayerSize, Reason: reason})
 		}
 		rep.FileCopies[j].Copies++
-		rep.FileCopies[j].DiskBytes += c.diskBytes
+		rep.FileCopies[j].DiskBytes += c.DiskBytes
 	}
 }
 
 // layerIndexBytes is what the stored layer indexes take on disk, by layer
 // digest, over every format version.
-func (s *Store) layerIndexBytes() map[digest.Digest]int64 {
+func layerIndexBytes(s *cache.Store) map[digest.Digest]int64 {
 	out := map[digest.Digest]int64{}
-	for _, e := range s.layerIndexFiles() {
+	for _, e := range artifacts.LayerIndexFiles(s) {
 		if d, _, ok := layout.ParseStem(e.Name()); ok {
 			if fi, err := e.Info(); err == nil {
 				out[d] += layout.DiskBytes(fi)
@@ -328,7 +329,7 @@ func (s *Store) layerIndexBytes() map[digest.Digest]int64 {
 // removeBlobFiles removes a blob's files. A complete blob's index goes
 // separately; a partial's lock file is taken first, so that no process
 // starts writing it meanwhile, and removed last.
-func (s *Store) removeBlobFiles(b BlobInfo) error {
+func removeBlobFiles(s *cache.Store, b BlobInfo) error {
 	if b.State == "complete" {
 		err := os.Remove(b.files[0])
 		if errors.Is(err, fs.ErrNotExist) {
@@ -336,7 +337,7 @@ func (s *Store) removeBlobFiles(b BlobInfo) error {
 		}
 		return err
 	}
-	lockPath, err := s.ingestPath(b.Digest, b.Size, ".lock")
+	lockPath, err := layout.IngestPath(s.Root(), b.Digest, b.Size, ".lock")
 	if err != nil {
 		return err
 	}
@@ -358,36 +359,19 @@ func (s *Store) removeBlobFiles(b BlobInfo) error {
 
 // dropRefs removes the named entries from index.json under the cache's
 // lock, keeping any whose root is pinned or came back meanwhile.
-func (s *Store) dropRefs(names []string, pinned map[digest.Digest]bool) error {
+func dropRefs(s *cache.Store, names []string, pinned map[digest.Digest]bool) error {
 	drop := map[string]bool{}
 	for _, n := range names {
 		drop[n] = true
 	}
-	return withLock(s.root, func() error {
-		index, err := s.readIndex()
-		if err != nil {
-			return err
-		}
-		kept := index.Manifests[:0]
-		for _, m := range index.Manifests {
-			name := m.Annotations[ocispec.AnnotationRefName]
-			if drop[name] && !pinned[m.Digest] && !s.Exists(m) {
-				continue
-			}
-			kept = append(kept, m)
-		}
-		index.Manifests = kept
-		data, err := json.MarshalIndent(index, "", "  ")
-		if err != nil {
-			return err
-		}
-		return writeFileAtomic(filepath.Join(s.root, "index.json"), data)
+	return s.RemoveRefs(func(m ocispec.Descriptor) bool {
+		return drop[m.Annotations[ocispec.AnnotationRefName]] && !pinned[m.Digest] && !s.Exists(m)
 	})
 }
 
 // pruneDir removes the files depth levels under dir whose name keep
 // refuses, and returns how many and their bytes on disk.
-func (s *Store) pruneDir(dir string, depth int, keep func(name string) bool, dryRun bool) (int, int64) {
+func pruneDir(dir string, depth int, keep func(name string) bool, dryRun bool) (int, int64) {
 	n, freed := 0, int64(0)
 	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -409,8 +393,8 @@ func (s *Store) pruneDir(dir string, depth int, keep func(name string) bool, dry
 }
 
 // pruneSources removes sources/ records of blobs keep refuses.
-func (s *Store) pruneSources(keep func(digest.Digest) bool, dryRun bool) (int, int64) {
-	return s.pruneDir(filepath.Join(s.root, "sources"), 2, func(name string) bool {
+func pruneSources(s *cache.Store, keep func(digest.Digest) bool, dryRun bool) (int, int64) {
+	return pruneDir(filepath.Join(s.Root(), layout.Sources), 2, func(name string) bool {
 		for _, alg := range oci.Algorithms() {
 			if d := digest.NewDigestFromEncoded(alg, name); oci.CheckDigest(d) == nil {
 				if keep(d) {

@@ -1,4 +1,4 @@
-package cache
+package gc
 
 import (
 	"encoding/json"
@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imgfs/imgfs/cache"
 	"github.com/imgfs/imgfs/cache/internal/layout"
 	"github.com/imgfs/imgfs/internal/errdefs"
 	"github.com/imgfs/imgfs/internal/oci"
@@ -42,16 +43,16 @@ type Pin struct {
 	path string
 }
 
-// Pin records that this process may read digests (for refs, which name
+// NewPin records that this process may read digests (for refs, which name
 // them for people), until Release or the process's death. Malformed
 // digests are refused.
-func (s *Store) Pin(refs []string, digests []digest.Digest) (*Pin, error) {
+func NewPin(s *cache.Store, refs []string, digests []digest.Digest) (*Pin, error) {
 	for _, d := range digests {
 		if err := oci.CheckDigest(d); err != nil {
 			return nil, fmt.Errorf("pin: %w", err)
 		}
 	}
-	dir := filepath.Join(s.root, layout.Pins)
+	dir := filepath.Join(s.Root(), layout.Pins)
 	if err := os.MkdirAll(dir, layout.DirMode); err != nil {
 		return nil, fmt.Errorf("pin: %w", err)
 	}
@@ -71,14 +72,12 @@ func (s *Store) Pin(refs []string, digests []digest.Digest) (*Pin, error) {
 		return nil, fmt.Errorf("pin: %w", err)
 	}
 	final := strings.TrimSuffix(f.Name(), ".tmp")
-	if err := renameFile(f.Name(), final); err != nil {
+	if err := os.Rename(f.Name(), final); err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return nil, fmt.Errorf("pin: %w", err)
 	}
-	p := &Pin{file: f, path: final}
-	s.rememberOwnPin(p)
-	return p, nil
+	return &Pin{file: f, path: final}, nil
 }
 
 // Path returns the pin's file.
@@ -108,8 +107,8 @@ type LivePin struct {
 // stale ones unless dryRun; it returns how many stale pins it found. A pin
 // that cannot be read while locked protects nothing more than its name
 // says, so it is skipped with its error left to the caller's log.
-func (s *Store) livePins(dryRun bool) (live []LivePin, stale int, err error) {
-	dir := filepath.Join(s.root, layout.Pins)
+func livePins(s *cache.Store, dryRun bool) (live []LivePin, stale int, err error) {
+	dir := filepath.Join(s.Root(), layout.Pins)
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, 0, nil
@@ -136,7 +135,7 @@ func (s *Store) livePins(dryRun bool) (live []LivePin, stale int, err error) {
 		}
 		rec, err := readPin(path)
 		if err != nil {
-			s.log.Warn("unreadable pin; its blobs are not known to be protected", "pin", path, "error", err)
+			s.Options().Logger.Warn("unreadable pin; its blobs are not known to be protected", "pin", path, "error", err)
 			continue
 		}
 		live = append(live, LivePin{Path: path, PinRecord: rec})
@@ -145,8 +144,8 @@ func (s *Store) livePins(dryRun bool) (live []LivePin, stale int, err error) {
 }
 
 // LivePins returns the pins of live processes, leaving stale ones alone.
-func (s *Store) LivePins() ([]LivePin, error) {
-	live, _, err := s.livePins(true)
+func LivePins(s *cache.Store) ([]LivePin, error) {
+	live, _, err := livePins(s, true)
 	return live, err
 }
 

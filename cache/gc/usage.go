@@ -1,4 +1,4 @@
-package cache
+package gc
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/imgfs/imgfs/cache"
 	"github.com/imgfs/imgfs/cache/internal/layout"
 )
 
@@ -23,17 +24,17 @@ type Usage struct {
 	Total    int64 `json:"total"`
 }
 
-// Capped is what --cache-max-size bounds: blobs, partials, indexes and
-// file copies. Logs are capped on their own, and the rest is a few small
+// Capped is what the cache cap (LRU.SetMaxSize) and PruneOptions.MaxSize
+// bound: blobs, partials, indexes and file copies. Logs are capped on their own, and the rest is a few small
 // files.
 func (u Usage) Capped() int64 { return u.Complete + u.Partial + u.Indexes + u.Files }
 
 // field maps the top-level directories to the field that counts them.
 func (u *Usage) field(top string) *int64 {
 	switch top {
-	case "blobs":
+	case layout.Blobs:
 		return &u.Complete
-	case "ingest":
+	case layout.Ingest:
 		return &u.Partial
 	case layout.Indexes:
 		return &u.Indexes
@@ -45,11 +46,11 @@ func (u *Usage) field(top string) *int64 {
 	return &u.Other
 }
 
-// Usage walks the cache directory and adds up what its files take on disk.
-// Files that vanish during the walk (a commit, a prune) are skipped.
-func (s *Store) Usage() (Usage, error) {
+// DiskUsage walks the cache directory and adds up what its files take on
+// disk. Files that vanish during the walk (a commit, a prune) are skipped.
+func DiskUsage(s *cache.Store) (Usage, error) {
 	var u Usage
-	err := filepath.WalkDir(s.root, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(s.Root(), func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil
@@ -64,7 +65,7 @@ func (s *Store) Usage() (Usage, error) {
 			return nil
 		}
 		n := layout.DiskBytes(fi)
-		rel, _ := filepath.Rel(s.root, path)
+		rel, _ := filepath.Rel(s.Root(), path)
 		top, _, _ := strings.Cut(rel, string(filepath.Separator))
 		*u.field(top) += n
 		u.Total += n
