@@ -99,10 +99,11 @@ func TestPruneTakesFileCopiesAndIndexWithTheirLayerButNotPinnedOnes(t *testing.T
 	}
 	defer pin.Release()
 
-	dry, err := Prune(s, PruneOptions{All: true, MaxSize: -1, DryRun: true, Now: now})
+	plan, err := PlanPrune(s, PruneOptions{All: true, MaxSize: -1, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
+	dry := plan.Report()
 	if len(dry.FileCopies) != 1 || dry.FileCopies[0].Layer != old.Digest || dry.KeptPinnedCopies != 1 || !exists(oldCopy) {
 		t.Errorf("dry run: copies %+v, kept pinned %d; the copy is still there: %v", dry.FileCopies, dry.KeptPinnedCopies, exists(oldCopy))
 	}
@@ -161,7 +162,7 @@ func TestPruneMaxSizeTakesFileCopiesAndBlobsLeastRecentlyUsedFirst(t *testing.T)
 	for _, c := range rep.FileCopies {
 		reasons[c.Reason] += c.Copies
 	}
-	if reasons["over --max-size"] != 1 || reasons[withItsLayer] != 1 || rep.Indexes != 1 {
+	if reasons["over --max-size"] != 1 || reasons[ReasonWithLayer] != 1 || rep.Indexes != 1 {
 		t.Errorf("pruned copies %+v and %d index files", rep.FileCopies, rep.Indexes)
 	}
 	if after, _ := DiskUsage(s); after.Capped() > u.Capped()-layout.FileDiskBytes(oldest)-1 || u.Capped()-after.Capped() != rep.Freed {

@@ -218,9 +218,12 @@ func (a evictable) before(b evictable) bool {
 // evictionKeep is the set of digests the cap must not evict: open in this
 // process, or pinned by a live pin other than the own pins.
 func (l *LRU) evictionKeep() (map[digest.Digest]bool, error) {
-	pins, _, err := livePins(l.s, false)
+	pins, stale, err := livePins(l.s)
 	if err != nil {
 		return nil, err
+	}
+	for _, path := range stale {
+		os.Remove(path) // its process is gone: it protects nothing
 	}
 	l.mu.Lock()
 	except := make(map[string]bool, len(l.ownPins))

@@ -103,18 +103,18 @@ type LivePin struct {
 	PinRecord
 }
 
-// livePins returns the pins whose process holds them, and removes the
-// stale ones unless dryRun; it returns how many stale pins it found. A pin
-// that cannot be read while locked protects nothing more than its name
-// says, so it is skipped with its error left to the caller's log.
-func livePins(s *cache.Store, dryRun bool) (live []LivePin, stale int, err error) {
+// livePins returns the pins whose process holds them, and the paths of
+// the stale ones, which no live process holds, for the caller to remove.
+// A pin that cannot be read while locked protects nothing more than its
+// name says, so it is skipped with its error logged.
+func livePins(s *cache.Store) (live []LivePin, stale []string, err error) {
 	dir := filepath.Join(s.Root(), layout.Pins)
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	for _, e := range entries {
 		name := e.Name()
@@ -127,10 +127,7 @@ func livePins(s *cache.Store, dryRun bool) (live []LivePin, stale int, err error
 			continue // vanished meanwhile: released
 		}
 		if !held {
-			stale++
-			if !dryRun {
-				os.Remove(path)
-			}
+			stale = append(stale, path)
 			continue
 		}
 		rec, err := readPin(path)
@@ -145,7 +142,7 @@ func livePins(s *cache.Store, dryRun bool) (live []LivePin, stale int, err error
 
 // LivePins returns the pins of live processes, leaving stale ones alone.
 func LivePins(s *cache.Store) ([]LivePin, error) {
-	live, _, err := livePins(s, true)
+	live, _, err := livePins(s)
 	return live, err
 }
 

@@ -242,3 +242,48 @@ func TestCapEvictsLeastRecentlyUsedButNotOpenBlobs(t *testing.T) {
 	}
 	open.Close()
 }
+
+func TestApplyKeepsWhatDependsOnABlobItCouldNotRemove(t *testing.T) {
+	s := testStore(t, cache.Options{})
+	now := time.Now()
+	desc, f := testBlob(t, 256<<10)
+	r, err := s.NewReader(desc, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadAt(context.Background(), make([]byte, 4096), 0); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	waitClosed(t, s)
+	for _, suffix := range []string{".partial", ".state", ".lock"} {
+		path, _ := layout.IngestPath(s.Root(), desc.Digest, desc.Size, suffix)
+		os.Chtimes(path, now.Add(-3*time.Hour), now.Add(-3*time.Hour))
+	}
+	imageWithLayers(t, s, "r/a:1", now, desc)
+	copyPath := fileCopyOf(t, s, desc, 0, bytes.Repeat([]byte{1}, 8192), now.Add(-time.Minute))
+
+	u, _ := DiskUsage(s)
+	plan, err := PlanPrune(s, PruneOptions{MaxSize: u.Capped() - 1, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dry := plan.Report()
+	if len(dry.Blobs) != 1 || dry.Blobs[0].Digest != desc.Digest || len(dry.FileCopies) != 1 || dry.FileCopies[0].Reason != ReasonWithLayer {
+		t.Fatalf("the plan should take the partial and its copy with it: %+v, %+v", dry.Blobs, dry.FileCopies)
+	}
+	// The partial's writer is back before the plan is applied: the
+	// partial cannot go, so neither does the copy that was to go with it.
+	r, err = s.NewReader(desc, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rep, err := plan.Apply()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Blobs) != 0 || len(rep.FileCopies) != 0 || !exists(copyPath) {
+		t.Errorf("applied: blobs %+v, copies %+v; the copy is still there: %v", rep.Blobs, rep.FileCopies, exists(copyPath))
+	}
+}

@@ -43,7 +43,7 @@ pin no process holds; prune removes it, and its blobs are fair game.`,
 		Args:   exactArgs(),
 		PreRun: g.quietUnlessDebug,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := gc.PruneOptions{All: all, MaxSize: -1, OlderThan: olderThan, DryRun: dryRun}
+			opts := gc.PruneOptions{All: all, MaxSize: -1, OlderThan: olderThan}
 			if maxSize != "" {
 				n, err := parseSize(maxSize)
 				if err != nil {
@@ -55,9 +55,15 @@ pin no process holds; prune removes it, and its blobs are fair game.`,
 				return usageError{fmt.Errorf("--older-than %s: want a positive duration such as 720h", olderThan)}
 			}
 			return g.withCache(func(store *cache.Store) error {
-				rep, err := gc.Prune(store, opts)
+				plan, err := gc.PlanPrune(store, opts)
 				if err != nil {
 					return err
+				}
+				rep := plan.Report()
+				if !dryRun {
+					if rep, err = plan.Apply(); err != nil {
+						return err
+					}
 				}
 				if asJSON {
 					enc := json.NewEncoder(cmd.OutOrStdout())
