@@ -34,7 +34,7 @@ type Policy interface {
 
 // ErrOverCap is what a Policy's Reserve returns, wrapped, when a file
 // would not fit under the cache's size cap even after eviction.
-var ErrOverCap = errors.New("no room under --cache-max-size")
+var ErrOverCap = errors.New("no room under the cache's size cap")
 
 // SetPolicy gives the store its housekeeping. Call it once, right after
 // Open and before the store is shared; nil leaves the store with none.

@@ -162,7 +162,7 @@ func TestPruneMaxSizeTakesFileCopiesAndBlobsLeastRecentlyUsedFirst(t *testing.T)
 	for _, c := range rep.FileCopies {
 		reasons[c.Reason] += c.Copies
 	}
-	if reasons["over --max-size"] != 1 || reasons[ReasonWithLayer] != 1 || rep.Indexes != 1 {
+	if reasons[ReasonOverMaxSize] != 1 || reasons[ReasonWithLayer] != 1 || rep.Indexes != 1 {
 		t.Errorf("pruned copies %+v and %d index files", rep.FileCopies, rep.Indexes)
 	}
 	if after, _ := DiskUsage(s); after.Capped() > u.Capped()-layout.FileDiskBytes(oldest)-1 || u.Capped()-after.Capped() != rep.Freed {

@@ -193,7 +193,7 @@ func (l *LRU) evictTo(target int64) int64 {
 		}
 	}
 	if current > max(target, 0) && l.overSaid.CompareAndSwap(false, true) {
-		l.log.Warn("the cache is over --cache-max-size: what is open, pinned by other mounts, or needed to resolve references takes more; serving on, over the cap",
+		l.log.Warn("the cache is over its size cap: what is open, pinned by other mounts, or needed to resolve references takes more; serving on, over the cap",
 			"cap", l.max.Load(), "usage", current)
 	}
 	return current

@@ -46,10 +46,10 @@ const (
 // PrunedFileCopies.Reason). OlderThan's reason is "older than" and the
 // duration.
 const (
-	ReasonAll          = "all"            // PruneOptions.All
-	ReasonUnreferenced = "unreferenced"   // no reference reaches it
-	ReasonWithLayer    = "with its layer" // a copy whose layer's blob goes
-	ReasonOverMaxSize  = "over --max-size"
+	ReasonAll          = "all"                 // PruneOptions.All
+	ReasonUnreferenced = "unreferenced"        // no reference reaches it
+	ReasonWithLayer    = "with its layer"      // a copy whose layer's blob goes
+	ReasonOverMaxSize  = "over the size limit" // PruneOptions.MaxSize
 )
 
 // PrunedBlob is one blob a prune removed (or would).

@@ -65,6 +65,7 @@ pin no process holds; prune removes it, and its blobs are fair game.`,
 						return err
 					}
 				}
+				rep = withFlagReasons(rep)
 				if asJSON {
 					enc := json.NewEncoder(cmd.OutOrStdout())
 					enc.SetIndent("", "  ")
@@ -81,6 +82,24 @@ pin no process holds; prune removes it, and its blobs are fair game.`,
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be removed, and remove nothing")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
+}
+
+// withFlagReasons words rep's reasons as the command's flags do: what gc
+// removes as over its MaxSize went over --max-size.
+func withFlagReasons(rep gc.PruneReport) gc.PruneReport {
+	flag := func(reason string) string {
+		if reason == gc.ReasonOverMaxSize {
+			return "over --max-size"
+		}
+		return reason
+	}
+	for i := range rep.Blobs {
+		rep.Blobs[i].Reason = flag(rep.Blobs[i].Reason)
+	}
+	for i := range rep.FileCopies {
+		rep.FileCopies[i].Reason = flag(rep.FileCopies[i].Reason)
+	}
+	return rep
 }
 
 func printPruneReport(cmd *cobra.Command, rep gc.PruneReport) {

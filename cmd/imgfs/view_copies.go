@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"sync/atomic"
 
@@ -43,7 +44,7 @@ func (l *layerFiles) NewCopy(desc ocispec.Descriptor, i int, size int64) fusefs.
 	}
 	c, err := artifacts.NewFileCopy(l.store, desc, layer.IndexVersion, i, size)
 	if errors.Is(err, cache.ErrOverCap) {
-		l.log.Debug("file copy for passthrough not started", "layer", desc.Digest, "entry", i, "err", err)
+		l.log.Debug("file copy for passthrough not started", "layer", desc.Digest, "entry", i, "err", fmt.Errorf("%w (--cache-max-size)", err))
 		return nil
 	}
 	if err != nil {
