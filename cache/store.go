@@ -38,6 +38,7 @@ const (
 	VerifyStrict
 )
 
+// String returns "lazy" or "strict", as ParseVerifyMode reads them.
 func (v VerifyMode) String() string {
 	if v == VerifyStrict {
 		return "strict"
