@@ -7,15 +7,18 @@ import (
 	"hash"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 
-	"github.com/imgfs/imgfs/cache/internal/blobfsm"
-	"github.com/imgfs/imgfs/internal/blobio"
-	"github.com/imgfs/imgfs/internal/byterange"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/imgfs/imgfs/cache/internal/blobfsm"
+	"github.com/imgfs/imgfs/cache/internal/layout"
+	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/byterange"
 )
 
 // Blob is one blob being read, shared by every reader of it in the process.
@@ -128,10 +131,10 @@ func (d *dataFile) release() {
 // process has it open. f, if not nil, becomes the blob's source of missing
 // bytes. Callers must Close the blob.
 func (s *Store) OpenBlob(desc ocispec.Descriptor, f blobio.Fetcher) (*Blob, error) {
-	if err := checkBlob(desc.Digest, desc.Size); err != nil {
+	if err := layout.CheckBlob(desc.Digest, desc.Size); err != nil {
 		return nil, fmt.Errorf("open blob: %w", err)
 	}
-	s.beforeOpen(desc) // last use, and room under a cap (evict.go)
+	s.Policy().Opening(desc) // last use, and room under a cap (policy.go)
 	key := blobKey{desc.Digest, desc.Size}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -196,7 +199,7 @@ func (s *Store) loadBlob(desc ocispec.Descriptor, f blobio.Fetcher) (*Blob, erro
 	if err != nil {
 		return nil, err
 	}
-	lock, err := tryLockPath(lockPath)
+	lock, err := layout.TryLock(lockPath)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +215,7 @@ func (s *Store) loadBlob(desc ocispec.Descriptor, f blobio.Fetcher) (*Blob, erro
 			if file != nil {
 				file.Close()
 			}
-			unlockRemove(lock)
+			layout.UnlockRemove(lock)
 			return nil, err
 		}
 		b.file = b.newWritableFile(file, b.partial)
@@ -241,7 +244,7 @@ func (s *Store) loadBlob(desc ocispec.Descriptor, f blobio.Fetcher) (*Blob, erro
 // bytes, for when another process holds the writer lock. Nothing resumes
 // it: it is removed on close, or by the sweep once this process is gone.
 func (b *Blob) newPrivateFile() (*os.File, error) {
-	return createLockedTemp(ingestDir(b.store.root), fmt.Sprintf("%s-%s-%d.*.private.tmp", b.desc.Digest.Algorithm(), b.desc.Digest.Encoded(), b.desc.Size))
+	return layout.CreateLockedTemp(filepath.Join(b.store.root, layout.Ingest), fmt.Sprintf("%s-%s-%d.*.private.tmp", b.desc.Digest.Algorithm(), b.desc.Digest.Encoded(), b.desc.Size))
 }
 
 // Close releases the caller's hold on the blob. The last one out saves the
@@ -271,7 +274,7 @@ func (b *Blob) Close() error {
 		os.Remove(b.statePath)
 	}
 	if b.lock != nil {
-		unlockRemove(b.lock)
+		layout.UnlockRemove(b.lock)
 	}
 	s.mu.Lock()
 	if s.blobs[blobKey{b.desc.Digest, b.desc.Size}] == b {

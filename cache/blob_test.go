@@ -13,10 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imgfs/imgfs/internal/blobio"
-	"github.com/imgfs/imgfs/internal/errdefs"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/errdefs"
 )
 
 // memFetcher serves one blob from memory and counts what it serves. It

@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/imgfs/imgfs/cache/internal/blobfsm"
-	"github.com/imgfs/imgfs/internal/errdefs"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/imgfs/imgfs/cache/internal/blobfsm"
+	"github.com/imgfs/imgfs/cache/internal/layout"
+	"github.com/imgfs/imgfs/internal/errdefs"
 )
 
 // commit puts a verified blob into blobs/: fsync the data, rename it in,
@@ -50,7 +52,7 @@ func (b *Blob) commit(gen uint64) {
 		return
 	}
 	s.stats.commits.Add(1)
-	s.afterCommit() // the cache cap's pass (evict.go), in the background
+	s.Policy().Committed() // the cache cap's pass (policy.go), in the background
 	b.swapFileLocked(newDataFile(ro, path))
 	b.done.Store(ro)
 	b.applyLocked(b.m.Committed())
@@ -178,7 +180,7 @@ func (b *Blob) freshFile() (*os.File, error) {
 	if !b.owner {
 		return b.newPrivateFile()
 	}
-	f, err := createLockedTemp(ingestDir(b.store.root), filepath.Base(b.partial)+".*.tmp")
+	f, err := layout.CreateLockedTemp(filepath.Join(b.store.root, layout.Ingest), filepath.Base(b.partial)+".*.tmp")
 	if err != nil {
 		return nil, err
 	}

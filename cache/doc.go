@@ -5,6 +5,12 @@
 // fetched (a pure state machine in internal/blobfsm, driven by Blob); it
 // knows registries only through the Fetcher interface, and nothing of FUSE.
 //
+// It must not know what is kept or evicted, nor what is derived from a
+// layer: housekeeping (pins, last use, the size cap, prune) is cache/gc's,
+// which the store is given as a Policy and calls at its moments, and layer
+// indexes and file copies are cache/artifacts'. Both build on the few
+// primitives listed in primitives.go.
+//
 // Trust model: nothing from a Fetcher is trusted. A digest must pass
 // oci.CheckDigest before any path is built from it, and only bytes whose whole
 // digest matched are ever committed to blobs/, by rename, never written

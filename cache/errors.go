@@ -37,3 +37,9 @@ func (e *dirError) Unwrap() []error { return []error{ErrDirUnusable, e.err} }
 // after a permanent fetch error, and the longest they do after digest
 // mismatches in a row.
 const PermanentErrorWindow = blobfsm.PermanentErrorWindow
+
+// ErrBlobNotVerified means bytes were offered or served as a blob's that
+// the cache never verified: a reader's, since dropped or set aside, or
+// those a layer index (cache/artifacts) would be built from while the
+// blob is not committed.
+var ErrBlobNotVerified = errors.New("blob not verified in the cache")

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/imgfs/imgfs/cache/internal/blobfsm"
 	"github.com/imgfs/imgfs/internal/blobio"
 	"github.com/imgfs/imgfs/internal/byterange"
 	"github.com/imgfs/imgfs/internal/errdefs"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Fill fetches every missing byte of desc with parallel range requests and

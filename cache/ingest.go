@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/imgfs/imgfs/internal/errdefs"
-	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/imgfs/imgfs/cache/internal/layout"
+	"github.com/imgfs/imgfs/internal/errdefs"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 // Ingest streams a whole blob from r into the cache, verifying size and
@@ -18,11 +20,11 @@ import (
 // behind on failure. It suits small blobs and sources that cannot serve
 // ranges.
 func (s *Store) Ingest(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
-	if err := checkBlob(desc.Digest, desc.Size); err != nil {
+	if err := layout.CheckBlob(desc.Digest, desc.Size); err != nil {
 		return fmt.Errorf("ingest: %w", err)
 	}
 	target, _ := s.blobPath(desc.Digest)
-	tmp, err := createLockedTemp(ingestDir(s.root), fmt.Sprintf("%s-%s.*.tmp", desc.Digest.Algorithm(), desc.Digest.Encoded()))
+	tmp, err := layout.CreateLockedTemp(filepath.Join(s.root, layout.Ingest), fmt.Sprintf("%s-%s.*.tmp", desc.Digest.Algorithm(), desc.Digest.Encoded()))
 	if err != nil {
 		return fmt.Errorf("ingest %s: %w", desc.Digest, err)
 	}
@@ -75,7 +77,7 @@ func (c ctxReader) Read(p []byte) (int, error) {
 // ReadMetadata returns the bytes of a small complete blob, such as a
 // manifest or config, refusing anything over oci.MaxMetadataSize.
 func (s *Store) ReadMetadata(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
-	if err := checkBlob(desc.Digest, desc.Size); err != nil {
+	if err := layout.CheckBlob(desc.Digest, desc.Size); err != nil {
 		return nil, fmt.Errorf("read metadata: %w", err)
 	}
 	if desc.Size > oci.MaxMetadataSize {

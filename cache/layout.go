@@ -13,36 +13,30 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
+
+	"github.com/imgfs/imgfs/cache/internal/layout"
 )
 
 // layoutDirs are created on open. ingest/ holds everything in progress so
 // that blobs/ only ever holds verified content.
 var layoutDirs = []string{"blobs/sha256", "blobs/sha512", "ingest", "sources/sha256", "sources/sha512"}
 
-// The cache holds images pulled with the user's credentials: directories
-// are the user's alone, files are never writable by others, whatever the
-// umask.
-const (
-	dirMode  = 0o700
-	fileMode = 0o600
-)
-
 func (s *Store) initLayout() error {
 	if err := makePrivateDir(s.root, true); err != nil {
 		return err
 	}
 	for _, dir := range layoutDirs {
-		if err := os.MkdirAll(filepath.Join(s.root, dir), dirMode); err != nil {
+		if err := os.MkdirAll(filepath.Join(s.root, dir), layout.DirMode); err != nil {
 			return err
 		}
 	}
 	for _, dir := range append([]string{"blobs", "sources"}, layoutDirs...) {
-		if err := os.Chmod(filepath.Join(s.root, dir), dirMode); err != nil {
+		if err := os.Chmod(filepath.Join(s.root, dir), layout.DirMode); err != nil {
 			return err
 		}
 	}
-	layout, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
-	if err := s.writeIfMissing(filepath.Join(s.root, ocispec.ImageLayoutFile), layout); err != nil {
+	ociLayout, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
+	if err := s.writeIfMissing(filepath.Join(s.root, ocispec.ImageLayoutFile), ociLayout); err != nil {
 		return err
 	}
 	empty, _ := json.Marshal(ocispec.Index{Versioned: indexVersion, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{}})
@@ -52,7 +46,7 @@ func (s *Store) initLayout() error {
 	// Creating files can succeed on a directory we cannot rename in;
 	// probe the operation commits depend on.
 	probe := filepath.Join(s.root, "ingest", ".probe")
-	if err := os.WriteFile(probe, nil, fileMode); err != nil {
+	if err := os.WriteFile(probe, nil, layout.FileMode); err != nil {
 		return err
 	}
 	return os.Remove(probe)
@@ -64,10 +58,10 @@ func (s *Store) initLayout() error {
 func makePrivateDir(dir string, tighten bool) error {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, dirMode); err != nil {
+		if err := os.MkdirAll(dir, layout.DirMode); err != nil {
 			return err
 		}
-		return os.Chmod(dir, dirMode)
+		return os.Chmod(dir, layout.DirMode)
 	}
 	if err != nil {
 		return err
@@ -76,8 +70,8 @@ func makePrivateDir(dir string, tighten bool) error {
 		return fmt.Errorf("%s is not a directory", dir)
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
-	if tighten && ok && int(st.Uid) == os.Geteuid() && fi.Mode()&os.ModeSticky == 0 && fi.Mode().Perm() != dirMode {
-		return os.Chmod(dir, dirMode)
+	if tighten && ok && int(st.Uid) == os.Geteuid() && fi.Mode()&os.ModeSticky == 0 && fi.Mode().Perm() != layout.DirMode {
+		return os.Chmod(dir, layout.DirMode)
 	}
 	return nil
 }
@@ -94,7 +88,7 @@ func (s *Store) writeIfMissing(path string, data []byte) error {
 // data is synced before the rename, and the directory after it.
 func (s *Store) writeFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
-	tmp, err := createLockedTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	tmp, err := layout.CreateLockedTemp(dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err
 	}
@@ -139,7 +133,7 @@ func init() { indexVersion.SchemaVersion = 2 }
 // reference), replacing any earlier entry of that name, with annotations
 // kept alongside (e.g. --label values).
 func (s *Store) SetRef(name string, desc ocispec.Descriptor, annotations map[string]string) error {
-	if err := checkBlob(desc.Digest, desc.Size); err != nil {
+	if err := layout.CheckBlob(desc.Digest, desc.Size); err != nil {
 		return fmt.Errorf("set %s: %w", name, err)
 	}
 	entry := ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size, Platform: desc.Platform}
@@ -182,7 +176,7 @@ func (s *Store) LookupRef(name string) (ocispec.Descriptor, error) {
 	}
 	for _, m := range index.Manifests {
 		if m.Annotations[ocispec.AnnotationRefName] == name {
-			if err := checkBlob(m.Digest, m.Size); err != nil {
+			if err := layout.CheckBlob(m.Digest, m.Size); err != nil {
 				return ocispec.Descriptor{}, fmt.Errorf("cache index.json entry %s: %w", name, err)
 			}
 			delete(m.Annotations, ocispec.AnnotationRefName)
@@ -208,4 +202,36 @@ func (s *Store) readIndex() (ocispec.Index, error) {
 		return index, fmt.Errorf("cache index.json: %w", err)
 	}
 	return index, nil
+}
+
+// Refs returns the entries of index.json, each named by its
+// ocispec.AnnotationRefName annotation as SetRef stored it.
+func (s *Store) Refs() ([]ocispec.Descriptor, error) {
+	index, err := s.readIndex()
+	return index.Manifests, err
+}
+
+// RemoveRefs removes the entries of index.json that drop says, under the
+// cache's lock, so that processes sharing the cache do not lose each
+// other's updates. drop sees each entry as Refs returns it, and decides
+// under the lock, so it can check the cache once more.
+func (s *Store) RemoveRefs(drop func(ocispec.Descriptor) bool) error {
+	return withLock(s.root, func() error {
+		index, err := s.readIndex()
+		if err != nil {
+			return err
+		}
+		kept := index.Manifests[:0]
+		for _, m := range index.Manifests {
+			if !drop(m) {
+				kept = append(kept, m)
+			}
+		}
+		index.Manifests = kept
+		data, err := json.MarshalIndent(index, "", "  ")
+		if err != nil {
+			return err
+		}
+		return s.writeFileAtomic(filepath.Join(s.root, "index.json"), data)
+	})
 }

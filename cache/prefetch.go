@@ -3,8 +3,9 @@ package cache
 import (
 	"context"
 
-	"github.com/imgfs/imgfs/internal/blobio"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/imgfs/imgfs/internal/blobio"
 )
 
 // prefetchParallel bounds how many blobs are prefetched at once. Each

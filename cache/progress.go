@@ -1,6 +1,11 @@
 package cache
 
-import ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+import (
+	"encoding/json"
+	"os"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
 
 // BlobProgress says how much of desc the cache holds: "complete", or
 // "partial" with the bytes present (those of an open blob as this process
@@ -16,11 +21,37 @@ func (s *Store) BlobProgress(desc ocispec.Descriptor) (state string, present int
 		b.mu.Lock()
 		present = b.m.PresentBytes()
 		b.mu.Unlock()
-	} else if path, err := s.ingestPath(desc.Digest, desc.Size, ".state"); err == nil {
-		present = partialPresent(path, desc.Size)
+	} else {
+		present = s.SavedPresent(desc)
 	}
 	if present == 0 && !open {
 		return "absent", 0
 	}
 	return "partial", present
+}
+
+// SavedPresent is how many bytes of the partial blob desc its saved state
+// claims present, 0 if it has none. It reads the state file alone, so
+// housekeeping can size a partial without opening it; a blob open in a
+// process may hold more than its state says yet.
+func (s *Store) SavedPresent(desc ocispec.Descriptor) int64 {
+	path, err := s.ingestPath(desc.Digest, desc.Size, ".state")
+	if err != nil {
+		return 0
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	var st blobState
+	if json.Unmarshal(data, &st) != nil || st.Size != desc.Size {
+		return 0
+	}
+	var n int64
+	for _, r := range st.Ranges {
+		if 0 <= r[0] && r[0] < r[1] && r[1] <= desc.Size {
+			n += r[1] - r[0]
+		}
+	}
+	return min(n, desc.Size)
 }

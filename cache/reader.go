@@ -8,11 +8,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/imgfs/imgfs/cache/internal/blobfsm"
 	"github.com/imgfs/imgfs/internal/blobio"
 	"github.com/imgfs/imgfs/internal/byterange"
 	"github.com/imgfs/imgfs/internal/errdefs"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Reader reads a Blob for one open file handle. It watches the handle's

@@ -1,10 +1,11 @@
 package cache
 
 import (
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/imgfs/imgfs/cache/internal/blobfsm"
 	"github.com/imgfs/imgfs/internal/blobio"
 	"github.com/imgfs/imgfs/internal/byterange"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // The in-order readahead of a stream reader. Runs in flight share the

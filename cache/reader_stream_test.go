@@ -7,8 +7,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/imgfs/imgfs/internal/byterange"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/imgfs/imgfs/internal/byterange"
 )
 
 // fifoLink serves range requests one after another, in the order they were

@@ -10,8 +10,9 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 // Sources records where blobs came from, one "registry/repository" per

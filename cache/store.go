@@ -11,9 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 // Defaults for Options fields left zero.
@@ -38,6 +39,7 @@ const (
 	VerifyStrict
 )
 
+// String returns "lazy" or "strict", as ParseVerifyMode reads them.
 func (v VerifyMode) String() string {
 	if v == VerifyStrict {
 		return "strict"
@@ -103,6 +105,8 @@ type Store struct {
 	// so that Close does not wait out a stalled registry.
 	life     context.Context
 	shutdown context.CancelFunc
+
+	policy Policy // housekeeping (policy.go); nil until SetPolicy
 
 	mu         sync.Mutex
 	blobs      map[blobKey]*Blob // blobs with open users, or being closed

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/imgfs/imgfs/cache/internal/layout"
 )
 
 // sweep removes what dead processes left in ingest/ and the root: temporary
@@ -12,7 +14,7 @@ import (
 // a non-blocking lock probe tells the leftovers apart; a shared partial
 // with its state is kept for the next reader to resume.
 func (s *Store) sweep() {
-	for _, dir := range []string{s.root, ingestDir(s.root)} {
+	for _, dir := range []string{s.root, filepath.Join(s.root, layout.Ingest)} {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
 			continue
@@ -22,7 +24,7 @@ func (s *Store) sweep() {
 			if !e.Type().IsRegular() || !strings.HasSuffix(name, ".tmp") {
 				continue
 			}
-			if removeIfUnlocked(filepath.Join(dir, name)) {
+			if layout.RemoveIfUnlocked(filepath.Join(dir, name)) {
 				s.log.Debug("swept leftover file", "name", name)
 			}
 		}
@@ -33,7 +35,7 @@ func (s *Store) sweep() {
 // sweepPartials handles the shared partials, which their writer lock
 // guards: it is taken for the sweep, so no process is using them meanwhile.
 func (s *Store) sweepPartials() {
-	dir := ingestDir(s.root)
+	dir := filepath.Join(s.root, layout.Ingest)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return
@@ -52,7 +54,7 @@ func (s *Store) sweepPartials() {
 		}
 	}
 	for stem := range stems {
-		lock, err := tryLockPath(filepath.Join(dir, stem+".lock"))
+		lock, err := layout.TryLock(filepath.Join(dir, stem+".lock"))
 		if err != nil || lock == nil {
 			continue // in use by a live process, or not ours to judge
 		}
@@ -63,6 +65,6 @@ func (s *Store) sweepPartials() {
 			os.Remove(filepath.Join(dir, stem+".state"))
 			s.log.Debug("swept orphaned partial blob", "name", stem)
 		}
-		unlockRemove(lock)
+		layout.UnlockRemove(lock)
 	}
 }

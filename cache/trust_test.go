@@ -15,11 +15,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imgfs/imgfs/cache/internal/blobfsm"
-	"github.com/imgfs/imgfs/internal/errdefs"
-	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/imgfs/imgfs/cache/internal/blobfsm"
+	"github.com/imgfs/imgfs/cache/internal/layout"
+	"github.com/imgfs/imgfs/internal/errdefs"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 // These tests prove the cache's trust model: no unverified byte gets past
@@ -494,7 +496,7 @@ func TestSweepRemovesOrphansKeepsLiveFiles(t *testing.T) {
 	orphan := write("sha256-" + strings.Repeat("a", 64) + "-10.partial")
 	resumable := write("sha256-" + strings.Repeat("b", 64) + "-10.partial")
 	resumableState := write("sha256-" + strings.Repeat("b", 64) + "-10.state")
-	liveTmp, err := createLockedTemp(ingest, "live.*.tmp")
+	liveTmp, err := layout.CreateLockedTemp(ingest, "live.*.tmp")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -527,42 +529,6 @@ func TestSweepRemovesOrphansKeepsLiveFiles(t *testing.T) {
 		if _, err := os.Stat(kept); err != nil {
 			t.Errorf("%s swept: %v", filepath.Base(kept), err)
 		}
-	}
-}
-
-func TestVerifyRepairRemovesCorruptBlob(t *testing.T) {
-	s := testStore(t, Options{})
-	good, gf := testBlob(t, 10_000)
-	bad, bf := testBlob(t, 20_000)
-	for _, c := range []struct {
-		desc ocispec.Descriptor
-		f    *memFetcher
-	}{{good, gf}, {bad, bf}} {
-		if err := s.Fill(context.Background(), c.desc, c.f, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	badPath, _ := s.blobPath(bad.Digest)
-	os.Chmod(badPath, 0o600)
-	if err := os.WriteFile(badPath, bytes.Repeat([]byte{1}, 20_000), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var reported []VerifyResult
-	sum, err := s.Verify(context.Background(), false, func(r VerifyResult) { reported = append(reported, r) })
-	if err != nil || sum != (VerifySummary{Checked: 2, Bad: 1}) || len(reported) != 2 {
-		t.Fatalf("Verify = %+v, %v, %v", sum, err, reported)
-	}
-	for _, r := range reported {
-		if (r.Digest == bad.Digest) != errors.Is(r.Err, errdefs.ErrDigestMismatch) {
-			t.Fatalf("reported %s: %v", r.Digest, r.Err)
-		}
-	}
-	sum, err = s.Verify(context.Background(), true, nil)
-	if err != nil || sum != (VerifySummary{Checked: 2, Bad: 1, Removed: 1}) {
-		t.Fatalf("Verify --repair = %+v, %v", sum, err)
-	}
-	if s.Exists(bad) || !s.Exists(good) {
-		t.Fatalf("after repair: bad exists %v, good exists %v", s.Exists(bad), s.Exists(good))
 	}
 }
 

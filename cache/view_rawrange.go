@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"io"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/imgfs/imgfs/cache/internal/blobfsm"
 	"github.com/imgfs/imgfs/internal/blobio"
 	"github.com/imgfs/imgfs/internal/byterange"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // RangeReader reads raw byte ranges of a blob that may be partial or

@@ -3,8 +3,9 @@ package cache
 import (
 	"os"
 
-	"github.com/imgfs/imgfs/internal/byterange"
 	"golang.org/x/sys/unix"
+
+	"github.com/imgfs/imgfs/internal/byterange"
 )
 
 // startWriteback asks the kernel to begin writing r to disk now, without

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/gc"
 )
 
 // newCacheCommand groups the commands that look after the cache directory.
@@ -38,7 +39,7 @@ or mount fetches them again.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withCache(func(store *cache.Store) error {
 				out := cmd.OutOrStdout()
-				sum, err := store.Verify(cmd.Context(), repair, func(r cache.VerifyResult) {
+				sum, err := gc.Verify(cmd.Context(), store, repair, func(r gc.VerifyResult) {
 					if r.Err != nil {
 						fmt.Fprintf(out, "bad %s (%d bytes): %v\n", r.Digest, r.Size, r.Err)
 					}

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/gc"
 )
 
 func newCacheDuCommand(g *globalFlags) *cobra.Command {
@@ -25,7 +26,7 @@ passthrough (files/), background mounts' logs (logs/), and the rest
 		PreRun: g.quietUnlessDebug,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withCache(func(store *cache.Store) error {
-				u, err := store.Usage()
+				u, err := gc.DiskUsage(store)
 				if err != nil {
 					return err
 				}

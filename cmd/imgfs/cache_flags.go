@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/gc"
 )
 
 // cacheOptions are the flags that tune lazy fetching.
@@ -26,13 +27,13 @@ func (c cacheOptions) options() cache.Options {
 	return cache.Options{FetchTimeout: c.fetchTimeout, MaxConnections: c.maxConnections}
 }
 
-// applyCap sets --cache-max-size on store, for a fetch.
-func (c cacheOptions) applyCap(store *cache.Store) error {
+// applyCap sets --cache-max-size on the cache's LRU policy, for a fetch.
+func (c cacheOptions) applyCap(lru *gc.LRU) error {
 	n, err := c.maxSizeBytes()
 	if err != nil || n == 0 {
 		return err
 	}
-	store.SetMaxSize(n, cache.CapOptions{})
+	lru.SetMaxSize(n, gc.CapOptions{})
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/gc"
 )
 
 func newCacheLsCommand(g *globalFlags) *cobra.Command {
@@ -32,7 +33,7 @@ within the hour.`,
 		PreRun: g.quietUnlessDebug,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withCache(func(store *cache.Store) error {
-				inv, err := store.Inventory()
+				inv, err := gc.TakeInventory(store)
 				if err != nil {
 					return err
 				}
@@ -51,7 +52,7 @@ within the hour.`,
 	return cmd
 }
 
-func printInventory(out io.Writer, inv cache.Inventory) {
+func printInventory(out io.Writer, inv gc.Inventory) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "REFERENCE\tDIGEST\tBLOBS\t")
 	for _, r := range inv.Refs {
@@ -86,7 +87,7 @@ func copiesCell(n int, bytes int64) string {
 	return fmt.Sprintf("%d (%s)", n, formatSize(bytes))
 }
 
-func blobState(b cache.BlobInfo) string {
+func blobState(b gc.BlobInfo) string {
 	if b.State == "complete" {
 		return "complete"
 	}

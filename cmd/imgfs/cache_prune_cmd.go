@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/gc"
 )
 
 func newCachePruneCommand(g *globalFlags) *cobra.Command {
@@ -42,7 +43,7 @@ pin no process holds; prune removes it, and its blobs are fair game.`,
 		Args:   exactArgs(),
 		PreRun: g.quietUnlessDebug,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := cache.PruneOptions{All: all, MaxSize: -1, OlderThan: olderThan, DryRun: dryRun}
+			opts := gc.PruneOptions{All: all, MaxSize: -1, OlderThan: olderThan}
 			if maxSize != "" {
 				n, err := parseSize(maxSize)
 				if err != nil {
@@ -54,10 +55,17 @@ pin no process holds; prune removes it, and its blobs are fair game.`,
 				return usageError{fmt.Errorf("--older-than %s: want a positive duration such as 720h", olderThan)}
 			}
 			return g.withCache(func(store *cache.Store) error {
-				rep, err := store.Prune(opts)
+				plan, err := gc.PlanPrune(store, opts)
 				if err != nil {
 					return err
 				}
+				rep := plan.Report()
+				if !dryRun {
+					if rep, err = plan.Apply(); err != nil {
+						return err
+					}
+				}
+				rep = withFlagReasons(rep)
 				if asJSON {
 					enc := json.NewEncoder(cmd.OutOrStdout())
 					enc.SetIndent("", "  ")
@@ -76,7 +84,25 @@ pin no process holds; prune removes it, and its blobs are fair game.`,
 	return cmd
 }
 
-func printPruneReport(cmd *cobra.Command, rep cache.PruneReport) {
+// withFlagReasons words rep's reasons as the command's flags do: what gc
+// removes as over its MaxSize went over --max-size.
+func withFlagReasons(rep gc.PruneReport) gc.PruneReport {
+	flag := func(reason string) string {
+		if reason == gc.ReasonOverMaxSize {
+			return "over --max-size"
+		}
+		return reason
+	}
+	for i := range rep.Blobs {
+		rep.Blobs[i].Reason = flag(rep.Blobs[i].Reason)
+	}
+	for i := range rep.FileCopies {
+		rep.FileCopies[i].Reason = flag(rep.FileCopies[i].Reason)
+	}
+	return rep
+}
+
+func printPruneReport(cmd *cobra.Command, rep gc.PruneReport) {
 	out := cmd.OutOrStdout()
 	verb, freed := "removed", "freed"
 	if rep.DryRun {

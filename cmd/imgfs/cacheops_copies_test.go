@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/gc"
 	"github.com/imgfs/imgfs/internal/testregistry"
 )
 
@@ -80,7 +80,7 @@ func TestCacheOpsCoverFileCopies(t *testing.T) {
 		t.Fatalf("the file copy holds %d bytes, %v", len(data), err)
 	}
 
-	var du cache.Usage
+	var du gc.Usage
 	r := mustImgfs(t, "cache", "du", "--json", "--cache-dir", cacheDir)
 	if err := json.Unmarshal([]byte(r.stdout), &du); err != nil {
 		t.Fatalf("cache du --json: %v\n%s", err, r.stdout)

@@ -18,13 +18,13 @@ import (
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
-	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/gc"
 	"github.com/imgfs/imgfs/internal/testfuse"
 	"github.com/imgfs/imgfs/internal/testregistry"
 )
 
 // diskWalk adds up st_blocks × 512 of the files under dir, by the
-// top-level directory they are in, independently of cache.Usage.
+// top-level directory they are in, independently of gc.Usage.
 func diskWalk(t *testing.T, dir string) map[string]int64 {
 	t.Helper()
 	out := map[string]int64{}
@@ -48,9 +48,9 @@ func diskWalk(t *testing.T, dir string) map[string]int64 {
 	return out
 }
 
-func cacheInventory(t *testing.T, cacheDir string) cache.Inventory {
+func cacheInventory(t *testing.T, cacheDir string) gc.Inventory {
 	t.Helper()
-	var inv cache.Inventory
+	var inv gc.Inventory
 	r := mustImgfs(t, "cache", "ls", "--json", "--cache-dir", cacheDir)
 	if err := json.Unmarshal([]byte(r.stdout), &inv); err != nil {
 		t.Fatalf("cache ls --json: %v\n%s", err, r.stdout)
@@ -90,7 +90,7 @@ func TestCacheLsAndDuMatchTheDisk(t *testing.T) {
 	imgfs(t, nil, "unmount", mnt)
 
 	inv := cacheInventory(t, cacheDir)
-	var partial *cache.BlobInfo
+	var partial *gc.BlobInfo
 	onDisk := map[digest.Digest]int64{}
 	for i, b := range inv.Blobs {
 		if b.State == "partial" && b.Digest == large.Digest {
@@ -121,13 +121,13 @@ func TestCacheLsAndDuMatchTheDisk(t *testing.T) {
 		t.Errorf("ls lists references %v, want the fetched and the mounted one", names)
 	}
 
-	var du cache.Usage
+	var du gc.Usage
 	r := mustImgfs(t, "cache", "du", "--json", "--cache-dir", cacheDir)
 	if err := json.Unmarshal([]byte(r.stdout), &du); err != nil {
 		t.Fatalf("cache du --json: %v\n%s", err, r.stdout)
 	}
 	walk := diskWalk(t, cacheDir)
-	want := cache.Usage{Complete: walk["blobs"], Partial: walk["ingest"], Indexes: walk["indexes"], Files: walk["files"], Logs: walk["logs"], Total: walk["total"]}
+	want := gc.Usage{Complete: walk["blobs"], Partial: walk["ingest"], Indexes: walk["indexes"], Files: walk["files"], Logs: walk["logs"], Total: walk["total"]}
 	want.Other = want.Total - want.Complete - want.Partial - want.Indexes - want.Files - want.Logs
 	if du != want {
 		t.Errorf("cache du = %+v, a walk of the directory = %+v", du, want)

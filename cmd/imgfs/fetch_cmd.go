@@ -58,12 +58,12 @@ func runFetch(cmd *cobra.Command, g *globalFlags, f *fetchFlags, refArg string) 
 	if err != nil {
 		return err
 	}
-	store, err := g.openCache(f.cacheOptions.options())
+	store, lru, err := g.openCache(f.cacheOptions.options())
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	if err := f.cacheOptions.applyCap(store); err != nil {
+	if err := f.cacheOptions.applyCap(lru); err != nil {
 		return err
 	}
 

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 
+	"github.com/imgfs/imgfs/cache"
 	"github.com/imgfs/imgfs/fetch"
 	"github.com/imgfs/imgfs/internal/imagemount"
 )
@@ -46,6 +47,10 @@ func hint(err error) string {
 		return " (pass --tlscacert FILE, or --skip-verify)"
 	case errors.Is(err, fetch.ErrCACertificates):
 		return " (--tlscacert)"
+	case errors.Is(err, cache.ErrDirUnusable):
+		return " (set --cache-dir or IMGFS_CACHE_DIR)"
+	case errors.Is(err, cache.ErrOverCap):
+		return " (--cache-max-size)"
 	case errors.Is(err, imagemount.ErrNotCached):
 		return " (--offline mounts only what the cache has: mount the image once online, or imgfs fetch --metadata-only it)"
 	case errors.Is(err, fetch.ErrNoPlatform):

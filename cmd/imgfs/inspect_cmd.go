@@ -74,7 +74,7 @@ func runInspect(cmd *cobra.Command, g *globalFlags, f *inspectFlags, refArg stri
 	if err != nil {
 		return err
 	}
-	store, err := g.openCache(f.cacheOptions.options())
+	store, _, err := g.openCache(f.cacheOptions.options())
 	if err != nil {
 		return err
 	}

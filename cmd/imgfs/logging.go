@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
-	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/gc"
 )
 
 // logFlags are --log-format and --log-level.
@@ -118,4 +118,4 @@ func (r *rotatingLog) Write(p []byte) (int, error) {
 
 // pruneOldLogs removes the logs of dead background mounts in the cache at
 // cacheDir beyond the newest keptDeadLogs.
-func pruneOldLogs(cacheDir string) { cache.PruneDeadLogs(cacheDir, keptDeadLogs) }
+func pruneOldLogs(cacheDir string) { gc.PruneDeadLogs(cacheDir, keptDeadLogs) }

@@ -98,7 +98,7 @@ func runMount(cmd *cobra.Command, g *globalFlags, f *mountFlags, refArg, mountpo
 	if err := g.redirectLogs(f.logFile); err != nil {
 		return err
 	}
-	store, err := g.openCache(opts)
+	store, lru, err := g.openCache(opts)
 	if err != nil {
 		return err
 	}
@@ -110,6 +110,7 @@ func runMount(cmd *cobra.Command, g *globalFlags, f *mountFlags, refArg, mountpo
 		AllPlatforms: f.allPlatforms,
 		Prefetch:     f.prefetch,
 		MaxCacheSize: maxSize,
+		LRU:          lru,
 		FUSE:         fusefs.Options{Debug: f.debugFUSE, Passthrough: !f.noPassthrough, AllowOther: f.allowOther},
 		Logger:       g.logger,
 	}

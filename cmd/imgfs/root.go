@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -9,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/gc"
 )
 
 // globalFlags apply to every command.
@@ -51,34 +51,31 @@ func (g *globalFlags) cacheRoot() (string, error) {
 	if g.cacheDir != "" {
 		return g.cacheDir, nil
 	}
-	dir, err := cache.DefaultRoot()
-	return dir, withCacheDirHint(err)
+	return cache.DefaultRoot()
 }
 
-// openCache opens the cache directory the flags and environment select.
-func (g *globalFlags) openCache(opts cache.Options) (*cache.Store, error) {
+// openCache opens the cache directory the flags and environment select,
+// with the LRU policy (cache/gc) that records last use, and enforces
+// --cache-max-size once it is given one.
+func (g *globalFlags) openCache(opts cache.Options) (*cache.Store, *gc.LRU, error) {
 	dir, err := g.cacheRoot()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	opts.Logger = g.logger
 	store, err := cache.Open(dir, opts)
-	return store, withCacheDirHint(err)
-}
-
-// withCacheDirHint adds to an error about the cache directory how to
-// choose another, which only the command line knows.
-func withCacheDirHint(err error) error {
-	if errors.Is(err, cache.ErrDirUnusable) {
-		return fmt.Errorf("%w (set --cache-dir or IMGFS_CACHE_DIR)", err)
+	if err != nil {
+		return nil, nil, err
 	}
-	return err
+	lru := gc.NewLRU(store)
+	store.SetPolicy(lru)
+	return store, lru, nil
 }
 
 // withCache opens the cache with default options, runs fn on it and
 // closes it: the body of each cache subcommand.
 func (g *globalFlags) withCache(fn func(*cache.Store) error) error {
-	store, err := g.openCache(cache.Options{})
+	store, _, err := g.openCache(cache.Options{})
 	if err != nil {
 		return err
 	}

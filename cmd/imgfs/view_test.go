@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/artifacts"
 	"github.com/imgfs/imgfs/internal/imagemount"
 	"github.com/imgfs/imgfs/internal/layer"
 	"github.com/imgfs/imgfs/internal/testregistry"
@@ -500,7 +501,7 @@ func TestViewGzipIndexIsStoredAndServesSpans(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := img.Layers[0]
-	data, ok, err := store.ReadLayerIndex(base, layer.IndexVersion)
+	data, ok, err := artifacts.ReadLayerIndex(store, base, layer.IndexVersion)
 	store.Close()
 	if err != nil || !ok {
 		t.Fatalf("no stored index of the base layer: %v", err)

@@ -1,6 +1,10 @@
 package imagemount
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/imgfs/imgfs/cache/gc"
+)
 
 // collector reads the cache's, the filesystem's and the mount's own
 // counters at scrape time, so serving metrics adds no bookkeeping to
@@ -39,13 +43,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descRetries, float64(m.fetches.retries.Load()))
 	counter(descMismatches, float64(st.DigestMismatches))
 	counter(descCommits, float64(st.Commits))
-	counter(descEvictions, float64(m.store.Evictions()))
+	counter(descEvictions, float64(m.hk.lru.Evictions()))
 	ch <- prometheus.MustNewConstMetric(descOpenBlobs, prometheus.GaugeValue, float64(st.OpenBlobs))
 	fs := m.server.Stats()
 	counter(descServed, float64(fs.ReadBytes))
 	counter(descPassthrough, float64(fs.PassthroughOpens))
 	counter(descOpens, float64(fs.Opens))
-	u, err := m.store.Usage()
+	u, err := gc.DiskUsage(m.store)
 	if err != nil {
 		m.log.Warn("metrics: cannot measure the cache", "error", err)
 		return

@@ -8,6 +8,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/artifacts"
 	"github.com/imgfs/imgfs/fusefs"
 	"github.com/imgfs/imgfs/internal/layer"
 	"github.com/imgfs/imgfs/internal/oci"
@@ -17,7 +18,7 @@ var _ fusefs.FileCopies = (*layerFiles)(nil)
 
 // OpenCopy opens the cache's copy of file i of the layer desc.
 func (l *layerFiles) OpenCopy(desc ocispec.Descriptor, i int, size int64) (*os.File, bool) {
-	return l.store.OpenFileCopy(desc, layer.IndexVersion, i, size)
+	return artifacts.OpenFileCopy(l.store, desc, layer.IndexVersion, i, size)
 }
 
 // NewCopy starts a copy of file i of the layer desc, when the bytes its
@@ -40,7 +41,7 @@ func (l *layerFiles) NewCopy(desc ocispec.Descriptor, i int, size int64) fusefs.
 	if b.err != nil || b.format == oci.FormatTar && !l.strict && !l.store.Exists(desc) {
 		return nil
 	}
-	c, err := l.store.NewFileCopy(desc, layer.IndexVersion, i, size)
+	c, err := artifacts.NewFileCopy(l.store, desc, layer.IndexVersion, i, size)
 	if errors.Is(err, cache.ErrOverCap) {
 		l.log.Debug("file copy for passthrough not started", "layer", desc.Digest, "entry", i, "err", err)
 		return nil
@@ -54,7 +55,7 @@ func (l *layerFiles) NewCopy(desc ocispec.Descriptor, i int, size int64) fusefs.
 
 // countedCopy counts its layer's committed copies for stats.json.
 type countedCopy struct {
-	*cache.FileCopy
+	*artifacts.FileCopy
 	committed *atomic.Int64
 }
 

@@ -9,6 +9,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/gc"
 	"github.com/imgfs/imgfs/fetch"
 	"github.com/imgfs/imgfs/fusefs"
 	"github.com/imgfs/imgfs/internal/oci"
@@ -20,17 +21,19 @@ import (
 type housekeeping struct {
 	store   *cache.Store
 	img     fusefs.Image
-	pin     *cache.Pin
+	pin     *gc.Pin
+	lru     *gc.LRU
 	log     *slog.Logger
 	reads   map[digest.Digest]*atomic.Int64 // FUSE reads per blob; read-only map
 	maxSize int64
 }
 
 // startHousekeeping pins img's blobs and applies the cap of maxSize bytes
-// (0: none). A mount that cannot fetch again what the cap evicts
-// (offline) keeps its own pins too.
-func startHousekeeping(store *cache.Store, ref fetch.Reference, img fusefs.Image, maxSize int64, offline bool, log *slog.Logger) (*housekeeping, error) {
-	h := &housekeeping{store: store, img: img, log: log, reads: map[digest.Digest]*atomic.Int64{}, maxSize: maxSize}
+// (0: none) through lru. The mount's own pin does not keep its blobs from
+// eviction, since it fetches again what the cap evicts; a mount that
+// cannot (offline) keeps them.
+func startHousekeeping(store *cache.Store, lru *gc.LRU, ref fetch.Reference, img fusefs.Image, maxSize int64, offline bool, log *slog.Logger) (*housekeeping, error) {
+	h := &housekeeping{store: store, lru: lru, img: img, log: log, reads: map[digest.Digest]*atomic.Int64{}, maxSize: maxSize}
 	digests := []digest.Digest{img.Root.Digest}
 	if img.RegistryRoot != nil {
 		digests = append(digests, img.RegistryRoot.Digest)
@@ -40,11 +43,15 @@ func startHousekeeping(store *cache.Store, ref fetch.Reference, img fusefs.Image
 		h.reads[d.Digest] = new(atomic.Int64)
 	}
 	var err error
-	if h.pin, err = store.Pin([]string{ref.String()}, validDigests(digests)); err != nil {
+	if h.pin, err = gc.NewPin(store, []string{ref.String()}, validDigests(digests)); err != nil {
 		return nil, err
 	}
 	if maxSize > 0 {
-		store.SetMaxSize(maxSize, cache.CapOptions{KeepOwnPins: offline})
+		var opts gc.CapOptions
+		if !offline {
+			opts.OwnPins = []*gc.Pin{h.pin}
+		}
+		lru.SetMaxSize(maxSize, opts)
 	}
 	return h, nil
 }
@@ -90,7 +97,7 @@ func (b opsBlobs) Open(desc ocispec.Descriptor) (fusefs.BlobReader, error) {
 func (b opsBlobs) CompletePath(desc ocispec.Descriptor) (string, bool) {
 	path, ok := b.Blobs.CompletePath(desc)
 	if ok {
-		b.h.store.NoteUse(desc)
+		gc.NoteUse(b.h.store, desc)
 	}
 	return path, ok
 }

@@ -16,6 +16,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/artifacts"
 	"github.com/imgfs/imgfs/fusefs"
 	"github.com/imgfs/imgfs/internal/blobio"
 	"github.com/imgfs/imgfs/internal/errdefs"
@@ -147,7 +148,7 @@ func (l *layerFiles) build(ctx context.Context, b *layerBuild) (_ layer.Layer, e
 	case oci.FormatTar:
 		return l.walkTar(ctx, b, raw)
 	}
-	if data, ok, err := l.store.ReadLayerIndex(b.desc, layer.IndexVersion); err != nil {
+	if data, ok, err := artifacts.ReadLayerIndex(l.store, b.desc, layer.IndexVersion); err != nil {
 		l.log.Warn("stored layer index unreadable; indexing again", "layer", b.desc.Digest, "err", err)
 	} else if ok {
 		idx, err := layer.UnmarshalIndex(data)
@@ -257,7 +258,7 @@ func (l *layerFiles) storeIndex(desc ocispec.Descriptor, rd *cache.Reader, data 
 	defer cancel()
 	err := rd.AwaitCommit(ctx)
 	if err == nil {
-		err = l.store.WriteLayerIndex(desc, layer.IndexVersion, data)
+		err = artifacts.WriteLayerIndex(l.store, desc, layer.IndexVersion, data)
 	}
 	if err != nil {
 		l.log.Warn("layer index not stored; the next mount indexes the layer again", "layer", desc.Digest, "err", err)

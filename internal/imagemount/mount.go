@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/gc"
 	"github.com/imgfs/imgfs/fetch"
 	"github.com/imgfs/imgfs/fusefs"
 )
@@ -32,6 +33,9 @@ type Options struct {
 	Prefetch bool
 	// MaxCacheSize caps the cache's disk use while mounted; 0 means no cap.
 	MaxCacheSize int64
+	// LRU is the store's cache/gc policy, which records last use and
+	// enforces the cap. Nil installs a new one on the store.
+	LRU *gc.LRU
 	// FUSE are the filesystem's options. FsName defaults to Ref, Logger
 	// to Logger; ExtraStats is the mount's own.
 	FUSE fusefs.Options
@@ -83,7 +87,12 @@ func Start(ctx context.Context, store *cache.Store, mountpoint string, opts Opti
 			m.Close()
 		}
 	}()
-	if m.hk, err = startHousekeeping(store, opts.Ref, img, opts.MaxCacheSize, opts.Remote == nil, log); err != nil {
+	lru := opts.LRU
+	if lru == nil {
+		lru = gc.NewLRU(store)
+		store.SetPolicy(lru)
+	}
+	if m.hk, err = startHousekeeping(store, lru, opts.Ref, img, opts.MaxCacheSize, opts.Remote == nil, log); err != nil {
 		return nil, err
 	}
 	fetcher := m.fetches.wrap(opts.Remote)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/gc"
 	"github.com/imgfs/imgfs/fetch"
 	"github.com/imgfs/imgfs/internal/testfuse"
 	"github.com/imgfs/imgfs/internal/testregistry"
@@ -89,7 +90,7 @@ func TestStartServesAnImage(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	pins, err := store.LivePins()
+	pins, err := gc.LivePins(store)
 	if err != nil || len(pins) != 0 {
 		t.Errorf("after Close, %d live pins (%v), want none", len(pins), err)
 	}

@@ -45,7 +45,7 @@ type LayerStats struct {
 // Stats returns the mount's part of .imgfs/stats.json.
 func (m *Mount) Stats() Stats {
 	s := Stats{Stats: m.store.Stats(), FetchedBytes: m.fetches.fetchedBytes.Load(), FetchRetries: m.fetches.retries.Load(),
-		CacheMaxSize: m.hk.maxSize, Evictions: m.store.Evictions(), Views: m.files.stats(), Blobs: []BlobStats{}}
+		CacheMaxSize: m.hk.maxSize, Evictions: m.hk.lru.Evictions(), Views: m.files.stats(), Blobs: []BlobStats{}}
 	for _, d := range m.img.Blobs {
 		state, present := m.store.BlobProgress(d)
 		var reads int64

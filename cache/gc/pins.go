@@ -1,4 +1,4 @@
-package cache
+package gc
 
 import (
 	"encoding/json"
@@ -11,10 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
+	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/internal/layout"
 	"github.com/imgfs/imgfs/internal/errdefs"
 	"github.com/imgfs/imgfs/internal/oci"
-	"github.com/opencontainers/go-digest"
-	"golang.org/x/sys/unix"
 )
 
 // A pin says that a live process may read some blobs, so that prune and
@@ -24,7 +26,6 @@ import (
 // pin unlocked, knows it stale and removes it. A pin is written under a
 // .tmp name, locked, and renamed into place, so no reader ever finds a
 // live pin unlocked.
-const pinsDir = "pins"
 
 // maxPinSize bounds a pin file read back from disk.
 const maxPinSize = 16 << 20
@@ -43,17 +44,17 @@ type Pin struct {
 	path string
 }
 
-// Pin records that this process may read digests (for refs, which name
+// NewPin records that this process may read digests (for refs, which name
 // them for people), until Release or the process's death. Malformed
 // digests are refused.
-func (s *Store) Pin(refs []string, digests []digest.Digest) (*Pin, error) {
+func NewPin(s *cache.Store, refs []string, digests []digest.Digest) (*Pin, error) {
 	for _, d := range digests {
 		if err := oci.CheckDigest(d); err != nil {
 			return nil, fmt.Errorf("pin: %w", err)
 		}
 	}
-	dir := filepath.Join(s.root, pinsDir)
-	if err := os.MkdirAll(dir, dirMode); err != nil {
+	dir := filepath.Join(s.Root(), layout.Pins)
+	if err := os.MkdirAll(dir, layout.DirMode); err != nil {
 		return nil, fmt.Errorf("pin: %w", err)
 	}
 	sweepStalePins(dir)
@@ -62,7 +63,7 @@ func (s *Store) Pin(refs []string, digests []digest.Digest) (*Pin, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := createLockedTemp(dir, strconv.Itoa(os.Getpid())+"-*.json.tmp")
+	f, err := layout.CreateLockedTemp(dir, strconv.Itoa(os.Getpid())+"-*.json.tmp")
 	if err != nil {
 		return nil, fmt.Errorf("pin: %w", err)
 	}
@@ -72,14 +73,12 @@ func (s *Store) Pin(refs []string, digests []digest.Digest) (*Pin, error) {
 		return nil, fmt.Errorf("pin: %w", err)
 	}
 	final := strings.TrimSuffix(f.Name(), ".tmp")
-	if err := s.hooks.renameFile(f.Name(), final); err != nil {
+	if err := os.Rename(f.Name(), final); err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return nil, fmt.Errorf("pin: %w", err)
 	}
-	p := &Pin{file: f, path: final}
-	s.rememberOwnPin(p)
-	return p, nil
+	return &Pin{file: f, path: final}, nil
 }
 
 // Path returns the pin's file.
@@ -105,18 +104,18 @@ type LivePin struct {
 	PinRecord
 }
 
-// livePins returns the pins whose process holds them, and removes the
-// stale ones unless dryRun; it returns how many stale pins it found. A pin
-// that cannot be read while locked protects nothing more than its name
-// says, so it is skipped with its error left to the caller's log.
-func (s *Store) livePins(dryRun bool) (live []LivePin, stale int, err error) {
-	dir := filepath.Join(s.root, pinsDir)
+// livePins returns the pins whose process holds them, and the paths of
+// the stale ones, which no live process holds, for the caller to remove.
+// A pin that cannot be read while locked protects nothing more than its
+// name says, so it is skipped with its error logged.
+func livePins(s *cache.Store) (live []LivePin, stale []string, err error) {
+	dir := filepath.Join(s.Root(), layout.Pins)
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	for _, e := range entries {
 		name := e.Name()
@@ -124,20 +123,17 @@ func (s *Store) livePins(dryRun bool) (live []LivePin, stale int, err error) {
 			continue
 		}
 		path := filepath.Join(dir, name)
-		held, err := pinHeld(path)
+		held, err := layout.Held(path)
 		if err != nil {
 			continue // vanished meanwhile: released
 		}
 		if !held {
-			stale++
-			if !dryRun {
-				os.Remove(path)
-			}
+			stale = append(stale, path)
 			continue
 		}
 		rec, err := readPin(path)
 		if err != nil {
-			s.log.Warn("unreadable pin; its blobs are not known to be protected", "pin", path, "error", err)
+			s.Options().Logger.Warn("unreadable pin; its blobs are not known to be protected", "pin", path, "error", err)
 			continue
 		}
 		live = append(live, LivePin{Path: path, PinRecord: rec})
@@ -146,27 +142,9 @@ func (s *Store) livePins(dryRun bool) (live []LivePin, stale int, err error) {
 }
 
 // LivePins returns the pins of live processes, leaving stale ones alone.
-func (s *Store) LivePins() ([]LivePin, error) {
-	live, _, err := s.livePins(true)
+func LivePins(s *cache.Store) ([]LivePin, error) {
+	live, _, err := livePins(s)
 	return live, err
-}
-
-// pinHeld reports whether a live process holds the pin at path. The probe
-// takes the lock for an instant, which a live holder never lets happen.
-func pinHeld(path string) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return true, nil
-		}
-		return false, err
-	}
-	unix.Flock(int(f.Fd()), unix.LOCK_UN)
-	return false, nil
 }
 
 func readPin(path string) (PinRecord, error) {
@@ -205,7 +183,7 @@ func sweepStalePins(dir string) int {
 	for _, e := range entries {
 		name := e.Name()
 		if e.Type().IsRegular() && (strings.HasSuffix(name, ".json") || strings.HasSuffix(name, ".tmp")) {
-			if removeIfUnlocked(filepath.Join(dir, name)) {
+			if layout.RemoveIfUnlocked(filepath.Join(dir, name)) {
 				n++
 			}
 		}

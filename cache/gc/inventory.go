@@ -1,4 +1,4 @@
-package cache
+package gc
 
 import (
 	"encoding/json"
@@ -6,13 +6,16 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/artifacts"
+	"github.com/imgfs/imgfs/cache/internal/layout"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 // BlobInfo describes one blob the cache holds, complete or partial.
@@ -35,7 +38,7 @@ type BlobInfo struct {
 	FileCopies    int   `json:"file_copies"`
 	FileCopyBytes int64 `json:"file_copy_bytes"`
 	// LastUse is when a reader last opened the blob, recorded at most
-	// once an hour (see touchLastUse), or when it was last written.
+	// once an hour (see NoteUse), or when it was last written.
 	LastUse time.Time `json:"last_use"`
 	// Refs are the references in index.json whose tree reaches the blob.
 	Refs []string `json:"refs"`
@@ -66,7 +69,7 @@ type Inventory struct {
 	// layer's blob is still in the cache.
 	FileCopies []LayerFileCopies `json:"file_copies"`
 
-	copies []fileCopyFile // every copy, least recently used first, for prune
+	copies []artifacts.StoredCopy // every copy, least recently used first, for prune
 }
 
 // maxWalkedDocument bounds an index or manifest the inventory parses, and
@@ -76,15 +79,15 @@ const (
 	maxWalkedNodes    = 1 << 16
 )
 
-// Inventory lists the references and blobs in the cache, with which
+// TakeInventory lists the references and blobs in the cache, with which
 // references reach each blob. It reads only the cache directory.
-func (s *Store) Inventory() (Inventory, error) {
+func TakeInventory(s *cache.Store) (Inventory, error) {
 	var inv Inventory
-	blobs, err := s.listBlobs()
+	blobs, err := listBlobs(s)
 	if err != nil {
 		return inv, err
 	}
-	index, err := s.readIndex()
+	refs, err := s.Refs()
 	if err != nil {
 		return inv, err
 	}
@@ -92,20 +95,20 @@ func (s *Store) Inventory() (Inventory, error) {
 	for i, b := range blobs {
 		byDigest[b.Digest] = append(byDigest[b.Digest], i)
 	}
-	inv.copies = s.listFileCopies()
+	inv.copies = artifacts.ListFileCopies(s)
 	inv.FileCopies = groupFileCopies(inv.copies)
 	copiesOf := map[digest.Digest][]int{}
 	for i, g := range inv.FileCopies {
 		copiesOf[g.Layer] = append(copiesOf[g.Layer], i)
 	}
-	for _, m := range index.Manifests {
+	for _, m := range refs {
 		ref := RefInfo{Name: m.Annotations[ocispec.AnnotationRefName], Target: m}
 		if oci.CheckDigest(m.Digest) != nil {
 			ref.Missing = true
 			inv.Refs = append(inv.Refs, ref)
 			continue
 		}
-		reached, meta := s.reach(m)
+		reached, meta := reach(s, m)
 		ref.reached = reached
 		ref.Missing = !s.Exists(m)
 		for _, d := range reached {
@@ -151,7 +154,7 @@ func (s *Store) Inventory() (Inventory, error) {
 // reach walks the tree under root through the complete index and manifest
 // blobs in the cache, and returns every digest it names (root included)
 // and which of them are indexes or manifests.
-func (s *Store) reach(root ocispec.Descriptor) ([]digest.Digest, map[digest.Digest]bool) {
+func reach(s *cache.Store, root ocispec.Descriptor) ([]digest.Digest, map[digest.Digest]bool) {
 	seen := map[digest.Digest]bool{}
 	meta := map[digest.Digest]bool{}
 	var out []digest.Digest
@@ -168,7 +171,7 @@ func (s *Store) reach(root ocispec.Descriptor) ([]digest.Digest, map[digest.Dige
 			continue
 		}
 		meta[desc.Digest] = true
-		queue = append(queue, s.children(desc)...)
+		queue = append(queue, children(s, desc)...)
 	}
 	return out, meta
 }
@@ -182,7 +185,7 @@ type treeDocument struct {
 	Subject   *ocispec.Descriptor  `json:"subject"`
 }
 
-func (s *Store) children(desc ocispec.Descriptor) []ocispec.Descriptor {
+func children(s *cache.Store, desc ocispec.Descriptor) []ocispec.Descriptor {
 	path, ok := s.CompletePath(desc)
 	if !ok || desc.Size > maxWalkedDocument {
 		return nil
@@ -221,11 +224,11 @@ func isTreeDocument(mediaType string) bool {
 
 // listBlobs lists the complete blobs under blobs/ and the partial ones
 // under ingest/.
-func (s *Store) listBlobs() ([]BlobInfo, error) {
+func listBlobs(s *cache.Store) ([]BlobInfo, error) {
 	var out []BlobInfo
-	indexed := s.indexedBlobs()
+	indexed := indexedBlobs(s)
 	for _, alg := range oci.Algorithms() {
-		dir := filepath.Join(s.root, "blobs", alg.String())
+		dir := filepath.Join(s.Root(), layout.Blobs, alg.String())
 		entries, err := os.ReadDir(dir)
 		if err != nil {
 			continue
@@ -242,12 +245,12 @@ func (s *Store) listBlobs() ([]BlobInfo, error) {
 			path := filepath.Join(dir, e.Name())
 			out = append(out, BlobInfo{
 				Digest: d, Size: fi.Size(), State: "complete", Present: fi.Size(),
-				DiskBytes: diskBytes(fi), Indexed: indexed[indexKey(d, fi.Size())],
+				DiskBytes: layout.DiskBytes(fi), Indexed: indexed[layout.Stem(d, fi.Size())],
 				LastUse: fi.ModTime(), files: []string{path},
 			})
 		}
 	}
-	partials, err := s.listPartials(indexed)
+	partials, err := listPartials(s, indexed)
 	return append(out, partials...), err
 }
 
@@ -255,8 +258,8 @@ func (s *Store) listBlobs() ([]BlobInfo, error) {
 // <alg>-<hex>-<size> of their .partial, .state and .lock files. Private
 // partials (*.private.tmp) belong to a live process's open blob, or are
 // swept at the next open.
-func (s *Store) listPartials(indexed map[string]bool) ([]BlobInfo, error) {
-	dir := ingestDir(s.root)
+func listPartials(s *cache.Store, indexed map[string]bool) ([]BlobInfo, error) {
+	dir := filepath.Join(s.Root(), layout.Ingest)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
@@ -271,7 +274,7 @@ func (s *Store) listPartials(indexed map[string]bool) ([]BlobInfo, error) {
 				stem = st
 			}
 		}
-		d, size, ok := parseStem(stem)
+		d, size, ok := layout.ParseStem(stem)
 		if !ok || !e.Type().IsRegular() {
 			continue
 		}
@@ -287,7 +290,7 @@ func (s *Store) listPartials(indexed map[string]bool) ([]BlobInfo, error) {
 		if err != nil {
 			continue
 		}
-		b.DiskBytes += diskBytes(fi)
+		b.DiskBytes += layout.DiskBytes(fi)
 		if fi.ModTime().After(b.LastUse) {
 			b.LastUse = fi.ModTime()
 		}
@@ -295,61 +298,24 @@ func (s *Store) listPartials(indexed map[string]bool) ([]BlobInfo, error) {
 	out := make([]BlobInfo, 0, len(stems))
 	for _, stem := range stems {
 		b := byStem[stem]
-		b.Present = partialPresent(filepath.Join(dir, stem+".state"), b.Size)
+		b.Present = s.SavedPresent(ocispec.Descriptor{Digest: b.Digest, Size: b.Size})
 		b.InUse = lockHeld(filepath.Join(dir, stem+".lock"))
 		out = append(out, *b)
 	}
 	return out, nil
 }
 
-// parseStem splits <alg>-<hex>-<size>.
-func parseStem(stem string) (digest.Digest, int64, bool) {
-	parts := strings.Split(stem, "-")
-	if len(parts) != 3 {
-		return "", 0, false
-	}
-	d := digest.Digest(parts[0] + ":" + parts[1])
-	size, err := strconv.ParseInt(parts[2], 10, 64)
-	if err != nil || size < 0 || oci.CheckDigest(d) != nil {
-		return "", 0, false
-	}
-	return d, size, true
-}
-
-func indexKey(d digest.Digest, size int64) string {
-	return d.Algorithm().String() + "-" + d.Encoded() + "-" + strconv.FormatInt(size, 10)
-}
-
-// partialPresent is the number of bytes a partial's saved state claims.
-func partialPresent(statePath string, size int64) int64 {
-	data, err := os.ReadFile(statePath)
-	if err != nil {
-		return 0
-	}
-	var st blobState
-	if json.Unmarshal(data, &st) != nil || st.Size != size {
-		return 0
-	}
-	var n int64
-	for _, r := range st.Ranges {
-		if 0 <= r[0] && r[0] < r[1] && r[1] <= size {
-			n += r[1] - r[0]
-		}
-	}
-	return min(n, size)
-}
-
 // lockHeld reports whether a live process holds the lock file at path.
 func lockHeld(path string) bool {
-	held, err := pinHeld(path)
+	held, err := layout.Held(path)
 	return err == nil && held
 }
 
 // indexedBlobs returns the <alg>-<hex>-<size> names that have a layer
 // index in any format version.
-func (s *Store) indexedBlobs() map[string]bool {
+func indexedBlobs(s *cache.Store) map[string]bool {
 	out := map[string]bool{}
-	for _, e := range s.layerIndexFiles() {
+	for _, e := range artifacts.LayerIndexFiles(s) {
 		out[e.Name()] = true
 	}
 	return out

@@ -1,4 +1,4 @@
-package cache
+package gc
 
 import (
 	"os"
@@ -7,6 +7,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/imgfs/imgfs/cache"
 )
 
 // A blob's last use is its file's modification time: prune and eviction
@@ -17,8 +19,9 @@ import (
 const lastUseResolution = time.Hour
 
 // touched remembers when this process last set a blob's time, per cache
-// directory and digest, and a file copy's, by path. It grows with the blobs
-// and copies a process opens, which the cache bounds anyway.
+// directory and digest, and a file copy's, by path: the rule is per
+// process and file, whatever the stores that open it. It grows with the
+// blobs and copies a process opens, which the cache bounds anyway.
 var touched sync.Map // lastUseKey or a copy's path → time.Time
 
 type lastUseKey struct {
@@ -28,10 +31,12 @@ type lastUseKey struct {
 
 // NoteUse records that desc was opened for reading now, unless this
 // process did so within the hour. A blob the cache does not hold complete
-// is skipped: its partial's time moves as it is written.
-func (s *Store) NoteUse(desc ocispec.Descriptor) {
-	key := lastUseKey{s.root, desc.Digest}
-	now := s.now()
+// is skipped: its partial's time moves as it is written. The LRU policy
+// calls it as a blob opens; a reader that opens the committed file itself
+// (FUSE passthrough) calls it too.
+func NoteUse(s *cache.Store, desc ocispec.Descriptor) {
+	key := lastUseKey{s.Root(), desc.Digest}
+	now := time.Now()
 	if t, ok := touched.Load(key); ok && now.Sub(t.(time.Time)) < lastUseResolution {
 		return
 	}
@@ -44,10 +49,10 @@ func (s *Store) NoteUse(desc ocispec.Descriptor) {
 	_ = os.Chtimes(path, now, now)
 }
 
-// noteFileCopyUse records that the file copy at path was opened now, with
+// noteFileUse records that the file copy at path was opened now, with
 // the same once-an-hour rule as NoteUse: a copy's last use is its mtime.
-func (s *Store) noteFileCopyUse(path string) {
-	now := s.now()
+func noteFileUse(path string) {
+	now := time.Now()
 	if t, ok := touched.Load(path); ok && now.Sub(t.(time.Time)) < lastUseResolution {
 		return
 	}

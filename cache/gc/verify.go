@@ -1,4 +1,4 @@
-package cache
+package gc
 
 import (
 	"context"
@@ -9,9 +9,12 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/opencontainers/go-digest"
+
+	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/internal/layout"
 	"github.com/imgfs/imgfs/internal/errdefs"
 	"github.com/imgfs/imgfs/internal/oci"
-	"github.com/opencontainers/go-digest"
 )
 
 // VerifyResult is the verdict on one committed blob.
@@ -31,12 +34,12 @@ type VerifySummary struct {
 // its content hashes to something else. With repair, bad blobs are
 // removed, so the next read fetches them afresh. It returns early with
 // ctx's error.
-func (s *Store) Verify(ctx context.Context, repair bool, report func(VerifyResult)) (VerifySummary, error) {
+func Verify(ctx context.Context, s *cache.Store, repair bool, report func(VerifyResult)) (VerifySummary, error) {
 	var sum VerifySummary
 	if report == nil {
 		report = func(VerifyResult) {}
 	}
-	blobs := filepath.Join(s.root, "blobs")
+	blobs := filepath.Join(s.Root(), layout.Blobs)
 	algs, err := os.ReadDir(blobs)
 	if err != nil {
 		return sum, fmt.Errorf("verify cache: %w", err)
@@ -103,4 +106,17 @@ func verifyFile(ctx context.Context, path string, want digest.Digest) (int64, er
 		return n, fmt.Errorf("%w: content hashes to %s", errdefs.ErrDigestMismatch, got)
 	}
 	return n, nil
+}
+
+// ctxReader stops a hash once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

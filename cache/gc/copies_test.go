@@ -1,4 +1,4 @@
-package cache
+package gc
 
 import (
 	"bytes"
@@ -11,13 +11,17 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/artifacts"
+	"github.com/imgfs/imgfs/cache/internal/layout"
 )
 
 // fileCopyOf commits a copy of file entry of layer holding data, last used
 // at when, and returns its path.
-func fileCopyOf(t *testing.T, s *Store, layer ocispec.Descriptor, entry int, data []byte, when time.Time) string {
+func fileCopyOf(t *testing.T, s *cache.Store, layer ocispec.Descriptor, entry int, data []byte, when time.Time) string {
 	t.Helper()
-	c, err := s.NewFileCopy(layer, 1, entry, int64(len(data)))
+	c, err := artifacts.NewFileCopy(s, layer, 1, entry, int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +31,7 @@ func fileCopyOf(t *testing.T, s *Store, layer ocispec.Descriptor, entry int, dat
 	if err := c.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	path, _ := s.fileCopyPath(layer, 1, entry)
+	path, _ := layout.FileCopyPath(s.Root(), layer, 1, entry)
 	if err := os.Chtimes(path, when, when); err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +44,7 @@ func exists(path string) bool {
 }
 
 func TestInventoryListsFileCopiesByLayer(t *testing.T) {
-	s := testStore(t, Options{})
+	s := testStore(t, cache.Options{})
 	now := time.Now()
 	l := layerOf(t, s, 1, 64<<10, now)
 	imageWithLayers(t, s, "r/a:1", now, l)
@@ -49,7 +53,7 @@ func TestInventoryListsFileCopiesByLayer(t *testing.T) {
 	evicted := ocispec.Descriptor{Digest: digest.FromString("evicted"), Size: 99}
 	fileCopyOf(t, s, evicted, 0, []byte("x"), now)
 
-	inv, err := s.Inventory()
+	inv, err := TakeInventory(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,34 +80,35 @@ func TestInventoryListsFileCopiesByLayer(t *testing.T) {
 }
 
 func TestPruneTakesFileCopiesAndIndexWithTheirLayerButNotPinnedOnes(t *testing.T) {
-	s := testStore(t, Options{})
+	s := testStore(t, cache.Options{})
 	now := time.Now()
 	kept := layerOf(t, s, 1, 64<<10, now.Add(-3*time.Hour))
 	old := layerOf(t, s, 2, 64<<10, now.Add(-2*time.Hour))
 	imageWithLayers(t, s, "r/a:1", now, kept, old)
 	for _, l := range []ocispec.Descriptor{kept, old} {
-		if err := s.WriteLayerIndex(l, 1, []byte("index of "+l.Digest)); err != nil {
+		if err := artifacts.WriteLayerIndex(s, l, 1, []byte("index of "+l.Digest)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	keptCopy := fileCopyOf(t, s, kept, 0, bytes.Repeat([]byte{1}, 32<<10), now.Add(-4*time.Hour))
 	oldCopy := fileCopyOf(t, s, old, 0, bytes.Repeat([]byte{2}, 32<<10), now.Add(-time.Minute))
-	keptIndex, _ := s.layerIndexPath(kept, 1)
-	oldIndex, _ := s.layerIndexPath(old, 1)
-	pin, err := s.Pin(nil, []digest.Digest{kept.Digest})
+	keptIndex, _ := layout.LayerIndexPath(s.Root(), kept, 1)
+	oldIndex, _ := layout.LayerIndexPath(s.Root(), old, 1)
+	pin, err := NewPin(s, nil, []digest.Digest{kept.Digest})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pin.Release()
 
-	dry, err := s.Prune(PruneOptions{All: true, MaxSize: -1, DryRun: true, Now: now})
+	plan, err := PlanPrune(s, PruneOptions{All: true, MaxSize: -1, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
+	dry := plan.Report()
 	if len(dry.FileCopies) != 1 || dry.FileCopies[0].Layer != old.Digest || dry.KeptPinnedCopies != 1 || !exists(oldCopy) {
 		t.Errorf("dry run: copies %+v, kept pinned %d; the copy is still there: %v", dry.FileCopies, dry.KeptPinnedCopies, exists(oldCopy))
 	}
-	rep, err := s.Prune(PruneOptions{All: true, MaxSize: -1, Now: now})
+	rep, err := Prune(s, PruneOptions{All: true, MaxSize: -1, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,36 +123,36 @@ func TestPruneTakesFileCopiesAndIndexWithTheirLayerButNotPinnedOnes(t *testing.T
 	}
 
 	pin.Release()
-	rep, err = s.Prune(PruneOptions{All: true, MaxSize: -1, Now: now})
+	rep, err = Prune(s, PruneOptions{All: true, MaxSize: -1, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if exists(keptCopy) || exists(keptIndex) || len(rep.FileCopies) != 1 || rep.FileCopies[0].Reason != "all" {
 		t.Errorf("once unpinned, prune --all left the copy %v and index %v: %+v", exists(keptCopy), exists(keptIndex), rep.FileCopies)
 	}
-	if u, _ := s.Usage(); u.Files != 0 {
+	if u, _ := DiskUsage(s); u.Files != 0 {
 		t.Errorf("file copies left: %d bytes", u.Files)
 	}
 }
 
 func TestPruneMaxSizeTakesFileCopiesAndBlobsLeastRecentlyUsedFirst(t *testing.T) {
-	s := testStore(t, Options{})
+	s := testStore(t, cache.Options{})
 	now := time.Now()
 	a := layerOf(t, s, 1, 64<<10, now.Add(-2*time.Hour))
 	b := layerOf(t, s, 2, 64<<10, now.Add(-time.Hour))
 	imageWithLayers(t, s, "r/a:1", now, a, b)
 	oldest := fileCopyOf(t, s, b, 0, bytes.Repeat([]byte{3}, 64<<10), now.Add(-3*time.Hour))
 	ofA := fileCopyOf(t, s, a, 0, bytes.Repeat([]byte{4}, 16<<10), now.Add(-time.Minute))
-	if err := s.WriteLayerIndex(a, 1, bytes.Repeat([]byte{5}, 8192)); err != nil {
+	if err := artifacts.WriteLayerIndex(s, a, 1, bytes.Repeat([]byte{5}, 8192)); err != nil {
 		t.Fatal(err)
 	}
-	u, _ := s.Usage()
-	if u.Files != fileDiskBytes(oldest)+fileDiskBytes(ofA) || u.Capped() != u.Complete+u.Partial+u.Indexes+u.Files {
+	u, _ := DiskUsage(s)
+	if u.Files != layout.FileDiskBytes(oldest)+layout.FileDiskBytes(ofA) || u.Capped() != u.Complete+u.Partial+u.Indexes+u.Files {
 		t.Fatalf("usage %+v does not count the copies", u)
 	}
 	// Room for all but the oldest copy and the next blob, a: a's copy and
 	// index go with it, b and its index stay.
-	rep, err := s.Prune(PruneOptions{MaxSize: u.Capped() - fileDiskBytes(oldest) - 1, Now: now})
+	rep, err := Prune(s, PruneOptions{MaxSize: u.Capped() - layout.FileDiskBytes(oldest) - 1, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,16 +163,16 @@ func TestPruneMaxSizeTakesFileCopiesAndBlobsLeastRecentlyUsedFirst(t *testing.T)
 	for _, c := range rep.FileCopies {
 		reasons[c.Reason] += c.Copies
 	}
-	if reasons["over --max-size"] != 1 || reasons[withItsLayer] != 1 || rep.Indexes != 1 {
+	if reasons[ReasonOverMaxSize] != 1 || reasons[ReasonWithLayer] != 1 || rep.Indexes != 1 {
 		t.Errorf("pruned copies %+v and %d index files", rep.FileCopies, rep.Indexes)
 	}
-	if after, _ := s.Usage(); after.Capped() > u.Capped()-fileDiskBytes(oldest)-1 || u.Capped()-after.Capped() != rep.Freed {
+	if after, _ := DiskUsage(s); after.Capped() > u.Capped()-layout.FileDiskBytes(oldest)-1 || u.Capped()-after.Capped() != rep.Freed {
 		t.Errorf("capped usage %d → %d, freed %d", u.Capped(), after.Capped(), rep.Freed)
 	}
 }
 
 func TestPruneRemovesUnreferencedCopiesOfAnEvictedLayer(t *testing.T) {
-	s := testStore(t, Options{})
+	s := testStore(t, cache.Options{})
 	now := time.Now()
 	l := layerOf(t, s, 1, 4096, now)
 	imageWithLayers(t, s, "r/a:1", now, l)
@@ -175,10 +180,10 @@ func TestPruneRemovesUnreferencedCopiesOfAnEvictedLayer(t *testing.T) {
 	gone := ocispec.Descriptor{Digest: digest.FromString("gone"), Size: 10}
 	orphan := fileCopyOf(t, s, gone, 0, []byte("orphan"), now.Add(-time.Hour))
 	fresh := fileCopyOf(t, s, gone, 1, []byte("fresh"), now)
-	path, _ := s.blobPath(l.Digest)
+	path, _ := layout.BlobPath(s.Root(), l.Digest)
 	os.Remove(path) // evicted: its copy still serves the reference
 
-	rep, err := s.Prune(PruneOptions{MaxSize: -1, Now: now})
+	rep, err := Prune(s, PruneOptions{MaxSize: -1, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,12 +193,12 @@ func TestPruneRemovesUnreferencedCopiesOfAnEvictedLayer(t *testing.T) {
 }
 
 func TestCapEvictsFileCopiesAndAnOpenCopyStaysReadable(t *testing.T) {
-	s := testStore(t, Options{})
+	s := testStore(t, cache.Options{})
 	now := time.Now()
 	l := layerOf(t, s, 1, 64<<10, now)
 	data := bytes.Repeat([]byte("copy"), 16<<10)
 	path := fileCopyOf(t, s, l, 0, data, now.Add(-time.Hour))
-	f, ok := s.OpenFileCopy(l, 1, 0, int64(len(data)))
+	f, ok := artifacts.OpenFileCopy(s, l, 1, 0, int64(len(data)))
 	if !ok {
 		t.Fatal("the copy does not open")
 	}
@@ -201,25 +206,25 @@ func TestCapEvictsFileCopiesAndAnOpenCopyStaysReadable(t *testing.T) {
 	// OpenFileCopy moved its last use to now; make it the oldest again.
 	os.Chtimes(path, now.Add(-time.Hour), now.Add(-time.Hour))
 
-	u, _ := s.Usage()
-	s.SetMaxSize(u.Capped()-1, CapOptions{})
-	if exists(path) || !s.Exists(l) || s.Evictions() != 1 {
-		t.Fatalf("the cap should evict the older copy, not the blob: copy left %v, blob %v, evictions %d", exists(path), s.Exists(l), s.Evictions())
+	u, _ := DiskUsage(s)
+	capOf(s).SetMaxSize(u.Capped()-1, CapOptions{})
+	if exists(path) || !s.Exists(l) || capOf(s).Evictions() != 1 {
+		t.Fatalf("the cap should evict the older copy, not the blob: copy left %v, blob %v, evictions %d", exists(path), s.Exists(l), capOf(s).Evictions())
 	}
 	got, err := io.ReadAll(io.NewSectionReader(f, 0, int64(len(data))))
 	if err != nil || !bytes.Equal(got, data) {
 		t.Errorf("the open copy, once evicted, reads %d bytes, %v", len(got), err)
 	}
-	if g, ok := s.OpenFileCopy(l, 1, 0, int64(len(data))); ok {
+	if g, ok := artifacts.OpenFileCopy(s, l, 1, 0, int64(len(data))); ok {
 		g.Close()
 		t.Error("an evicted copy still opens")
 	}
 
 	// Under the cap, a copy that cannot fit is not started.
-	if _, err := s.NewFileCopy(l, 1, 1, u.Capped()); !errors.Is(err, ErrOverCap) || !s.Exists(l) {
+	if _, err := artifacts.NewFileCopy(s, l, 1, 1, u.Capped()); !errors.Is(err, cache.ErrOverCap) || !s.Exists(l) {
 		t.Errorf("a copy larger than the cap: %v; the blob is still there: %v", err, s.Exists(l))
 	}
-	if ents, _ := filepath.Glob(filepath.Join(s.Root(), fileCopiesDir, "v1", "*")); len(ents) != 0 {
+	if ents, _ := filepath.Glob(filepath.Join(s.Root(), layout.Files, "v1", "*")); len(ents) != 0 {
 		t.Errorf("copies left: %v", ents)
 	}
 }

@@ -1,9 +1,8 @@
-package cache
+package layout
 
 import (
 	"errors"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -11,11 +10,11 @@ import (
 // Processes sharing a cache coordinate with flock(2), which the kernel
 // drops when a process dies, so a lock never outlives its holder.
 
-// tryLockPath takes an exclusive lock on the file at path, creating it. It
+// TryLock takes an exclusive lock on the file at path, creating it. It
 // returns nil, nil when another holder has it. A lock file is removed by
 // its holder, so after locking the open file must still be the one at
 // path; otherwise the lock is on an unlinked file and it tries again.
-func tryLockPath(path string) (*os.File, error) {
+func TryLock(path string) (*os.File, error) {
 	for range 3 {
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
@@ -45,17 +44,17 @@ func sameFile(f *os.File, path string) bool {
 	return err == nil && os.SameFile(a, b)
 }
 
-// unlockRemove removes a lock file that f, its lock, holds, and releases
+// UnlockRemove removes a lock file that f, its lock, holds, and releases
 // it.
-func unlockRemove(f *os.File) {
+func UnlockRemove(f *os.File) {
 	os.Remove(f.Name())
 	f.Close()
 }
 
-// createLockedTemp creates a new file in dir, named by pattern as
+// CreateLockedTemp creates a new file in dir, named by pattern as
 // os.CreateTemp does, mode 0600 whatever the umask, and locked, so that
 // the sweep at open never removes it while this process lives.
-func createLockedTemp(dir, pattern string) (*os.File, error) {
+func CreateLockedTemp(dir, pattern string) (*os.File, error) {
 	f, err := os.CreateTemp(dir, pattern)
 	if err != nil {
 		return nil, err
@@ -73,8 +72,8 @@ func createLockedTemp(dir, pattern string) (*os.File, error) {
 	return f, nil
 }
 
-// removeIfUnlocked removes path if no live process holds a lock on it.
-func removeIfUnlocked(path string) bool {
+// RemoveIfUnlocked removes path if no live process holds a lock on it.
+func RemoveIfUnlocked(path string) bool {
 	f, err := os.Open(path)
 	if err != nil {
 		return false
@@ -86,4 +85,21 @@ func removeIfUnlocked(path string) bool {
 	return os.Remove(path) == nil
 }
 
-func ingestDir(root string) string { return filepath.Join(root, "ingest") }
+// Held reports whether a live process holds a lock on the file at path.
+// The probe takes a shared lock for an instant, which a live holder of an
+// exclusive lock never lets happen.
+func Held(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return true, nil
+		}
+		return false, err
+	}
+	unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return false, nil
+}

@@ -1,12 +1,13 @@
-package cache
+package gc
 
 import (
 	"errors"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
+
+	"github.com/imgfs/imgfs/cache"
+	"github.com/imgfs/imgfs/cache/internal/layout"
 )
 
 // Usage is the cache directory's disk use, in bytes allocated on disk
@@ -23,36 +24,33 @@ type Usage struct {
 	Total    int64 `json:"total"`
 }
 
-// Capped is what --cache-max-size bounds: blobs, partials, indexes and
-// file copies. Logs are capped on their own, and the rest is a few small
+// Capped is what the cache cap (LRU.SetMaxSize) and PruneOptions.MaxSize
+// bound: blobs, partials, indexes and file copies. Logs are capped on their own, and the rest is a few small
 // files.
 func (u Usage) Capped() int64 { return u.Complete + u.Partial + u.Indexes + u.Files }
 
 // field maps the top-level directories to the field that counts them.
 func (u *Usage) field(top string) *int64 {
 	switch top {
-	case "blobs":
+	case layout.Blobs:
 		return &u.Complete
-	case "ingest":
+	case layout.Ingest:
 		return &u.Partial
-	case indexesDir:
+	case layout.Indexes:
 		return &u.Indexes
-	case fileCopiesDir:
+	case layout.Files:
 		return &u.Files
-	case logsDir:
+	case layout.Logs:
 		return &u.Logs
 	}
 	return &u.Other
 }
 
-// logsDir holds background mounts' logs (see cmd/imgfs).
-const logsDir = "logs"
-
-// Usage walks the cache directory and adds up what its files take on disk.
-// Files that vanish during the walk (a commit, a prune) are skipped.
-func (s *Store) Usage() (Usage, error) {
+// DiskUsage walks the cache directory and adds up what its files take on
+// disk. Files that vanish during the walk (a commit, a prune) are skipped.
+func DiskUsage(s *cache.Store) (Usage, error) {
 	var u Usage
-	err := filepath.WalkDir(s.root, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(s.Root(), func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil
@@ -66,30 +64,12 @@ func (s *Store) Usage() (Usage, error) {
 		if err != nil {
 			return nil
 		}
-		n := diskBytes(fi)
-		rel, _ := filepath.Rel(s.root, path)
+		n := layout.DiskBytes(fi)
+		rel, _ := filepath.Rel(s.Root(), path)
 		top, _, _ := strings.Cut(rel, string(filepath.Separator))
 		*u.field(top) += n
 		u.Total += n
 		return nil
 	})
 	return u, err
-}
-
-// diskBytes is what a file takes on disk. A partial blob is sparse: only
-// the chunks fetched are allocated.
-func diskBytes(fi fs.FileInfo) int64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return st.Blocks * 512
-	}
-	return fi.Size()
-}
-
-// fileDiskBytes is diskBytes of the file at path, 0 if it is gone.
-func fileDiskBytes(path string) int64 {
-	fi, err := os.Lstat(path)
-	if err != nil {
-		return 0
-	}
-	return diskBytes(fi)
 }
