@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+
+	"github.com/imgfs/imgfs/internal/layer/inflate"
 )
 
 // benchLayer is a ~100 MiB tar of text-like files (1 KiB to 4 MiB),
@@ -109,7 +111,7 @@ func BenchmarkInflate(b *testing.B) {
 			raw, blob := bc.data()
 			b.SetBytes(int64(len(raw)))
 			for b.Loop() {
-				n, err := io.Copy(io.Discard, newInflater(bytes.NewReader(blob)))
+				n, err := io.Copy(io.Discard, inflate.NewReader(bytes.NewReader(blob)))
 				if err != nil || n != int64(len(raw)) {
 					b.Fatal(n, err)
 				}

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/layer/inflate"
 	"github.com/imgfs/imgfs/internal/oci"
 )
 
@@ -92,8 +93,8 @@ func (r *checkpointReader) newCursor(k int) (*cursor, error) {
 	c := &cursor{spans: sr, pos: cp.Out}
 	switch r.idx.Format {
 	case oci.FormatGzip:
-		f := newInflater(sr)
-		if err := f.resume(cp); err != nil {
+		f, err := inflate.Resume(sr, cp.inflatePoint())
+		if err != nil {
 			return nil, err
 		}
 		c.dec = f

@@ -18,6 +18,10 @@
 //     allows: gzip and zstd spans against the index, eStargz chunks against
 //     the TOC.
 //
+// Decoding gzip, and resuming it from a checkpoint, is package inflate's;
+// this package decides where checkpoints go, stores them in the index and
+// verifies the compressed bytes before the decoder sees them.
+//
 // It must not know FUSE, HTTP, registries or the cache's layout. Its only
 // view of a blob is a blobio.ReaderAt, a context-aware ReadAt, which the cache
 // provides. Names are untrusted tar input: see NormalizeName.

@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/imgfs/imgfs/internal/layer/inflate"
 )
 
 // textish returns n deterministic bytes that compress like text.
@@ -125,8 +127,8 @@ func checkCheckpoints(t *testing.T, idx *Index, blob, raw []byte) {
 		if len(c.Window) > windowSize || (c.Member && c.Bits != 0) {
 			t.Fatalf("checkpoint %d: window %d bits %d", i, len(c.Window), c.Bits)
 		}
-		f := newInflater(bytes.NewReader(blob[c.In:]))
-		if err := f.resume(&c); err != nil {
+		f, err := inflate.Resume(bytes.NewReader(blob[c.In:]), c.inflatePoint())
+		if err != nil {
 			t.Fatal(err)
 		}
 		got := make([]byte, min(100_000, int64(len(raw))-c.Out))
@@ -236,7 +238,7 @@ func TestGzipCorruptChecksum(t *testing.T) {
 	raw := mkTar(t, reg("a", "hello"))
 	blob := gz(raw, 6)
 	blob[len(blob)-8] ^= 1
-	if _, err := BuildGzip(bytes.NewReader(blob), BuildOptions{}); !errors.Is(err, errGzipSum) {
+	if _, err := BuildGzip(bytes.NewReader(blob), BuildOptions{}); !errors.Is(err, inflate.ErrChecksum) {
 		t.Fatalf("err %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"hash"
 	"io"
 
+	"github.com/imgfs/imgfs/internal/layer/inflate"
 	"github.com/imgfs/imgfs/internal/oci"
 )
 
@@ -33,22 +34,22 @@ func (o BuildOptions) spacing() int64 {
 // as with BuildTar.
 func BuildGzip(r io.Reader, opts BuildOptions) (*Index, error) {
 	idx := &Index{Format: oci.FormatGzip}
-	f := newInflater(r)
+	f := inflate.NewReader(r)
 	sh := &spanHasher{h: sha256.New()}
-	f.dropped = sh.writeAt
+	f.OnDrop = sh.writeAt
 	spacing := opts.spacing()
-	f.onBoundary = func(in int64, bits uint8, out int64, member bool) {
+	f.OnBoundary = func(in int64, bits uint8, out int64, member bool) {
 		cps := idx.Checkpoints
 		if len(cps) > 0 && (out-cps[len(cps)-1].Out < spacing || (in == cps[len(cps)-1].In)) {
 			return
 		}
 		c := Checkpoint{In: in, Bits: bits, Out: out, Member: member}
 		if !member {
-			w := int(min(int64(windowSize), f.memberOut, int64(len(f.out))))
-			c.Window = append([]byte(nil), f.out[len(f.out)-w:]...)
+			c.Window = f.Window()
 		}
 		if len(cps) > 0 {
-			sh.writeAt(f.in[:in-f.inOff], f.inOff)
+			buf, off := f.Input()
+			sh.writeAt(buf[:in-off], off)
 			idx.Checkpoints[len(cps)-1].SpanDigest = sh.cut()
 		}
 		idx.Checkpoints = append(idx.Checkpoints, c)
@@ -64,9 +65,10 @@ func BuildGzip(r io.Reader, opts BuildOptions) (*Index, error) {
 	// Even when the stream breaks, hash the rest of the blob, so that the
 	// last span has its digest and the entries before the break can be
 	// served.
-	sh.writeAt(f.in[:f.ie], f.inOff)
+	buf, off := f.Input()
+	sh.writeAt(buf, off)
 	rest, _ := io.Copy(sh.h, r)
-	idx.BlobSize = f.inOff + int64(f.ie) + rest
+	idx.BlobSize = off + int64(len(buf)) + rest
 	if n := len(idx.Checkpoints); n > 0 {
 		idx.Checkpoints[n-1].SpanDigest = sh.cut()
 	}

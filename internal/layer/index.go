@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/imgfs/imgfs/internal/layer/inflate"
 	"github.com/imgfs/imgfs/internal/oci"
 )
 
@@ -41,6 +42,11 @@ type Checkpoint struct {
 	// SpanDigest is the sha256 of the compressed bytes from In to the next
 	// checkpoint's In (the last: to the end of the blob).
 	SpanDigest [32]byte
+}
+
+// inflatePoint is gzip checkpoint c as package inflate resumes from it.
+func (c *Checkpoint) inflatePoint() inflate.Checkpoint {
+	return inflate.Checkpoint{In: c.In, Bits: c.Bits, Out: c.Out, Member: c.Member, Window: c.Window}
 }
 
 // spanEnd is the compressed end of span i.

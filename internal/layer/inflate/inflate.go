@@ -1,4 +1,4 @@
-package layer
+package inflate
 
 import (
 	"encoding/binary"
@@ -9,13 +9,21 @@ import (
 	"math/bits"
 )
 
-// inflater decodes a gzip stream (RFC 1952 members of RFC 1951 deflate
-// data) and, unlike compress/flate, reports every deflate block boundary
+// Reader decodes a gzip stream (RFC 1952 members of RFC 1951 deflate
+// data) and, unlike compress/gzip, reports every deflate block boundary
 // with its exact bit position, and can start again at any such boundary
-// given the 32 KiB window before it. It exists because the standard
-// library's decoder exposes neither. It is used for the one indexing pass
-// and for every read from a checkpoint, so both take the same path.
-type inflater struct {
+// given the 32 KiB window before it (see Resume). It exists because the
+// standard library's decoder exposes neither. The same decoder serves a
+// pass that records checkpoints and every read from one, so both take the
+// same path.
+//
+// The stream may hold several members, decoded one after the other; each
+// member's CRC-32 and size are checked against its trailer. Errors wrap
+// ErrDeflate, ErrHeader, ErrChecksum, io.ErrUnexpectedEOF (the input ended
+// inside the stream) or the underlying reader's error, and name the
+// compressed byte where decoding stopped. Read returns the output decoded
+// before an error, then the error on every call.
+type Reader struct {
 	r     io.Reader
 	in    []byte // input buffer; in[ip:ie] not yet loaded into bits
 	ip    int
@@ -29,18 +37,43 @@ type inflater struct {
 	given   int    // out[:given] has been returned by Read
 	outBase int64  // stream offset of out[0]
 
-	state      int
-	final      bool
-	stored     int // bytes left in a stored block
-	lit, dist  *huffman
-	dyn        [2]huffman
-	memberOut  int64 // output so far in this member (for window size)
-	crc        uint32
-	crcAt      int  // out[:crcAt] is in crc
-	verify     bool // check member CRC and size: only from a member start
-	err        error
-	onBoundary func(in int64, bits uint8, out int64, member bool)
-	dropped    func(b []byte, off int64) // input bytes about to leave the buffer, from stream offset off
+	state     int
+	final     bool
+	stored    int // bytes left in a stored block
+	lit, dist *huffman
+	dyn       [2]huffman
+	memberOut int64 // output so far in this member (for window size)
+	crc       uint32
+	crcAt     int  // out[:crcAt] is in crc
+	verify    bool // check member CRC and size: only from a member start
+	err       error
+
+	// OnBoundary, if set, is called at every deflate block header and, with
+	// member true, at every gzip member header (bits is then 0), before
+	// decoding it: in and bits are its compressed position (byte, and bit
+	// within it, least significant first), out its uncompressed offset.
+	// Each is a point a Checkpoint can resume from. During the call,
+	// Window returns the window there and the byte at in is still in
+	// Input. Set it before the first Read.
+	OnBoundary func(in int64, bits uint8, out int64, member bool)
+	// OnDrop, if set, is given input bytes b, from compressed offset off,
+	// just before they leave the input buffer. Every byte read from the
+	// underlying reader is given to OnDrop once, in order, unless it is
+	// still in Input: so a caller sees the compressed bytes without
+	// reading them twice (to hash them, say). Set it before the first Read.
+	OnDrop func(b []byte, off int64)
+}
+
+// A Checkpoint is a point in a gzip stream from which a Reader can start
+// decoding: a deflate block header, or a member header when Member is set,
+// with the output before it that later matches may refer to. OnBoundary
+// reports every such point, as zlib's zran example records them.
+type Checkpoint struct {
+	In     int64  // compressed offset of the byte holding the first bit
+	Bits   uint8  // bit within that byte, 0-7, least significant first; 0 for a member
+	Out    int64  // uncompressed offset
+	Member bool   // at a member header, not a block header
+	Window []byte // up to WindowSize bytes of the member's output before Out; none for a member
 }
 
 const (
@@ -51,16 +84,27 @@ const (
 	stDone
 )
 
+// The errors a Reader's errors wrap for a stream that is not valid gzip.
 var (
-	errDeflate = errors.New("gzip: invalid deflate data")
-	errGzipHdr = errors.New("gzip: invalid header")
-	errGzipSum = errors.New("gzip: checksum or size mismatch")
+	// ErrDeflate means the deflate data of a member is invalid.
+	ErrDeflate = errors.New("gzip: invalid deflate data")
+	// ErrHeader means the bytes where a member should start, at the start
+	// of the stream or after a member, are not a gzip header for deflate
+	// data.
+	ErrHeader = errors.New("gzip: invalid header")
+	// ErrChecksum means a member's output does not match the CRC-32 or
+	// the size in its trailer.
+	ErrChecksum = errors.New("gzip: checksum or size mismatch")
 )
+
+// WindowSize is how far back a deflate match may reach: the most output
+// before a block boundary that a Checkpoint there needs.
+const WindowSize = 32 << 10
 
 const (
 	inBufSize  = 64 << 10
 	outChunk   = 256 << 10
-	outLimit   = windowSize + outChunk // decoding stops for a Read once out is this long
+	outLimit   = WindowSize + outChunk // decoding stops for a Read once out is this long
 	keepBits   = 8                     // bytes kept before ip so a boundary's byte is still buffered
 	maxMatch   = 258
 	fastLitLen = 10
@@ -70,14 +114,21 @@ const (
 	outSlack = maxMatch + 8
 )
 
-func newInflater(r io.Reader) *inflater {
-	f := &inflater{r: r, in: make([]byte, inBufSize), out: make([]byte, 0, outLimit+outSlack), verify: true}
+// NewReader returns a Reader that decodes the gzip stream r yields, from
+// its start.
+func NewReader(r io.Reader) *Reader {
+	f := &Reader{r: r, in: make([]byte, inBufSize), out: make([]byte, 0, outLimit+outSlack), verify: true}
 	return f
 }
 
-// resume positions a fresh inflater at a checkpoint whose compressed bytes
-// r yields from c.In. CRC checking is off: the span digests verify instead.
-func (f *inflater) resume(c *Checkpoint) error {
+// Resume returns a Reader that decodes from checkpoint c, given r that
+// yields the stream's compressed bytes from c.In on. Offsets it reports,
+// in errors and to OnBoundary, are the whole stream's. It does not check
+// the CRC-32 of the member it starts in, whose start it has not seen:
+// verify that output otherwise. Later members are checked. It fails only
+// if r ends, or fails, before the bit the checkpoint is at.
+func Resume(r io.Reader, c Checkpoint) (*Reader, error) {
+	f := NewReader(r)
 	f.inOff = c.In
 	f.outBase = c.Out - int64(len(c.Window))
 	f.out = append(f.out[:0], c.Window...)
@@ -87,22 +138,39 @@ func (f *inflater) resume(c *Checkpoint) error {
 	f.verify = false
 	if c.Member {
 		f.state = stMember
-		return nil
+		return f, nil
 	}
 	f.state = stBlock
 	if c.Bits > 0 {
 		f.fill()
 		if f.nbits < uint(c.Bits) {
-			return f.truncated()
+			return nil, f.truncated()
 		}
 		f.consume(uint(c.Bits))
 	}
-	return nil
+	return f, nil
+}
+
+// Window returns a copy of the output that a match at the current position
+// may refer back to: up to WindowSize bytes, from the current member only.
+// Called from OnBoundary at a block boundary, it is the Checkpoint's Window
+// there.
+func (f *Reader) Window() []byte {
+	w := int(min(int64(WindowSize), f.memberOut, int64(len(f.out))))
+	return append([]byte(nil), f.out[len(f.out)-w:]...)
+}
+
+// Input returns the compressed bytes in the Reader's input buffer, b, and
+// the compressed offset of b[0]. They run on past where decoding stands,
+// as the Reader reads ahead; with OnDrop they account for every byte read
+// from the underlying reader. b is valid until the next Read.
+func (f *Reader) Input() (b []byte, off int64) {
+	return f.in[:f.ie], f.inOff
 }
 
 // fill loads bytes into the bit buffer until it holds at least 56 bits or
 // the input ends.
-func (f *inflater) fill() {
+func (f *Reader) fill() {
 	for f.nbits <= 56 {
 		if f.ie-f.ip >= 8 {
 			v := binary.LittleEndian.Uint64(f.in[f.ip:])
@@ -128,14 +196,14 @@ func (f *inflater) fill() {
 }
 
 // refill reads more input, keeping the last few consumed bytes.
-func (f *inflater) refill() bool {
+func (f *Reader) refill() bool {
 	if f.inErr != nil {
 		return false
 	}
 	keep := max(f.ip-keepBits, 0)
 	if keep > 0 {
-		if f.dropped != nil {
-			f.dropped(f.in[:keep], f.inOff)
+		if f.OnDrop != nil {
+			f.OnDrop(f.in[:keep], f.inOff)
 		}
 		n := copy(f.in, f.in[keep:f.ie])
 		f.inOff += int64(keep)
@@ -150,17 +218,17 @@ func (f *inflater) refill() bool {
 	return n > 0 || (err == nil)
 }
 
-func (f *inflater) consume(n uint) {
+func (f *Reader) consume(n uint) {
 	f.bits >>= n
 	f.nbits -= n
 }
 
 // bitPos is the stream offset, in bits, of the next unread bit.
-func (f *inflater) bitPos() int64 {
+func (f *Reader) bitPos() int64 {
 	return (f.inOff+int64(f.ip))*8 - int64(f.nbits)
 }
 
-func (f *inflater) getBits(n uint) (uint32, bool) {
+func (f *Reader) getBits(n uint) (uint32, bool) {
 	if f.nbits < n {
 		f.fill()
 		if f.nbits < n {
@@ -172,22 +240,23 @@ func (f *inflater) getBits(n uint) (uint32, bool) {
 	return v, true
 }
 
-func (f *inflater) fail(err error) error {
+func (f *Reader) fail(err error) error {
 	if f.err == nil {
 		f.err = fmt.Errorf("%w (compressed byte %d)", err, f.bitPos()/8)
 	}
 	return f.err
 }
 
-func (f *inflater) truncated() error {
+func (f *Reader) truncated() error {
 	if f.inErr != nil && f.inErr != io.EOF {
 		return f.fail(f.inErr)
 	}
 	return f.fail(io.ErrUnexpectedEOF)
 }
 
-// Read returns decompressed bytes.
-func (f *inflater) Read(p []byte) (int, error) {
+// Read implements io.Reader: it returns the decoded bytes, then io.EOF
+// where the input ends after a whole member.
+func (f *Reader) Read(p []byte) (int, error) {
 	for f.given == len(f.out) {
 		if f.err != nil {
 			return 0, f.err
@@ -204,20 +273,20 @@ func (f *inflater) Read(p []byte) (int, error) {
 }
 
 // slide keeps only the last window of output once it has all been read.
-func (f *inflater) slide() {
-	if len(f.out) <= windowSize+outChunk/2 {
+func (f *Reader) slide() {
+	if len(f.out) <= WindowSize+outChunk/2 {
 		return
 	}
 	f.sumCRC()
-	drop := len(f.out) - windowSize
+	drop := len(f.out) - WindowSize
 	copy(f.out, f.out[drop:])
-	f.out = f.out[:windowSize]
+	f.out = f.out[:WindowSize]
 	f.outBase += int64(drop)
 	f.given -= drop
 	f.crcAt -= drop
 }
 
-func (f *inflater) sumCRC() {
+func (f *Reader) sumCRC() {
 	if f.verify {
 		f.crc = crc32.Update(f.crc, crc32.IEEETable, f.out[f.crcAt:])
 	}
@@ -225,7 +294,7 @@ func (f *inflater) sumCRC() {
 }
 
 // step decodes until some output is ready, a member ends, or an error.
-func (f *inflater) step() {
+func (f *Reader) step() {
 	for len(f.out) < outLimit && f.err == nil {
 		switch f.state {
 		case stMember:
@@ -237,9 +306,9 @@ func (f *inflater) step() {
 				f.trailer()
 				continue
 			}
-			if f.onBoundary != nil {
+			if f.OnBoundary != nil {
 				bp := f.bitPos()
-				f.onBoundary(bp/8, uint8(bp%8), f.outBase+int64(len(f.out)), false)
+				f.OnBoundary(bp/8, uint8(bp%8), f.outBase+int64(len(f.out)), false)
 			}
 			f.blockHeader()
 		case stStored:
@@ -253,7 +322,7 @@ func (f *inflater) step() {
 }
 
 // member reads a gzip member header, or finds the end of the stream.
-func (f *inflater) member() bool {
+func (f *Reader) member() bool {
 	f.alignByte()
 	f.fill()
 	if f.nbits == 0 {
@@ -268,9 +337,9 @@ func (f *inflater) member() bool {
 		f.state = stDone
 		return false
 	}
-	if f.onBoundary != nil {
+	if f.OnBoundary != nil {
 		bp := f.bitPos()
-		f.onBoundary(bp/8, 0, f.outBase+int64(len(f.out)), true)
+		f.OnBoundary(bp/8, 0, f.outBase+int64(len(f.out)), true)
 	}
 	var h [10]byte
 	if !f.bytes(h[:]) {
@@ -278,7 +347,7 @@ func (f *inflater) member() bool {
 		return false
 	}
 	if h[0] != 0x1f || h[1] != 0x8b || h[2] != 8 {
-		f.fail(errGzipHdr)
+		f.fail(ErrHeader)
 		return false
 	}
 	flg := h[3]
@@ -313,9 +382,9 @@ func (f *inflater) member() bool {
 	return true
 }
 
-func (f *inflater) alignByte() { f.consume(f.nbits % 8) }
+func (f *Reader) alignByte() { f.consume(f.nbits % 8) }
 
-func (f *inflater) bytes(b []byte) bool {
+func (f *Reader) bytes(b []byte) bool {
 	for i := range b {
 		v, ok := f.getBits(8)
 		if !ok {
@@ -326,7 +395,7 @@ func (f *inflater) bytes(b []byte) bool {
 	return true
 }
 
-func (f *inflater) skip(n int) bool {
+func (f *Reader) skip(n int) bool {
 	for range n {
 		if _, ok := f.getBits(8); !ok {
 			return false
@@ -335,7 +404,7 @@ func (f *inflater) skip(n int) bool {
 	return true
 }
 
-func (f *inflater) trailer() {
+func (f *Reader) trailer() {
 	f.alignByte()
 	var t [8]byte
 	if !f.bytes(t[:]) {
@@ -345,7 +414,7 @@ func (f *inflater) trailer() {
 	if f.verify {
 		f.sumCRC()
 		if binary.LittleEndian.Uint32(t[:4]) != f.crc || binary.LittleEndian.Uint32(t[4:]) != uint32(f.memberOut) {
-			f.fail(errGzipSum)
+			f.fail(ErrChecksum)
 			return
 		}
 	}
@@ -354,7 +423,7 @@ func (f *inflater) trailer() {
 	f.state = stMember
 }
 
-func (f *inflater) blockHeader() {
+func (f *Reader) blockHeader() {
 	h, ok := f.getBits(3)
 	if !ok {
 		f.truncated()
@@ -370,7 +439,7 @@ func (f *inflater) blockHeader() {
 			return
 		}
 		if uint16(v) != ^uint16(v>>16) {
-			f.fail(errDeflate)
+			f.fail(ErrDeflate)
 			return
 		}
 		f.stored = int(uint16(v))
@@ -386,11 +455,11 @@ func (f *inflater) blockHeader() {
 		f.lit, f.dist = &f.dyn[0], &f.dyn[1]
 		f.state = stHuffman
 	default:
-		f.fail(errDeflate)
+		f.fail(ErrDeflate)
 	}
 }
 
-func (f *inflater) copyStored() {
+func (f *Reader) copyStored() {
 	for f.stored > 0 && len(f.out) < outLimit {
 		// Drain whole bytes still in the bit buffer first.
 		if f.nbits >= 8 {
@@ -417,14 +486,14 @@ func (f *inflater) copyStored() {
 
 var codeOrder = [19]int{16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15}
 
-func (f *inflater) readDynamic() error {
+func (f *Reader) readDynamic() error {
 	h, ok := f.getBits(14)
 	if !ok {
 		return f.truncated()
 	}
 	nlit, ndist, nclen := int(h&31)+257, int(h>>5&31)+1, int(h>>10)+4
 	if nlit > 286 || ndist > 30 {
-		return errDeflate
+		return ErrDeflate
 	}
 	var lens [320]uint8
 	for i := range nclen {
@@ -436,13 +505,13 @@ func (f *inflater) readDynamic() error {
 	}
 	var clen huffman
 	if !clen.build(lens[:19], &symEntries) {
-		return errDeflate
+		return ErrDeflate
 	}
 	clear(lens[:19])
 	for i := 0; i < nlit+ndist; {
 		sym, ok := f.decode(&clen)
 		if !ok {
-			return f.fail(errDeflate)
+			return f.fail(ErrDeflate)
 		}
 		switch {
 		case sym < 16:
@@ -454,7 +523,7 @@ func (f *inflater) readDynamic() error {
 			switch sym {
 			case 16:
 				if i == 0 {
-					return errDeflate
+					return ErrDeflate
 				}
 				v, ok := f.getBits(2)
 				if !ok {
@@ -475,7 +544,7 @@ func (f *inflater) readDynamic() error {
 				rep = 11 + int(v)
 			}
 			if i+rep > nlit+ndist {
-				return errDeflate
+				return ErrDeflate
 			}
 			for range rep {
 				lens[i] = val
@@ -484,17 +553,17 @@ func (f *inflater) readDynamic() error {
 		}
 	}
 	if lens[256] == 0 {
-		return errDeflate
+		return ErrDeflate
 	}
 	if !f.dyn[0].build(lens[:nlit], &litLenEntries) || !f.dyn[1].build(lens[nlit:nlit+ndist], &distEntries) {
-		return errDeflate
+		return ErrDeflate
 	}
 	return nil
 }
 
 // entry reads one code and returns its table entry; ok is false on a bad
 // code or short input.
-func (f *inflater) entry(h *huffman) (uint32, bool) {
+func (f *Reader) entry(h *huffman) (uint32, bool) {
 	if f.nbits < 15 {
 		f.fill()
 	}
@@ -511,7 +580,7 @@ func (f *inflater) entry(h *huffman) (uint32, bool) {
 }
 
 // decode reads one symbol of a table built with symEntries.
-func (f *inflater) decode(h *huffman) (int, bool) {
+func (f *Reader) decode(h *huffman) (int, bool) {
 	e, ok := f.entry(h)
 	return int(e >> 16), ok
 }
@@ -527,7 +596,7 @@ var (
 // outLimit, or an error. The fast loop takes every symbol it can, and
 // decodeSymbol each one it leaves: near the end of the buffered input, or
 // one that is bad.
-func (f *inflater) decodeHuffman() {
+func (f *Reader) decodeHuffman() {
 	for len(f.out) < outLimit && f.state == stHuffman && f.err == nil {
 		f.decodeFast()
 		if len(f.out) < outLimit && f.state == stHuffman {
@@ -553,7 +622,7 @@ func (f *inflater) decodeHuffman() {
 // not zero: the load is not masked, as loading them again ORs in the same
 // bits. They are cleared on the way out, as the rest of the decoder (a
 // stored block takes bytes from in directly) needs zeros there.
-func (f *inflater) decodeFast() {
+func (f *Reader) decodeFast() {
 	// Arrays rather than slices, so that their lengths are constants:
 	// fewer live registers and bounds checks in the loop.
 	in := (*[inBufSize]byte)(f.in)
@@ -654,7 +723,7 @@ func (f *inflater) decodeFast() {
 // entryValue returns the length or distance a table entry decodes to: its
 // base plus its extra bits, read from the input. Out of input, it reports
 // the stream truncated and false.
-func (f *inflater) entryValue(e uint32) (int, bool) {
+func (f *Reader) entryValue(e uint32) (int, bool) {
 	v := int(e >> 16)
 	if x := uint(e&31) - uint(e>>8&15); x > 0 {
 		extra, ok := f.getBits(x)
@@ -672,7 +741,7 @@ func (f *inflater) entryValue(e uint32) (int, bool) {
 var repeatSpan = [8]uint8{0, 8, 8, 9, 8, 10, 12, 14}
 
 // decodeSymbol decodes one symbol of a Huffman block, checking it all.
-func (f *inflater) decodeSymbol() {
+func (f *Reader) decodeSymbol() {
 	if f.nbits < 48 {
 		f.fill()
 	}
@@ -690,7 +759,7 @@ func (f *inflater) decodeSymbol() {
 		f.state = stBlock
 		return
 	case e&entLen == 0:
-		f.fail(errDeflate) // literal/length symbol 286 or 287
+		f.fail(ErrDeflate) // literal/length symbol 286 or 287
 		return
 	}
 	length, ok := f.entryValue(e)
@@ -707,7 +776,7 @@ func (f *inflater) decodeSymbol() {
 		return
 	}
 	if int64(d) > f.memberOut || d > len(f.out) {
-		f.fail(errDeflate)
+		f.fail(ErrDeflate)
 		return
 	}
 	for range length {
@@ -717,12 +786,12 @@ func (f *inflater) decodeSymbol() {
 }
 
 // badOrShort tells a corrupt code from input that ended mid-block.
-func (f *inflater) badOrShort() {
+func (f *Reader) badOrShort() {
 	if f.inErr != nil && f.ip == f.ie {
 		f.truncated()
 		return
 	}
-	f.fail(errDeflate)
+	f.fail(ErrDeflate)
 }
 
 // huffman is a canonical Huffman decoding table: a primary table indexed

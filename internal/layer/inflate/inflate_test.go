@@ -1,4 +1,4 @@
-package layer
+package inflate
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 	"testing/iotest"
 )
 
-// boundary is one onBoundary call.
+// boundary is one OnBoundary call.
 type boundary struct {
 	in     int64
 	bits   uint8
@@ -25,8 +25,8 @@ type boundary struct {
 // r does, and records the boundaries it reports.
 func inflateAll(b []byte, wrap func(io.Reader) io.Reader) ([]byte, []boundary, error) {
 	var bs []boundary
-	f := newInflater(wrap(bytes.NewReader(b)))
-	f.onBoundary = func(in int64, bits uint8, out int64, member bool) {
+	f := NewReader(wrap(bytes.NewReader(b)))
+	f.OnBoundary = func(in int64, bits uint8, out int64, member bool) {
 		bs = append(bs, boundary{in, bits, out, member})
 	}
 	out, err := io.ReadAll(f)
@@ -392,8 +392,8 @@ func gzipStreams(tb testing.TB, unit int) map[string][]byte {
 		case k < 4 && len(skewed) >= 7:
 			period := skewed[len(skewed)-1-r.IntN(7):]
 			skewed = append(skewed, bytes.Repeat(period, 1+r.IntN(100))...)
-		case k < 5 && len(skewed) > windowSize:
-			at := len(skewed) - windowSize
+		case k < 5 && len(skewed) > WindowSize:
+			at := len(skewed) - WindowSize
 			skewed = append(skewed, skewed[at:at+3+r.IntN(255)]...)
 		default:
 			skewed = append(skewed, byte(r.ExpFloat64()*6))
@@ -483,10 +483,10 @@ func checkResume(t *testing.T, blob, out []byte, bs []boundary, n int) {
 		if b.member {
 			memberStart = b.out
 		} else {
-			c.Window = out[max(b.out-windowSize, memberStart):b.out]
+			c.Window = out[max(b.out-WindowSize, memberStart):b.out]
 		}
-		f := newInflater(bytes.NewReader(blob[c.In:]))
-		if err := f.resume(&c); err != nil {
+		f, err := Resume(bytes.NewReader(blob[c.In:]), c)
+		if err != nil {
 			t.Fatalf("boundary %d %+v: %v", i, b, err)
 		}
 		got, err := io.ReadAll(f)
@@ -572,7 +572,7 @@ func TestInflateErrors(t *testing.T) {
 		{"no-end", deflate(fixed().fixedLit('a').fixedLit('b')), "unexpected EOF (compressed byte 12)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := io.ReadAll(newInflater(bytes.NewReader(tc.in)))
+			_, err := io.ReadAll(NewReader(bytes.NewReader(tc.in)))
 			if err == nil || err.Error() != tc.want {
 				t.Errorf("got %v, want %s", err, tc.want)
 			}
@@ -583,7 +583,7 @@ func TestInflateErrors(t *testing.T) {
 	blob := gzipStreams(t, 10_000)["members"]
 	for n := 0; n < len(blob); n += 1 + n/50 {
 		for _, wrap := range []func(io.Reader) io.Reader{plainReader, iotest.OneByteReader} {
-			if _, _, err := inflateAll(blob[:n], wrap); !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, errDeflate) {
+			if _, _, err := inflateAll(blob[:n], wrap); !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, ErrDeflate) {
 				t.Fatalf("cut at %d of %d: %v", n, len(blob), err)
 			}
 		}
@@ -612,8 +612,8 @@ func FuzzInflate(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		out, bs, err := inflateAll(in, plainReader)
-		if err != nil && !errors.Is(err, errDeflate) && !errors.Is(err, errGzipHdr) &&
-			!errors.Is(err, errGzipSum) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		if err != nil && !errors.Is(err, ErrDeflate) && !errors.Is(err, ErrHeader) &&
+			!errors.Is(err, ErrChecksum) && !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Fatalf("unexpected error %v", err)
 		}
 		std, stdErr := stdGunzip(in)
