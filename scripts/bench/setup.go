@@ -25,9 +25,9 @@ type bench struct {
 	rep   *report
 
 	// Results carried between scenarios; empty when the scenario did not run.
-	skopeoBig samples // scenario 1: skopeo copy of the big image
-	coldCat   samples // scenario 3: one cold reader through the mount and the proxy
-	warmCache string  // scenario 3: a cache holding the committed big layer
+	skopeoBig      samples // scenario 1: skopeo copy of the big image
+	coldCatProxied samples // scenario 3: one cold reader through the mount and the proxy
+	warmCache      string  // scenario 3: a cache holding the committed big layer
 }
 
 // setUp creates the work directory, starts the registry and the proxy, and
