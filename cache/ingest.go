@@ -11,6 +11,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/imgfs/imgfs/cache/internal/layout"
+	"github.com/imgfs/imgfs/internal/blobio"
 	"github.com/imgfs/imgfs/internal/errdefs"
 	"github.com/imgfs/imgfs/internal/oci"
 )
@@ -33,7 +34,7 @@ func (s *Store) Ingest(ctx context.Context, desc ocispec.Descriptor, r io.Reader
 
 	verifier := desc.Digest.Algorithm().Hash()
 	// Read one byte past the size so that an oversized body is caught.
-	n, err := io.Copy(io.MultiWriter(tmp, verifier), io.LimitReader(ctxReader{ctx, r}, desc.Size+1))
+	n, err := io.Copy(io.MultiWriter(tmp, verifier), io.LimitReader(blobio.ContextReader(ctx, r), desc.Size+1))
 	if err != nil {
 		return fmt.Errorf("ingest %s: %w", desc.Digest, err)
 	}
@@ -58,20 +59,6 @@ func (s *Store) Ingest(ctx context.Context, desc ocispec.Descriptor, r io.Reader
 	}
 	s.stats.commits.Add(1)
 	return nil
-}
-
-// ctxReader stops a copy once ctx is done, so a cancelled fetch does not
-// keep writing.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // ReadMetadata returns the bytes of a small complete blob, such as a

@@ -13,6 +13,7 @@ import (
 
 	"github.com/imgfs/imgfs/cache"
 	"github.com/imgfs/imgfs/cache/internal/layout"
+	"github.com/imgfs/imgfs/internal/blobio"
 	"github.com/imgfs/imgfs/internal/errdefs"
 	"github.com/imgfs/imgfs/internal/oci"
 )
@@ -98,7 +99,7 @@ func verifyFile(ctx context.Context, path string, want digest.Digest) (int64, er
 		return 0, fmt.Errorf("%s is not a regular file", path)
 	}
 	h := want.Algorithm().Hash()
-	n, err := io.Copy(h, ctxReader{ctx, f})
+	n, err := io.Copy(h, blobio.ContextReader(ctx, f))
 	if err != nil {
 		return n, err
 	}
@@ -106,17 +107,4 @@ func verifyFile(ctx context.Context, path string, want digest.Digest) (int64, er
 		return n, fmt.Errorf("%w: content hashes to %s", errdefs.ErrDigestMismatch, got)
 	}
 	return n, nil
-}
-
-// ctxReader stops a hash once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -49,3 +49,19 @@ type ReaderAtFunc func(ctx context.Context, p []byte, off int64) (int, error)
 func (f ReaderAtFunc) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	return f(ctx, p, off)
 }
+
+// ContextReader returns r, stopped with ctx's error once ctx is done, so
+// that a cancelled copy or hash does not read on.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
