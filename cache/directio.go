@@ -6,6 +6,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/imgfs/imgfs/internal/byterange"
 )
 
 // Fetched chunks are written with O_DIRECT where the filesystem takes it.
@@ -101,4 +103,12 @@ func (s *Store) directRefused(err error) {
 // uintptrOf returns the address of b's first byte.
 func uintptrOf(b []byte) uintptr {
 	return uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+}
+
+// startWriteback asks the kernel to begin writing r to disk now, without
+// waiting. Commit must fsync the whole blob; started early, writeback runs
+// alongside the download and the final fsync has little left to do.
+func startWriteback(f *os.File, r byterange.Range) {
+	// Best effort: on failure the fsync at commit does all the work.
+	_ = unix.SyncFileRange(int(f.Fd()), r.Start, r.Len(), unix.SYNC_FILE_RANGE_WRITE)
 }

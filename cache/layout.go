@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
@@ -234,4 +236,76 @@ func (s *Store) RemoveRefs(drop func(ocispec.Descriptor) bool) error {
 		}
 		return s.writeFileAtomic(filepath.Join(s.root, "index.json"), data)
 	})
+}
+
+// The store's paths are the layout's (cache/internal/layout), under its
+// root.
+
+func (s *Store) blobPath(d digest.Digest) (string, error) { return layout.BlobPath(s.root, d) }
+
+func (s *Store) sourcesPath(d digest.Digest) (string, error) { return layout.SourcesPath(s.root, d) }
+
+func (s *Store) ingestPath(d digest.Digest, size int64, suffix string) (string, error) {
+	return layout.IngestPath(s.root, d, size, suffix)
+}
+
+// sweep removes what dead processes left in ingest/ and the root: temporary
+// files, private partials, stale lock files, and shared partials with no
+// state to resume from. Every file a live process uses is locked by it, so
+// a non-blocking lock probe tells the leftovers apart; a shared partial
+// with its state is kept for the next reader to resume.
+func (s *Store) sweep() {
+	for _, dir := range []string{s.root, filepath.Join(s.root, layout.Ingest)} {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if !e.Type().IsRegular() || !strings.HasSuffix(name, ".tmp") {
+				continue
+			}
+			if layout.RemoveIfUnlocked(filepath.Join(dir, name)) {
+				s.log.Debug("swept leftover file", "name", name)
+			}
+		}
+	}
+	s.sweepPartials()
+}
+
+// sweepPartials handles the shared partials, which their writer lock
+// guards: it is taken for the sweep, so no process is using them meanwhile.
+func (s *Store) sweepPartials() {
+	dir := filepath.Join(s.root, layout.Ingest)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	present := map[string]bool{}
+	for _, e := range entries {
+		present[e.Name()] = true
+	}
+	stems := map[string]bool{}
+	for _, e := range entries {
+		name := e.Name()
+		for _, suffix := range []string{".partial", ".state", ".lock"} {
+			if stem, ok := strings.CutSuffix(name, suffix); ok {
+				stems[stem] = true
+			}
+		}
+	}
+	for stem := range stems {
+		lock, err := layout.TryLock(filepath.Join(dir, stem+".lock"))
+		if err != nil || lock == nil {
+			continue // in use by a live process, or not ours to judge
+		}
+		// Only <alg>-<hex>-<size> stems are resumed; older names are not.
+		resumable := present[stem+".partial"] && present[stem+".state"] && strings.Count(stem, "-") == 2
+		if !resumable {
+			os.Remove(filepath.Join(dir, stem+".partial"))
+			os.Remove(filepath.Join(dir, stem+".state"))
+			s.log.Debug("swept orphaned partial blob", "name", stem)
+		}
+		layout.UnlockRemove(lock)
+	}
 }
