@@ -17,7 +17,8 @@ STATICCHECK ?= $(or $(shell command -v staticcheck 2>/dev/null),$(or $(shell $(G
 # Fuzz targets as package:target. Each runs for FUZZTIME.
 FUZZTIME    ?= 30s
 FUZZTARGETS := ./fetch/:FuzzParseReference ./fetch/:FuzzChildren ./internal/byterange/:FuzzSet \
-               ./internal/layer/:FuzzNormalizeName ./internal/layer/:FuzzUnmarshalIndex ./internal/layer/inflate/:FuzzInflate
+               ./internal/layer/:FuzzNormalizeName ./internal/layer/:FuzzUnmarshalIndex ./internal/layer/inflate/:FuzzInflate \
+               ./internal/layer/ztoc/:FuzzParse
 
 .PHONY: all build test unit lint fuzz demo bench setup clean
 
