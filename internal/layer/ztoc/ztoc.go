@@ -69,8 +69,9 @@ type TOC struct {
 	// the offset of each one's headers derived as SOCI derives it (see
 	// the package doc).
 	Entries []layer.Entry
-	// SpanSize is the uncompressed distance the zTOC's builder left
-	// between checkpoints, at least.
+	// SpanSize is the span size the zTOC was built with: SOCI puts each
+	// checkpoint after the first more than SpanSize bytes of output past
+	// the one before. Parse does not hold the checkpoints to it.
 	SpanSize int64
 	// Checkpoints start the spans: span i starts at Checkpoints[i]. The
 	// first is at uncompressed offset 0, and both offsets increase.
