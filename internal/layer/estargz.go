@@ -25,10 +25,24 @@ import (
 // TOC's entries. ReadFile then fetches only the chunks it needs and checks
 // each against its chunkDigest before serving a byte of it.
 //
+// A TOC is whole or nothing: one that does not parse, anywhere in it (a
+// footer, a JSON document or an entry tree the estargz library refuses),
+// is a broken layer, ErrBroken, unless reading it failed, and then the
+// error is the source's.
+//
 // Entries have Offset -1: the layer is served from chunks, not a tar
 // stream. Hard links appear as TypeHardlink entries after their target.
 func OpenEStargz(ctx context.Context, src blobio.ReaderAt, size int64, format oci.LayerFormat, tocDigest digest.Digest) (Layer, error) {
-	ra := readerAtFunc(func(p []byte, off int64) (int, error) { return src.ReadAt(ctx, p, off) })
+	// The estargz library flattens the errors of the reads it makes, so
+	// the first one is kept here, to tell a failed read from a bad TOC.
+	var readErr error
+	ra := readerAtFunc(func(p []byte, off int64) (int, error) {
+		n, err := src.ReadAt(ctx, p, off)
+		if err != nil && err != io.EOF && readErr == nil {
+			readErr = err
+		}
+		return n, err
+	})
 	var opts []estargz.OpenOption
 	switch format {
 	case oci.FormatEStargz:
@@ -38,8 +52,11 @@ func OpenEStargz(ctx context.Context, src blobio.ReaderAt, size int64, format oc
 		return nil, fmt.Errorf("layer: %s is not a TOC format", format)
 	}
 	r, err := estargz.Open(io.NewSectionReader(ra, 0, size), opts...)
+	if err != nil && readErr != nil {
+		return nil, fmt.Errorf("open %s TOC: %w", format, readErr)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("open %s TOC: %w", format, err)
+		return nil, fmt.Errorf("%w: %s TOC: %v", ErrBroken, format, err)
 	}
 	v, err := r.VerifyTOC(tocDigest)
 	if err != nil {
