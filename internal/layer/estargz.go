@@ -12,10 +12,11 @@ import (
 
 	"github.com/containerd/stargz-snapshotter/estargz"
 	"github.com/containerd/stargz-snapshotter/estargz/zstdchunked"
-	"github.com/imgfs/imgfs/internal/blobio"
-	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 // OpenEStargz opens an eStargz (format oci.FormatEStargz) or zstd:chunked

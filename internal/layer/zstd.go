@@ -8,8 +8,9 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 // BuildZstd indexes a zstd layer in one sequential pass, like BuildGzip.
