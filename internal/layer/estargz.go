@@ -142,12 +142,13 @@ func (l *tocLayer) index() {
 	walk("", root)
 }
 
-// isLandmark reports whether a root entry is one of the markers eStargz
-// builders add to delimit prioritized files. They are build artifacts, not
-// image content, and are hidden as containerd's stargz snapshotter hides
-// them (with stargz.index.json, which the TOC does not list).
+// isLandmark reports whether a root entry is a build artifact of the TOC
+// formats rather than image content: the markers eStargz and zstd:chunked
+// builders add to delimit prioritized files, and the TOC's own tar name,
+// which a TOC need not list but may. They are hidden in both formats, as
+// containerd's stargz snapshotter hides them.
 func isLandmark(base string) bool {
-	return base == estargz.PrefetchLandmark || base == estargz.NoPrefetchLandmark
+	return base == estargz.PrefetchLandmark || base == estargz.NoPrefetchLandmark || base == estargz.TOCTarName
 }
 
 func tocEntry(te *estargz.TOCEntry) Entry {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"hash"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -172,6 +173,50 @@ func editTOC(format oci.LayerFormat, edit func(*estargz.JTOC)) estargz.Option {
 }
 
 var tocFormats = []oci.LayerFormat{oci.FormatEStargz, oci.FormatZstdChunked}
+
+// TestTOCLandmarksHidden: in both TOC formats, the root landmark the
+// builder adds (.prefetch.landmark with prioritized files, else
+// .no.prefetch.landmark) and a stargz.index.json the TOC lists are hidden,
+// as containerd's stargz snapshotter hides them; the same names below the
+// root are files like any other.
+func TestTOCLandmarksHidden(t *testing.T) {
+	raw := mkTar(t, reg("a", "a"), dir("d/"), reg("d/"+estargz.PrefetchLandmark, "p"), reg("d/"+estargz.NoPrefetchLandmark, "n"), reg("d/"+estargz.TOCTarName, "{}"))
+	addTOCName := func(toc *estargz.JTOC) {
+		toc.Entries = append(toc.Entries, &estargz.TOCEntry{Name: estargz.TOCTarName, Type: "reg", Mode: 0o644})
+	}
+	for _, format := range tocFormats {
+		for _, tc := range []struct {
+			name     string
+			landmark string
+			opts     []estargz.Option
+		}{
+			{"no prioritized files", estargz.NoPrefetchLandmark, nil},
+			{"prioritized files", estargz.PrefetchLandmark, []estargz.Option{estargz.WithPrioritizedFiles([]string{"a"})}},
+		} {
+			t.Run(format.String()+"/"+tc.name, func(t *testing.T) {
+				blob, toc := buildTOCLayer(t, format, raw, append(tc.opts, editTOC(format, addTOCName))...)
+				l, err := OpenEStargz(context.Background(), &recordingSource{b: blob}, int64(len(blob)), format, toc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := l.(*tocLayer).r
+				for _, name := range []string{tc.landmark, estargz.TOCTarName} {
+					if _, ok := r.Lookup(name); !ok {
+						t.Fatalf("the TOC does not list %s: the test proves nothing", name)
+					}
+				}
+				var got []string
+				for _, e := range l.Index().Entries {
+					got = append(got, e.Name)
+				}
+				want := []string{"a", "d", "d/" + estargz.NoPrefetchLandmark, "d/" + estargz.PrefetchLandmark, "d/" + estargz.TOCTarName}
+				if !slices.Equal(got, want) {
+					t.Errorf("entries %q, want %q", got, want)
+				}
+			})
+		}
+	}
+}
 
 // TestTOCThatDoesNotParseIsBroken: a TOC the estargz library refuses part
 // of the way through (a hard link to a name it does not list, bytes
