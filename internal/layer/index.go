@@ -94,8 +94,9 @@ func (e *StreamError) Error() string {
 func (e *StreamError) Unwrap() error { return e.Err }
 
 // ErrBroken means a layer's index could not be completed: its tar stream,
-// or the compressed stream around it, breaks before a clean end. A broken
-// layer is served not at all rather than in part.
+// or the compressed stream around it, breaks before a clean end, or its
+// TOC does not parse. A broken layer is served not at all rather than in
+// part.
 var ErrBroken = errors.New("layer: broken layer")
 
 // Check returns nil for a complete index, and for a broken one an error

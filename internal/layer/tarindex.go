@@ -16,8 +16,9 @@ import (
 //
 // A stream may end cleanly at any entry boundary, without the
 // end-of-archive blocks and even without the last file's padding (umoci
-// writes tars so), or within those all-zero blocks. Any other end is a
-// break: inside a header or a file's data, after a PAX or GNU header but
+// writes tars so), or after the first of those two all-zero blocks. Any
+// other end is a break: inside a header, a file's data or an
+// end-of-archive block, after a PAX or GNU header but
 // before the entry it describes, at a header archive/tar refuses (a bad
 // checksum, a PAX record over 1 MiB), or on an error from r. BuildTar then
 // returns a *StreamError naming the offset and the last good entry, and
