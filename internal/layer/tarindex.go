@@ -17,15 +17,14 @@ import (
 // A stream may end cleanly at any entry boundary, without the
 // end-of-archive blocks and even without the last file's padding (umoci
 // writes tars so), or after the first of those two all-zero blocks. Any
-// other end is a break: inside a header, a file's data or an
-// end-of-archive block, after a PAX or GNU header but
-// before the entry it describes, at a header archive/tar refuses (a bad
-// checksum, a PAX record over 1 MiB), or on an error from r. BuildTar then
-// returns a *StreamError naming the offset and the last good entry, and
-// an index whose Err says the same (see Index.Check): the entries before
-// the break are kept to show where it broke, not to be served. Index.Format
-// is oci.FormatTar and BlobSize the bytes consumed; callers indexing a
-// decompressed stream set them.
+// other end is a break: inside a header, a file's data or an end-of-archive
+// block, after a PAX or GNU header but before the entry it describes, at a
+// header archive/tar refuses (a bad checksum, a PAX record over 1 MiB), or
+// on an error from r. BuildTar then returns a *StreamError naming the
+// offset and the last good entry, and an index whose Err says the same (see
+// Index.Check): the entries before the break are kept to show where it
+// broke, not to be served. Index.Format is oci.FormatTar and BlobSize the
+// bytes consumed; callers indexing a decompressed stream set them.
 func BuildTar(r io.Reader) (*Index, error) {
 	o := newStreamOffsetReader(r)
 	idx := &Index{Format: oci.FormatTar}
