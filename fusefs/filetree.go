@@ -107,6 +107,11 @@ func (l *lazyTree) open() (*viewTree, error) {
 	}
 	wg.Wait()
 	for i, err := range errs {
+		if err == nil {
+			// A broken index must not pass for a smaller layer, whatever
+			// LayerFiles handed over.
+			err = layers[i].Index().Check()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("layer %s: %w", layerName(l.descs, i), err)
 		}

@@ -19,6 +19,10 @@ type LayerFiles interface {
 	// for one layer share that work, and calls for other layers are not
 	// held up by it. ctx bounds only the caller's wait, not the build.
 	// The Layer's ReadFile serves only bytes its format lets it verify.
+	// A layer whose index cannot be completed is an error (wrapping
+	// layer.ErrBroken when its stream breaks), never a Layer that lists
+	// the entries before the break: every view it is part of then
+	// answers EIO.
 	Layer(ctx context.Context, desc ocispec.Descriptor) (layer.Layer, error)
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -606,8 +607,11 @@ func TestViewFileCopyServesPassthrough(t *testing.T) {
 	}
 }
 
-// TestViewBadInput: broken layers give EIO on what they affect and a log
-// line naming the layer and the entry; the rest of the view works.
+// TestViewBadInput: entries that cannot be served give EIO and a log line
+// naming the layer and the entry, and the rest of the view works; a layer
+// whose stream breaks (a bad header checksum, a truncated gzip stream) is
+// broken: its own tree and rootfs/ give EIO, and the other layers' trees
+// work.
 func TestViewBadInput(t *testing.T) {
 	fx := registryFixtures(t)
 	good := mkTar(t, fileEntry("etc/ok", "ok\n"))
@@ -618,13 +622,12 @@ func TestViewBadInput(t *testing.T) {
 		fileEntry("etc/before-corrupt", "b\n"),
 	)
 	// A header whose checksum is wrong, then a file the walk never reaches.
-	hostile = hostile[:len(hostile)-1024]
 	bad := mkTar(t, fileEntry("etc/after-corrupt", "a\n"))
 	bad[0] ^= 0xff
-	hostile = append(hostile, bad...)
+	corrupt := append(bytes.Clone(hostile[:len(hostile)-1024]), bad...)
 	truncated := mkTar(t, fileEntry("etc/early", "early\n"), tarEntry{name: "etc/cut", mode: 0o644, data: randomData(3, 1<<20)})
 	var layers []testregistry.PreparedLayer
-	for _, raw := range [][]byte{good, hostile} {
+	for _, raw := range [][]byte{good, hostile, corrupt} {
 		l, err := testregistry.LayerBlob(raw, testregistry.BlobTar)
 		if err != nil {
 			t.Fatal(err)
@@ -637,7 +640,11 @@ func TestViewBadInput(t *testing.T) {
 	}
 	tl.Data = tl.Data[:len(tl.Data)/2]
 	layers = append(layers, tl)
-	if _, err := fx.reg.PushPrepared("view/bad", "v1", layers); err != nil {
+	if _, err := fx.reg.PushPrepared("view/hostile", "v1", layers[:2]); err != nil {
+		t.Fatal(err)
+	}
+	broken, err := fx.reg.PushPrepared("view/bad", "v1", []testregistry.PreparedLayer{layers[0], layers[2], layers[3]})
+	if err != nil {
 		t.Fatal(err)
 	}
 	estargzBase, err := testregistry.LayerBlob(good, testregistry.BlobEStargz)
@@ -652,17 +659,17 @@ func TestViewBadInput(t *testing.T) {
 	}
 
 	logFile := filepath.Join(t.TempDir(), "mount.log")
-	mnt := mount(t, t.TempDir(), fx.reg.Host()+"/view/bad:v1", "--log-file", logFile)
+	mnt := mount(t, t.TempDir(), fx.reg.Host()+"/view/hostile:v1", "--log-file", logFile)
 	root := filepath.Join(mnt, "rootfs")
 	if b, err := os.ReadFile(filepath.Join(root, "etc/ok")); err != nil || string(b) != "ok\n" {
-		t.Errorf("a good file beside bad layers: %q, %v", b, err)
+		t.Errorf("a good file beside bad entries: %q, %v", b, err)
 	}
-	for _, name := range []string{"abs/file", "etc/before-corrupt", "etc/early"} {
+	for _, name := range []string{"abs/file", "etc/before-corrupt"} {
 		if _, err := os.ReadFile(filepath.Join(root, name)); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	for _, name := range []string{"escape", "../escape", "etc/after-corrupt"} {
+	for _, name := range []string{"escape", "../escape"} {
 		if _, err := os.Lstat(filepath.Join(root, name)); err == nil {
 			t.Errorf("%s is in the view", name)
 		}
@@ -670,10 +677,23 @@ func TestViewBadInput(t *testing.T) {
 	if _, err := os.ReadFile(filepath.Join(root, "etc/dangling")); !isEIO(err) {
 		t.Errorf("a hard link to a missing target: %v, want EIO", err)
 	}
-	if _, err := os.ReadFile(filepath.Join(root, "etc/cut")); !isEIO(err) {
-		t.Errorf("a file cut short by a truncated gzip stream: %v, want EIO", err)
+	for _, s := range []string{"../escape", "etc/dangling"} {
+		waitForLog(t, logFile, s)
 	}
-	for _, s := range []string{"../escape", "etc/dangling", "etc/cut", "unexpected EOF", "before-corrupt"} {
+
+	mnt = mount(t, t.TempDir(), fx.reg.Host()+"/view/bad:v1", "--log-file", logFile)
+	if _, err := os.ReadDir(filepath.Join(mnt, "rootfs")); !isEIO(err) {
+		t.Errorf("ls rootfs/ over broken layers: %v, want EIO", err)
+	}
+	for i, what := range map[int]string{1: "a layer with a corrupt header", 2: "a truncated gzip layer"} {
+		if _, err := os.ReadDir(filepath.Join(mnt, "layers", fmt.Sprintf("%d-%s", i, broken.Layers[i].Digest.Encoded()[:12]))); !isEIO(err) {
+			t.Errorf("ls of %s: %v, want EIO", what, err)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "layers", "0-"+broken.Layers[0].Digest.Encoded()[:12], "etc/ok")); err != nil || string(b) != "ok\n" {
+		t.Errorf("the good layer's tree beside broken layers: %q, %v", b, err)
+	}
+	for _, s := range []string{"unexpected EOF", "etc/cut", "before-corrupt"} {
 		waitForLog(t, logFile, s)
 	}
 

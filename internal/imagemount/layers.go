@@ -19,7 +19,6 @@ import (
 	"github.com/imgfs/imgfs/cache/artifacts"
 	"github.com/imgfs/imgfs/fusefs"
 	"github.com/imgfs/imgfs/internal/blobio"
-	"github.com/imgfs/imgfs/internal/errdefs"
 	"github.com/imgfs/imgfs/internal/layer"
 	"github.com/imgfs/imgfs/internal/oci"
 )
@@ -28,7 +27,8 @@ import (
 // from the cache through internal/layer, picking each layer's best index
 // source (see build). One build per layer digest runs in the mount's work
 // group, so closing the mount cancels it; a failed build is tried again by
-// the next caller.
+// the next caller, unless it found the layer broken in bytes that were
+// verified, which no second try can change.
 type layerFiles struct {
 	store   *cache.Store
 	fetcher blobio.Fetcher
@@ -56,12 +56,16 @@ type layerBuild struct {
 	done   chan struct{}
 	read   atomic.Int64 // bytes of the layer read by the index pass
 	copies atomic.Int64 // file copies committed for passthrough (copies.go)
-	state  atomic.Value // string: "indexing", "ready", "failed"
+	state  atomic.Value // string: "indexing", "ready", "failed", "broken"
 
 	layer      layer.Layer
 	err        error
 	indexBytes int
 	source     string // where the index came from
+	// verified is set when the index was read from verified bytes, so
+	// that a broken layer stays broken: the next caller is given the same
+	// error rather than a new build.
+	verified bool
 }
 
 func (l *layerFiles) Layer(ctx context.Context, desc ocispec.Descriptor) (layer.Layer, error) {
@@ -70,7 +74,7 @@ func (l *layerFiles) Layer(ctx context.Context, desc ocispec.Descriptor) (layer.
 	if b != nil {
 		select {
 		case <-b.done:
-			if b.err != nil {
+			if b.err != nil && !b.final() {
 				b = nil // try again
 			}
 		default:
@@ -99,20 +103,24 @@ func (l *layerFiles) run(ctx context.Context, b *layerBuild) {
 	start := time.Now()
 	built, err := l.build(ctx, b)
 	b.layer, b.err = built, err
-	if err != nil {
+	switch {
+	case errors.Is(err, layer.ErrBroken):
+		b.state.Store("broken")
+		l.log.Error("layer broken: its tree and rootfs/ answer EIO", "layer", b.desc.Digest, "format", b.format, "err", err)
+	case err != nil:
 		b.state.Store("failed")
 		l.log.Error("layer file view failed", "layer", b.desc.Digest, "format", b.format, "err", err)
-	} else {
+	default:
 		b.state.Store("ready")
-		x := built.Index()
-		l.log.Info("layer indexed", "layer", b.desc.Digest, "format", b.format, "source", b.source, "entries", len(x.Entries),
+		l.log.Info("layer indexed", "layer", b.desc.Digest, "format", b.format, "source", b.source, "entries", len(built.Index().Entries),
 			"index_bytes", b.indexBytes, "index_pct_of_layer", pct(b.indexBytes, b.desc.Size), "took", time.Since(start).Round(time.Millisecond))
-		if x.Err != "" {
-			l.log.Warn("layer index stops early: entries after this point are not shown", "layer", b.desc.Digest, "err", x.Err)
-		}
 	}
 	close(b.done)
 }
+
+// final reports whether a finished build's error stands for the mount's
+// life: the layer is broken, and its bytes were verified.
+func (b *layerBuild) final() bool { return b.verified && errors.Is(b.err, layer.ErrBroken) }
 
 // errClosing is a build asked for once the mount is closing.
 var errClosing = errors.New("the mount is closing")
@@ -156,6 +164,10 @@ func (l *layerFiles) build(ctx context.Context, b *layerBuild) (_ layer.Layer, e
 			err = fmt.Errorf("index is of a %s blob of %d bytes", idx.Format, idx.BlobSize)
 		}
 		if err == nil {
+			// Never stored so; the pass below gives the verdict afresh.
+			err = idx.Check()
+		}
+		if err == nil {
 			b.source, b.indexBytes = "stored", len(data)
 			return layer.NewLayer(idx, raw)
 		}
@@ -174,34 +186,40 @@ func (l *layerFiles) build(ctx context.Context, b *layerBuild) (_ layer.Layer, e
 // walkTar lists an uncompressed tar by its headers, fetching little more
 // than them. Headers are read raw, as lazy blob reads are; file content is
 // read through the verifying reader. With cache.VerifyStrict both wait for
-// the whole layer to verify.
-func (l *layerFiles) walkTar(ctx context.Context, b *layerBuild, raw *cache.RangeReader) (layer.Layer, error) {
+// the whole layer to verify, and a layer found broken stays broken.
+func (l *layerFiles) walkTar(ctx context.Context, b *layerBuild, raw *cache.RangeReader) (_ layer.Layer, err error) {
 	verifying, err := l.store.NewReader(b.desc, l.fetcher)
 	if err != nil {
 		return nil, err
 	}
-	var headers blobio.ReaderAt = raw
+	defer func() {
+		if err != nil {
+			verifying.Close() // a failed walk is tried again with a new one
+		}
+	}()
+	headers := &watchedSource{src: raw}
 	if l.strict {
-		headers = verifying
+		headers.src = verifying
 	}
 	b.source = "headers"
 	idx, fetched, err := layer.WalkTar(ctx, headers, b.desc.Size, layer.WalkOptions{})
 	b.read.Store(fetched)
 	if err != nil {
-		if idx == nil || len(idx.Entries) == 0 || isCacheError(err) {
-			return nil, err
+		if headers.err != nil {
+			return nil, err // the source failed, not the format: try again later
 		}
-		idx.Err = err.Error()
+		b.verified = l.strict
+		return nil, idx.Check()
 	}
 	return layer.NewLayer(idx, verifying)
 }
 
 // indexPass builds the index of a gzip or zstd layer in one sequential
 // pass through the verifying reader, which also fills the cache. The pass
-// reads to the end of the blob even when the tar inside is broken, so the
-// entries it found come from verified bytes, and the index is stored only
-// when the blob verified and the stream was whole. The reader fetches in
-// order, so that inflating overlaps the download on a slow link.
+// reads to the end of the blob even when the stream inside is broken, so
+// that a broken verdict is on verified bytes and stands, and the index is
+// stored only when the blob verified and the stream was whole. The reader
+// fetches in order, so that inflating overlaps the download on a slow link.
 func (l *layerFiles) indexPass(ctx context.Context, b *layerBuild) (*layer.Index, error) {
 	rd, err := l.store.NewStreamReader(b.desc, l.fetcher)
 	if err != nil {
@@ -226,12 +244,18 @@ func (l *layerFiles) indexPass(ctx context.Context, b *layerBuild) (*layer.Index
 	if seq.err != nil {
 		return nil, fmt.Errorf("index pass: %w", seq.err)
 	}
-	if idx == nil || len(idx.Checkpoints) == 0 {
-		return nil, fmt.Errorf("index pass: %w", berr)
-	}
+	b.verified = true
 	if berr != nil {
-		idx.Err = berr.Error()
-		return idx, nil
+		if idx == nil {
+			return nil, fmt.Errorf("index pass: %w", berr)
+		}
+		if idx.Err == "" {
+			idx.Err = berr.Error()
+		}
+		return nil, fmt.Errorf("index pass: %w", idx.Check())
+	}
+	if len(idx.Checkpoints) == 0 {
+		return nil, fmt.Errorf("index pass: %w: no checkpoint", layer.ErrBroken)
 	}
 	data, err := idx.MarshalBinary()
 	if err != nil {
@@ -289,15 +313,20 @@ func (s *seqReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// isCacheError reports whether err came from fetching or verifying the
-// blob rather than from its format.
-func isCacheError(err error) bool {
-	for _, e := range []error{errdefs.ErrDigestMismatch, errdefs.ErrFetchTimeout, errdefs.ErrOffline, cache.ErrClosed, errdefs.ErrPermanent, errdefs.ErrSizeMismatch, context.Canceled} {
-		if errors.Is(err, e) {
-			return true
-		}
+// watchedSource remembers the first error its source returned other than
+// io.EOF, so that a walk that stopped on the source (a fetch, a digest
+// mismatch, a closing mount) is not mistaken for a broken layer.
+type watchedSource struct {
+	src blobio.ReaderAt
+	err error
+}
+
+func (w *watchedSource) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	n, err := w.src.ReadAt(ctx, p, off)
+	if err != nil && err != io.EOF && w.err == nil {
+		w.err = err
 	}
-	return false
+	return n, err
 }
 
 // stats reports every layer build so far, sorted by digest.
@@ -310,6 +339,9 @@ func (l *layerFiles) stats() []LayerStats {
 		select {
 		case <-b.done:
 			s.Format, s.Source, s.IndexBytes = b.format.String(), b.source, b.indexBytes
+			if b.err != nil {
+				s.Error = b.err.Error()
+			}
 		default:
 		}
 		out = append(out, s)

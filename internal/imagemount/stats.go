@@ -31,10 +31,14 @@ type BlobStats struct {
 
 // LayerStats is one layer's row in the file views' part of
 // .imgfs/stats.json: how its index was made and how far the pass has come.
+// State is "indexing", "ready", "failed" (tried again on the next look) or
+// "broken" (the layer's stream breaks before a clean end: its tree and
+// rootfs/ answer EIO); Error says why for the last two.
 type LayerStats struct {
 	Layer       digest.Digest `json:"layer"`
 	Format      string        `json:"format"`
 	State       string        `json:"state"`
+	Error       string        `json:"error,omitempty"`
 	Source      string        `json:"source,omitempty"`
 	Size        int64         `json:"size"`
 	IndexedRead int64         `json:"index_pass_bytes"`

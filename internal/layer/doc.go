@@ -9,7 +9,9 @@
 //     range reads of an uncompressed tar that skip file data (WalkTar), and
 //     from one sequential pass over a gzip or zstd layer that also records
 //     decompression checkpoints and a sha256 per compressed span (BuildGzip,
-//     BuildZstd);
+//     BuildZstd); telling a stream that ends cleanly at an entry boundary
+//     from one that breaks, whose index is broken (Index.Check, ErrBroken)
+//     and never served, so that a layer is served whole or not at all;
 //   - opening eStargz and zstd:chunked layers from their TOC by range
 //     (OpenEStargz), verifying the TOC and every chunk before serving it;
 //   - the per-layer tree and the merged root filesystem with OCI whiteouts,

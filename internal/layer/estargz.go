@@ -12,10 +12,11 @@ import (
 
 	"github.com/containerd/stargz-snapshotter/estargz"
 	"github.com/containerd/stargz-snapshotter/estargz/zstdchunked"
-	"github.com/imgfs/imgfs/internal/blobio"
-	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 // OpenEStargz opens an eStargz (format oci.FormatEStargz) or zstd:chunked
@@ -25,10 +26,24 @@ import (
 // TOC's entries. ReadFile then fetches only the chunks it needs and checks
 // each against its chunkDigest before serving a byte of it.
 //
+// A TOC is whole or nothing: one that does not parse, anywhere in it (a
+// footer, a JSON document or an entry tree the estargz library refuses),
+// is a broken layer, ErrBroken, unless reading it failed, and then the
+// error is the source's.
+//
 // Entries have Offset -1: the layer is served from chunks, not a tar
 // stream. Hard links appear as TypeHardlink entries after their target.
 func OpenEStargz(ctx context.Context, src blobio.ReaderAt, size int64, format oci.LayerFormat, tocDigest digest.Digest) (Layer, error) {
-	ra := readerAtFunc(func(p []byte, off int64) (int, error) { return src.ReadAt(ctx, p, off) })
+	// The estargz library flattens the errors of the reads it makes, so
+	// the first one is kept here, to tell a failed read from a bad TOC.
+	var readErr error
+	ra := readerAtFunc(func(p []byte, off int64) (int, error) {
+		n, err := src.ReadAt(ctx, p, off)
+		if err != nil && err != io.EOF && readErr == nil {
+			readErr = err
+		}
+		return n, err
+	})
 	var opts []estargz.OpenOption
 	switch format {
 	case oci.FormatEStargz:
@@ -38,8 +53,11 @@ func OpenEStargz(ctx context.Context, src blobio.ReaderAt, size int64, format oc
 		return nil, fmt.Errorf("layer: %s is not a TOC format", format)
 	}
 	r, err := estargz.Open(io.NewSectionReader(ra, 0, size), opts...)
+	if err != nil && readErr != nil {
+		return nil, fmt.Errorf("open %s TOC: %w", format, readErr)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("open %s TOC: %w", format, err)
+		return nil, fmt.Errorf("%w: %s TOC: %v", ErrBroken, format, err)
 	}
 	v, err := r.VerifyTOC(tocDigest)
 	if err != nil {
@@ -124,12 +142,13 @@ func (l *tocLayer) index() {
 	walk("", root)
 }
 
-// isLandmark reports whether a root entry is one of the markers eStargz
-// builders add to delimit prioritized files. They are build artifacts, not
-// image content, and are hidden as containerd's stargz snapshotter hides
-// them (with stargz.index.json, which the TOC does not list).
+// isLandmark reports whether a root entry is a build artifact of the TOC
+// formats rather than image content: the markers eStargz and zstd:chunked
+// builders add to delimit prioritized files, and the TOC's own tar name,
+// which a TOC need not list but may. They are hidden in both formats, as
+// containerd's stargz snapshotter hides them.
 func isLandmark(base string) bool {
-	return base == estargz.PrefetchLandmark || base == estargz.NoPrefetchLandmark
+	return base == estargz.PrefetchLandmark || base == estargz.NoPrefetchLandmark || base == estargz.TOCTarName
 }
 
 func tocEntry(te *estargz.TOCEntry) Entry {

@@ -30,8 +30,9 @@ func (o BuildOptions) spacing() int64 {
 // boundary every Spacing bytes of output with the window before it, and the
 // sha256 of every compressed span between checkpoints. The whole stream is
 // read, so member checksums are checked, and the index is only as trusted
-// as the bytes r yields. On error the entries before the failure are kept,
-// as with BuildTar.
+// as the bytes r yields. A stream that breaks, in the tar or in the gzip
+// around it (a truncated member, a bad checksum), gives an error and a
+// broken index, as with BuildTar.
 func BuildGzip(r io.Reader, opts BuildOptions) (*Index, error) {
 	idx := &Index{Format: oci.FormatGzip}
 	f := inflate.NewReader(r)
@@ -62,9 +63,9 @@ func BuildGzip(r io.Reader, opts BuildOptions) (*Index, error) {
 			idx.Err = err.Error()
 		}
 	}
-	// Even when the stream breaks, hash the rest of the blob, so that the
-	// last span has its digest and the entries before the break can be
-	// served.
+	if err != nil {
+		return idx, err // broken: no span of it is ever read
+	}
 	buf, off := f.Input()
 	sh.writeAt(buf, off)
 	rest, _ := io.Copy(sh.h, r)

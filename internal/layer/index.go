@@ -22,8 +22,11 @@ type Index struct {
 	// of the stream. Span i runs from Checkpoints[i].In to
 	// Checkpoints[i+1].In, the last to BlobSize.
 	Checkpoints []Checkpoint
-	// Err, when not "", says why indexing stopped early. Entries before
-	// that point are kept and usable.
+	// Err, when not "", says why the stream broke before a clean end
+	// (see BuildTar): the layer is broken. The entries before the break
+	// are kept to say where it broke, but they are not the layer: served,
+	// they would look like a smaller, valid layer. Check reports it, and
+	// NewLayer refuses such an index.
 	Err string
 }
 
@@ -89,6 +92,21 @@ func (e *StreamError) Error() string {
 }
 
 func (e *StreamError) Unwrap() error { return e.Err }
+
+// ErrBroken means a layer's index could not be completed: its tar stream,
+// or the compressed stream around it, breaks before a clean end, or its
+// TOC does not parse. A broken layer is served not at all rather than in
+// part.
+var ErrBroken = errors.New("layer: broken layer")
+
+// Check returns nil for a complete index, and for a broken one an error
+// wrapping ErrBroken that says where and why its stream broke.
+func (x *Index) Check() error {
+	if x.Err == "" {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrBroken, x.Err)
+}
 
 // ErrCorrupt means bytes did not match the digest the index or TOC
 // recorded for them. They are never served.

@@ -30,8 +30,12 @@ var (
 )
 
 // NewLayer returns the Layer for an index built by BuildTar, WalkTar,
-// BuildGzip or BuildZstd, reading the layer blob from src.
+// BuildGzip or BuildZstd, reading the layer blob from src. A broken index
+// (see Index.Check) is refused with an error wrapping ErrBroken.
 func NewLayer(idx *Index, src blobio.ReaderAt) (Layer, error) {
+	if err := idx.Check(); err != nil {
+		return nil, err
+	}
 	switch idx.Format {
 	case oci.FormatTar:
 		return &streamLayer{idx: idx, open: func(ctx context.Context, off int64) (io.Reader, error) {

@@ -18,9 +18,15 @@ import (
 // entry's data (Seek, then a 1-byte read) and padding (a read shorter than
 // a block), and then reads the first header block with a read of at least
 // 512 bytes. The first such read after arming is where the headers start.
+//
+// From there on it also notes whether any byte read is not zero, so that
+// the indexer can tell a stream that ends at an entry boundary, or within
+// the all-zero end-of-archive blocks, from one that ends after an entry's
+// first header (see indexTar).
 type offsetReader struct {
-	pos  int64
-	mark int64 // -1 until the first block-sized read after arm
+	pos     int64
+	mark    int64 // -1 until the first block-sized read after arm
+	headers bool  // a byte read since mark is not zero
 
 	r io.Reader // stream mode
 
@@ -44,7 +50,7 @@ func newRangeOffsetReader(ctx context.Context, src blobio.ReaderAt, size int64, 
 	return &offsetReader{ctx: ctx, src: src, size: size, readahead: readahead, mark: -1}
 }
 
-func (o *offsetReader) arm() { o.mark = -1 }
+func (o *offsetReader) arm() { o.mark, o.headers = -1, false }
 
 // headerStart is where the headers read since arm began.
 func (o *offsetReader) headerStart() int64 {
@@ -66,7 +72,19 @@ func (o *offsetReader) Read(p []byte) (int, error) {
 		n, err = o.readRange(p)
 	}
 	o.pos += int64(n)
+	if o.mark >= 0 && !o.headers {
+		o.headers = !allZero(p[:n])
+	}
 	return n, err
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (o *offsetReader) readRange(p []byte) (int, error) {

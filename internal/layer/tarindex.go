@@ -12,11 +12,19 @@ import (
 	"github.com/imgfs/imgfs/internal/oci"
 )
 
-// BuildTar indexes an uncompressed tar stream read once from r. It returns
-// the entries found even when it also returns an error: a *StreamError
-// naming the offset and the last good entry. Index.Format is oci.FormatTar and
-// BlobSize the bytes consumed; callers indexing a decompressed stream set
-// them.
+// BuildTar indexes an uncompressed tar stream read once from r.
+//
+// A stream may end cleanly at any entry boundary, without the
+// end-of-archive blocks and even without the last file's padding (umoci
+// writes tars so), or after the first of those two all-zero blocks. Any
+// other end is a break: inside a header, a file's data or an end-of-archive
+// block, after a PAX or GNU header but before the entry it describes, at a
+// header archive/tar refuses (a bad checksum, a PAX record over 1 MiB), or
+// on an error from r. BuildTar then returns a *StreamError naming the
+// offset and the last good entry, and an index whose Err says the same (see
+// Index.Check): the entries before the break are kept to show where it
+// broke, not to be served. Index.Format is oci.FormatTar and BlobSize the
+// bytes consumed; callers indexing a decompressed stream set them.
 func BuildTar(r io.Reader) (*Index, error) {
 	o := newStreamOffsetReader(r)
 	idx := &Index{Format: oci.FormatTar}
@@ -55,8 +63,13 @@ func indexTar(o *offsetReader, idx *Index) error {
 		hdr, err := tr.Next()
 		start := o.headerStart()
 		if err == io.EOF {
-			idx.TarSize = o.pos
-			return nil
+			if !o.headers {
+				idx.TarSize = o.pos
+				return nil
+			}
+			// archive/tar ends quietly when the stream stops after a PAX
+			// or GNU header, before the header of the entry it describes.
+			err = errEndsInHeaders
 		}
 		if err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) && o.mark < 0 && len(idx.Entries) > 0 {
@@ -79,6 +92,10 @@ func indexTar(o *offsetReader, idx *Index) error {
 		after = e.Name
 	}
 }
+
+// errEndsInHeaders is a stream that ends after an entry's first header
+// but before the entry itself.
+var errEndsInHeaders = fmt.Errorf("the stream ends inside an entry's headers: %w", io.ErrUnexpectedEOF)
 
 const xattrPrefix = "SCHILY.xattr."
 

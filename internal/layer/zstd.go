@@ -8,8 +8,9 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/imgfs/imgfs/internal/oci"
 )
 
 // BuildZstd indexes a zstd layer in one sequential pass, like BuildGzip.
@@ -17,7 +18,8 @@ import (
 // least Spacing bytes of output apart, and need no window. Most zstd layers
 // are a single frame: their index then has one checkpoint, and every read
 // decompresses from the start of the layer. Layers written as many frames
-// (e.g. by a chunking encoder) get real random access.
+// (e.g. by a chunking encoder) get real random access. A stream that
+// breaks gives an error and a broken index, as with BuildGzip.
 func BuildZstd(r io.Reader, opts BuildOptions) (*Index, error) {
 	idx := &Index{Format: oci.FormatZstd}
 	sh := &spanHasher{h: sha256.New()}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imgfs/imgfs/internal/imagemount"
+	"github.com/imgfs/imgfs/internal/testregistry"
+)
+
+// ustarHeader is one ustar header block, written by hand for what
+// archive/tar will not write.
+func ustarHeader(name string, flag byte, size int64) []byte {
+	b := make([]byte, 512)
+	copy(b[0:100], name)
+	copy(b[100:], "0000644\x00")
+	copy(b[108:], "0000000\x00")
+	copy(b[116:], "0000000\x00")
+	copy(b[124:], fmt.Sprintf("%011o\x00", size))
+	copy(b[136:], fmt.Sprintf("%011o\x00", viewTime.Unix()))
+	b[156] = flag
+	copy(b[257:], "ustar\x0000")
+	copy(b[148:156], "        ")
+	sum := 0
+	for _, c := range b {
+		sum += int(c)
+	}
+	copy(b[148:], fmt.Sprintf("%06o\x00 ", sum))
+	return b
+}
+
+// paxRecordOf is one PAX record, "<len> <key>=<value>\n", its length
+// counting itself.
+func paxRecordOf(key, value string) []byte {
+	rec := " " + key + "=" + value + "\n"
+	n := len(rec) + 1
+	for len(fmt.Sprint(n))+len(rec) != n {
+		n++
+	}
+	return []byte(fmt.Sprint(n) + rec)
+}
+
+// oversizedPAXTar is a tar whose fourth entry, etc/hidden, carries a PAX
+// record of 1 MiB, which archive/tar refuses to read (and to write), so
+// that the layer's stream breaks after its first three entries.
+func oversizedPAXTar(t *testing.T) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range []tarEntry{dirEntry("etc/", 0o755), fileEntry("etc/a", "a\n"), fileEntry("etc/b", "b\n")} {
+		if err := tw.WriteHeader(&tar.Header{Name: e.name, Typeflag: e.typ, Mode: e.mode, Size: int64(len(e.data)), ModTime: viewTime}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(e.data)
+	}
+	tw.Flush() // the last entry's padding; no end-of-archive yet
+	record := paxRecordOf("comment", strings.Repeat("x", 1<<20))
+	buf.Write(ustarHeader("PaxHeaders.0/etc/hidden", tar.TypeXHeader, int64(len(record))))
+	buf.Write(record)
+	buf.Write(make([]byte, (512-len(record)%512)%512))
+	buf.Write(mkTar(t, fileEntry("etc/hidden", "not shown\n"), fileEntry("etc/after", "not shown either\n")))
+	return buf.Bytes()
+}
+
+// logLineWith waits for a line of the log holding every one of substrs.
+func logLineWith(t *testing.T, logFile string, substrs ...string) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("a log line with %q", substrs), func() bool {
+		b, _ := os.ReadFile(logFile)
+		for _, line := range strings.Split(string(b), "\n") {
+			all := true
+			for _, s := range substrs {
+				all = all && strings.Contains(line, s)
+			}
+			if all {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestViewBrokenLayer: a layer whose fourth entry carries a 1 MiB PAX
+// record, which archive/tar refuses, is a broken layer in every stream
+// format: ls of rootfs/ and of its own tree fail with EIO (not an empty or
+// shorter listing and exit 0, which a scanner would take for a clean
+// image), the good layer's tree lists as usual, stats.json says why, and
+// one error line names the layer and the cause.
+func TestViewBrokenLayer(t *testing.T) {
+	fx := registryFixtures(t)
+	good, err := testregistry.LayerBlob(mkTar(t, fileEntry("etc/ok", "ok\n")), testregistry.BlobGzip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := oversizedPAXTar(t)
+	for _, f := range []testregistry.BlobFormat{testregistry.BlobTar, testregistry.BlobGzip, testregistry.BlobZstd} {
+		t.Run(f.String(), func(t *testing.T) {
+			bad, err := testregistry.LayerBlob(raw, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pushed, err := fx.reg.PushPrepared("view/broken-"+f.String(), "v1", []testregistry.PreparedLayer{good, bad})
+			if err != nil {
+				t.Fatal(err)
+			}
+			badDigest := pushed.Layers[1].Digest
+			logFile := filepath.Join(t.TempDir(), "mount.log")
+			mnt := mount(t, t.TempDir(), fx.reg.Host()+"/view/broken-"+f.String()+":v1", "--log-file", logFile)
+
+			out, err := exec.Command("ls", filepath.Join(mnt, "rootfs")).CombinedOutput()
+			if err == nil || !strings.Contains(string(out), "Input/output error") {
+				t.Errorf("ls rootfs/: %v, %q; want EIO and a failed exit", err, out)
+			}
+			if _, err := os.ReadDir(filepath.Join(mnt, "layers", "1-"+badDigest.Encoded()[:12])); !isEIO(err) {
+				t.Errorf("ls of the broken layer's own tree: %v, want EIO", err)
+			}
+			goodTree := filepath.Join(mnt, "layers", "0-"+pushed.Layers[0].Digest.Encoded()[:12])
+			if b, err := os.ReadFile(filepath.Join(goodTree, "etc/ok")); err != nil || string(b) != "ok\n" {
+				t.Errorf("the good layer's tree: %q, %v", b, err)
+			}
+
+			var row imagemount.LayerStats
+			for _, s := range viewStatsOf(t, mnt) {
+				if s.Layer == badDigest {
+					row = s
+				}
+			}
+			if row.State != "broken" || !strings.Contains(row.Error, "header field too long") || !strings.Contains(row.Error, `after entry "etc/b"`) {
+				t.Errorf("stats.json row of the broken layer: %+v; want state broken and the cause", row)
+			}
+			logLineWith(t, logFile, "level=ERROR", badDigest.String(), "header field too long")
+		})
+	}
+}
+
+// TestViewTarWithoutEndOfArchive: a tar that ends right after its last
+// file's data, with neither padding nor end-of-archive blocks, as umoci
+// writes them, is whole, not broken: every file lists and reads.
+func TestViewTarWithoutEndOfArchive(t *testing.T) {
+	fx := registryFixtures(t)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	files := []tarEntry{dirEntry("etc/", 0o755), fileEntry("etc/a", "a\n"), fileEntry("etc/last", "xyz123")}
+	for _, e := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: e.name, Typeflag: e.typ, Mode: e.mode, Size: int64(len(e.data)), ModTime: viewTime}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(e.data)
+	}
+	raw := buf.Bytes() // no Flush, no Close: the stream stops after "xyz123"
+	if len(raw)%512 == 0 {
+		t.Fatal("the tar ends on a block boundary: the test proves nothing")
+	}
+	for _, f := range []testregistry.BlobFormat{testregistry.BlobTar, testregistry.BlobGzip} {
+		t.Run(f.String(), func(t *testing.T) {
+			l, err := testregistry.LayerBlob(raw, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := fx.reg.PushPrepared("view/noeoa-"+f.String(), "v1", []testregistry.PreparedLayer{l}); err != nil {
+				t.Fatal(err)
+			}
+			mnt := mount(t, t.TempDir(), fx.reg.Host()+"/view/noeoa-"+f.String()+":v1")
+			out, err := exec.Command("ls", filepath.Join(mnt, "rootfs", "etc")).CombinedOutput()
+			if err != nil || string(out) != "a\nlast\n" {
+				t.Errorf("ls rootfs/etc: %v, %q", err, out)
+			}
+			if b, err := os.ReadFile(filepath.Join(mnt, "rootfs", "etc", "last")); err != nil || string(b) != "xyz123" {
+				t.Errorf("rootfs/etc/last: %q, %v", b, err)
+			}
+			for _, s := range viewStatsOf(t, mnt) {
+				if s.State != "ready" || s.Error != "" {
+					t.Errorf("stats.json row %+v, want ready", s)
+				}
+			}
+		})
+	}
+}
