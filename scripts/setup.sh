@@ -44,21 +44,6 @@ if ! have staticcheck && [ ! -x "$gobin/staticcheck" ]; then
   go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
 fi
 
-# distribution v3's registry, for the tests of the referrers API, which
-# Debian's docker-registry (2.8) lacks. It goes next to staticcheck as
-# registry-v3, the name internal/testregistry looks for, so that it cannot
-# shadow anything called registry; go install with a version builds it
-# outside imgfs's module, which it never enters.
-REGISTRY_V3_VERSION=v3.1.2
-if ! have registry-v3 && [ ! -x "$gobin/registry-v3" ]; then
-  echo "setup: installing distribution registry $REGISTRY_V3_VERSION into $gobin/registry-v3"
-  tmpbin=$(mktemp -d)
-  GOBIN=$tmpbin go install "github.com/distribution/distribution/v3/cmd/registry@$REGISTRY_V3_VERSION"
-  mkdir -p "$gobin"
-  mv "$tmpbin/registry" "$gobin/registry-v3"
-  rmdir "$tmpbin"
-fi
-
 if [ ! -e /dev/fuse ]; then
   modprobe fuse 2>/dev/null || true
 fi
