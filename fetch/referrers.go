@@ -18,7 +18,8 @@ import (
 	"github.com/imgfs/imgfs/internal/oci"
 )
 
-// MaxReferrers bounds the descriptors one referrers answer may list. A
+// MaxReferrers bounds the descriptors one referrers list may hold, over
+// all its pages. A
 // real image has a handful of referrers (signatures, SBOMs, a SOCI
 // index); a registry that lists more is refused rather than trusted to
 // make imgfs walk them all.
@@ -29,7 +30,9 @@ const MaxReferrers = 1024
 // 1.1 defines it: through GET /v2/<name>/referrers/<digest>, or, where the
 // registry answers that with 404 (distribution 2.8 and other registries
 // older than the API), through the index tagged <alg>-<hex> that clients
-// push to such registries. No referrers is an empty list, not an error.
+// push to such registries. A list the API pages (Link: rel="next") is
+// read to its end, on the host that served its first page, within
+// maxReferrerPages pages. No referrers is an empty list, not an error.
 //
 // Neither answer is bound by a digest the caller knows: the API's list is
 // computed by the registry, and the fallback index is fetched by tag. The
@@ -37,11 +40,12 @@ const MaxReferrers = 1024
 // each descriptor's digest binds what is fetched through it, but whether
 // to trust a referrer at all is the caller's to decide.
 //
-// Everything in the answer is checked: it must be an OCI image index of at
-// most oci.MaxMetadataSize bytes and MaxReferrers entries, and every entry
-// must pass oci.CheckDescriptor. Entries of another artifactType are
-// skipped, since a registry may ignore the filter; so are entries that are
-// not OCI manifests or indexes, which no client pushes as referrers.
+// Everything in the answer is checked: each page must be an OCI image
+// index of at most oci.MaxMetadataSize bytes, the pages must list at most
+// MaxReferrers entries in all, and every entry must pass
+// oci.CheckDescriptor. Entries of another artifactType are skipped, since
+// a registry may ignore the filter; so are entries that are not OCI
+// manifests or indexes, which no client pushes as referrers.
 func (r *Remote) Referrers(ctx context.Context, subject ocispec.Descriptor, artifactType string) ([]ocispec.Descriptor, error) {
 	if err := oci.CheckDescriptor(subject); err != nil {
 		return nil, fmt.Errorf("referrers: subject: %w", err)
@@ -66,22 +70,25 @@ func (r *Remote) Referrers(ctx context.Context, subject ocispec.Descriptor, arti
 // API with 404, which the spec reserves for registries without it.
 var errNoReferrersAPI = fmt.Errorf("%w: referrers API", ErrNotFound)
 
-// referrersAPI asks the registry's referrers API for subject's referrers.
+// referrersAPI asks the registry's referrers API for subject's referrers,
+// following the list's pages on the host that served the first.
 func (r *Remote) referrersAPI(ctx context.Context, subject digest.Digest, artifactType string) ([]ocispec.Descriptor, error) {
 	what := "referrers of " + subject.String()
 	path := "referrers/" + subject.String()
+	query := ""
 	if artifactType != "" {
-		path += "?artifactType=" + url.QueryEscape(artifactType)
+		query = "artifactType=" + url.QueryEscape(artifactType)
 	}
 	header := http.Header{"Accept": {ocispec.MediaTypeImageIndex}}
 	var resp *http.Response
+	var served *endpoint
 	var judged error
 	// The list changes as referrers are pushed, as a tag does, so only a
 	// host that may resolve tags is asked.
-	err := r.do(ctx, hosts.Pull|hosts.Resolve, "", what, path, header, func(ep *endpoint, got *http.Response, last bool) error {
+	err := r.do(ctx, hosts.Pull|hosts.Resolve, "", what, withQuery(path, query), header, func(ep *endpoint, got *http.Response, last bool) error {
 		switch got.StatusCode {
 		case http.StatusOK:
-			resp = got
+			resp, served = got, ep
 			return nil
 		case http.StatusNotFound:
 			got.Body.Close()
@@ -98,18 +105,63 @@ func (r *Remote) referrersAPI(ctx context.Context, subject digest.Digest, artifa
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	defer resp.Body.Close()
 	if artifactType != "" {
 		// The filter is applied again whatever the registry says; the
 		// header only tells the logs whether the registry honoured it.
 		applied := resp.Header.Get("OCI-Filters-Applied")
 		r.log.Debug("referrers API answered", "subject", subject, "filters-applied", oneLine(applied, 100))
 	}
+	var all []ocispec.Descriptor
+	for page := 1; ; page++ {
+		entries, next, err := readReferrersPage(what, resp)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, entries...)
+		if len(all) > MaxReferrers {
+			return nil, fmt.Errorf("%w: %s: registry lists over %d referrers, the limit", errdefs.ErrTooLarge, what, MaxReferrers)
+		}
+		if next == "" {
+			return all, nil
+		}
+		if page == maxReferrerPages {
+			return nil, fmt.Errorf("%w: %s: registry pages the list over more than %d pages", errdefs.ErrTooLarge, what, maxReferrerPages)
+		}
+		// A page's cursor is the serving host's: the next page is asked
+		// of it alone.
+		if resp, err = r.get(ctx, served, withQuery(path, next), header); err != nil {
+			return nil, fmt.Errorf("%s: page %d: %w", what, page+1, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			defer resp.Body.Close()
+			return nil, statusError(fmt.Sprintf("%s: page %d", what, page+1), resp)
+		}
+	}
+}
+
+// readReferrersPage reads and checks one page of a referrers answer and
+// closes its body; next is the next page's query, "" on the last.
+func readReferrersPage(what string, resp *http.Response) (entries []ocispec.Descriptor, next string, err error) {
+	defer resp.Body.Close()
 	data, err := readMetadata(what, resp)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return parseReferrers(what, resp.Header.Get("Content-Type"), data)
+	if entries, err = parseReferrers(what, resp.Header.Get("Content-Type"), data); err != nil {
+		return nil, "", err
+	}
+	if next, err = nextPage(resp); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", what, err)
+	}
+	return entries, next, nil
+}
+
+// withQuery appends query, if any, to path.
+func withQuery(path, query string) string {
+	if query == "" {
+		return path
+	}
+	return path + "?" + query
 }
 
 // referrersTag reads the fallback index tagged <alg>-<hex>. A 404 means
