@@ -29,7 +29,7 @@ const MaxReferrers = 1024
 // artifactType is artifactType ("" for any), as the OCI distribution spec
 // 1.1 defines it: through GET /v2/<name>/referrers/<digest>, or, where the
 // registry answers that with 404 (distribution 2.8 and other registries
-// older than the API), through the index tagged <alg>-<hex> that clients
+// older than the API), through the index tagged <alg>-<ref> that clients
 // push to such registries. A list the API pages (Link: rel="next") is
 // read to its end, on the host that served its first page, within
 // maxReferrerPages pages. No referrers is an empty list, not an error.
@@ -58,7 +58,7 @@ func (r *Remote) Referrers(ctx context.Context, subject ocispec.Descriptor, arti
 	index, err := r.referrersAPI(ctx, subject.Digest, artifactType)
 	if err == errNoReferrersAPI {
 		r.log.Debug("registry has no referrers API, reading the fallback tag", "subject", subject.Digest)
-		index, err = r.referrersTag(ctx, subject.Digest)
+		index, err = r.referrersByTag(ctx, subject.Digest)
 	}
 	if err != nil {
 		return nil, err
@@ -164,12 +164,12 @@ func withQuery(path, query string) string {
 	return path + "?" + query
 }
 
-// referrersTag reads the fallback index tagged <alg>-<hex>. A 404 means
+// referrersByTag reads the fallback index tagged <alg>-<ref>. A 404 means
 // subject has no referrers. The index is not bound by any digest the
 // caller knows; only the registry's Docker-Content-Digest, where sent, is
 // checked, against corruption on the way.
-func (r *Remote) referrersTag(ctx context.Context, subject digest.Digest) ([]ocispec.Descriptor, error) {
-	tag := subject.Algorithm().String() + "-" + subject.Encoded()
+func (r *Remote) referrersByTag(ctx context.Context, subject digest.Digest) ([]ocispec.Descriptor, error) {
+	tag := referrersTag(subject)
 	what := "referrers of " + subject.String() + " (tag " + tag + ")"
 	header := http.Header{"Accept": {strings.Join(oci.Manifests, ", ")}}
 	var resp *http.Response
@@ -213,6 +213,17 @@ func (r *Remote) referrersTag(ctx context.Context, subject digest.Digest) ([]oci
 		}
 	}
 	return parseReferrers(what, resp.Header.Get("Content-Type"), data)
+}
+
+// referrersTag is the spec's referrers tag schema, <alg>-<ref>, where ref
+// is the subject's hex digest cut to 64 characters (so a sha512 subject's
+// tag fits in the 128 characters a tag may have).
+func referrersTag(subject digest.Digest) string {
+	ref := subject.Encoded()
+	if len(ref) > 64 {
+		ref = ref[:64]
+	}
+	return subject.Algorithm().String() + "-" + ref
 }
 
 // parseReferrers decodes a referrers index from the wire and checks it:

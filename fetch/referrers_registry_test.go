@@ -84,7 +84,7 @@ func mapsEqual(a, b map[string]string) bool {
 }
 
 // TestReferrersTagFallback lists referrers on distribution 2.8, which has
-// no referrers API, through the <alg>-<hex> tag a client pushes there.
+// no referrers API, through the <alg>-<ref> tag a client pushes there.
 func TestReferrersTagFallback(t *testing.T) {
 	reg := testregistry.Start(t)
 	f := pushReferrersFixture(t, reg)

@@ -44,7 +44,7 @@ func referrersIndex(t *testing.T, entries ...ocispec.Descriptor) []byte {
 }
 
 // specRegistry answers for repository "r" as the OCI distribution spec 1.1
-// says: the referrers API when api is set, the <alg>-<hex> tag otherwise.
+// says: the referrers API when api is set, the <alg>-<ref> tag otherwise.
 // With filter set, the API applies the artifactType filter and says so in
 // OCI-Filters-Applied; without, it ignores it, as the spec allows.
 type specRegistry struct {
@@ -252,6 +252,21 @@ func TestReferrersHostile(t *testing.T) {
 				t.Errorf("error %q, want one line containing %q", msg, tt.wantMsg)
 			}
 		})
+	}
+}
+
+func TestReferrersTag(t *testing.T) {
+	sha512 := digest.SHA512.FromString("subject")
+	for _, tt := range []struct {
+		subject digest.Digest
+		want    string
+	}{
+		{refSubject.Digest, "sha256-" + refSubject.Digest.Encoded()},
+		{sha512, "sha512-" + sha512.Encoded()[:64]},
+	} {
+		if got := referrersTag(tt.subject); got != tt.want {
+			t.Errorf("referrersTag(%s) = %s, want %s", tt.subject, got, tt.want)
+		}
 	}
 }
 

@@ -53,9 +53,13 @@ func (r *Registry) PushArtifact(repo string, subject ocispec.Descriptor, artifac
 
 // ReferrersTag is the tag under which the OCI distribution spec 1.1's
 // fallback keeps subject's referrers on registries without the referrers
-// API: <alg>-<hex>.
+// API: <alg>-<ref>, ref being the hex digest cut to 64 characters.
 func ReferrersTag(subject digest.Digest) string {
-	return subject.Algorithm().String() + "-" + subject.Encoded()
+	ref := subject.Encoded()
+	if len(ref) > 64 {
+		ref = ref[:64]
+	}
+	return subject.Algorithm().String() + "-" + ref
 }
 
 // PushReferrersTag pushes, under ReferrersTag(subject), an OCI image index
