@@ -2,10 +2,12 @@ package fetch
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/imgfs/imgfs/fetch/hosts"
 	"github.com/imgfs/imgfs/internal/oci"
 	"github.com/imgfs/imgfs/internal/testregistry"
 )
@@ -101,4 +103,31 @@ func TestReferrersTagFallback(t *testing.T) {
 	// The tag names its subject: another manifest's referrers are its own.
 	f.image = f.soci
 	f.checkReferrers(t, "")
+}
+
+// TestReferrersTagFallbackThroughMirror lists referrers through a real
+// pull-through mirror (distribution 2.8 in proxy mode) in front of 2.8:
+// both answer the API with 404, so the mirror is passed over for it, and
+// the fallback tag is then read through the mirror.
+func TestReferrersTagFallbackThroughMirror(t *testing.T) {
+	reg := testregistry.Start(t)
+	f := pushReferrersFixture(t, reg)
+	if _, err := reg.PushReferrersTag("app", f.image.Digest, f.soci, f.sig); err != nil {
+		t.Fatal(err)
+	}
+	mirror := testregistry.Mirror(t, reg.Host())
+	host := func(h string, m bool) hosts.Host {
+		return hosts.Host{Scheme: "http", Host: h, Path: "/v2", Capabilities: hosts.Pull | hosts.Resolve, Mirror: m}
+	}
+	remote, err := NewRemote(Reference{Registry: reg.Host(), Repository: "app", Tag: "v1"},
+		RemoteOptions{Username: "user", Password: "pass", Hosts: []hosts.Host{host(mirror.Host(), true), host(reg.Host(), false)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.remote = remote
+	f.checkReferrers(t, oci.SOCIIndexV1, f.soci)
+	tag := "/v2/app/manifests/" + testregistry.ReferrersTag(f.image.Digest)
+	if log := mirror.Log(); !strings.Contains(log, tag) {
+		t.Errorf("the mirror was not asked for %s; its log:\n%s", tag, log)
+	}
 }
