@@ -86,7 +86,7 @@ func (r *Remote) get(ctx context.Context, ep *endpoint, path string, header http
 // plain reports whether the endpoint is known to speak plain HTTP.
 func (ep *endpoint) plain() bool { return ep.Scheme == "http" || ep.scheme.isPlain(ep.Host.Host) }
 
-// send makes one GET of path on the endpoint.
+// send makes one GET of path, which may end in a query, on the endpoint.
 func (r *Remote) send(ctx context.Context, ep *endpoint, path string, header http.Header) (*http.Response, error) {
 	scopeRef := registry.Reference{Registry: ep.Host.Host, Repository: r.ref.Repository}
 	ctx = auth.AppendRepositoryScope(ctx, scopeRef, auth.ActionPull)
@@ -95,7 +95,13 @@ func (r *Remote) send(ctx context.Context, ep *endpoint, path string, header htt
 		u = "http" + strings.TrimPrefix(u, ep.Scheme)
 	}
 	if ep.Mirror {
-		u += "?ns=" + url.QueryEscape(r.ref.Registry)
+		// path may carry a query of its own (the referrers API's
+		// artifactType filter).
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		u += sep + "ns=" + url.QueryEscape(r.ref.Registry)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {

@@ -86,6 +86,12 @@ func (r *Remote) expectedDigest(header http.Header) (digest.Digest, error) {
 		}
 		return r.ref.Digest, nil
 	}
+	return contentDigest(header)
+}
+
+// contentDigest returns the registry's Docker-Content-Digest, validated, or
+// "" when there is none.
+func contentDigest(header http.Header) (digest.Digest, error) {
 	values := header.Values("Docker-Content-Digest")
 	switch len(values) {
 	case 0:

@@ -72,3 +72,8 @@ func KindOf(desc ocispec.Descriptor) Kind {
 // IsMetadata reports whether desc is an index, manifest or config: the
 // small blobs that are read whole into memory and fetched eagerly.
 func IsMetadata(desc ocispec.Descriptor) bool { return KindOf(desc) != KindLayer }
+
+// SOCIIndexV1 is the artifactType of a v1 SOCI index: an image manifest
+// whose subject is the image it indexes, found through the referrers API
+// (soci-snapshotter's SociIndexArtifactTypeV1).
+const SOCIIndexV1 = "application/vnd.amazon.soci.index.v1+json"
