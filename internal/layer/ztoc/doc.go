@@ -4,9 +4,15 @@
 // of every compressed span. Parse turns one zTOC into plain Go values:
 // internal/layer's entries, the gzip checkpoints and the span digests.
 //
-// It owns reading the format and refusing a bad zTOC. It must not know
-// where a zTOC comes from (SOCI indexes, registries, the cache) nor how
-// its spans are fetched or decompressed; those belong to its callers. A
+// NewLayer serves the layer's files from a parsed zTOC: it resumes
+// inflating (package inflate) at the checkpoint before a read, on spans
+// fetched by range through a blobio.ReaderAt and checked against their
+// digests before a byte of them is decoded.
+//
+// It owns reading the format, refusing a bad zTOC, and reading a layer
+// through one. It must not know where a zTOC comes from (SOCI indexes,
+// registries, the cache) nor where the blob's bytes come from; those
+// belong to its callers. A
 // zTOC is hostile input, like a tar: every offset is checked against the
 // buffer before it is followed, every count against the bytes that would
 // hold it before anything is allocated for it, and no panic reaches a
