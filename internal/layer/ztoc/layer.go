@@ -14,12 +14,15 @@ import (
 
 // zLayer serves a gzip layer's files from its zTOC: each read resumes
 // inflating at the last checkpoint before it, on spans fetched by range
-// and checked against the zTOC's span digests. It keeps no state between
-// reads, so concurrent reads share nothing but the read-only TOC.
+// and checked against the zTOC's span digests. Between reads it keeps a
+// few idle decoders where reads left them, so that sequential reads
+// continue rather than decode their span again; a read takes one for
+// itself, so no two reads share one.
 type zLayer struct {
-	toc *TOC
-	idx *layer.Index
-	src blobio.ReaderAt
+	toc     *TOC
+	idx     *layer.Index
+	src     blobio.ReaderAt
+	cursors idleCursors
 }
 
 // NewLayer returns the layer.Layer that serves the gzip layer blob src,
@@ -61,6 +64,9 @@ func (l *zLayer) ReadFile(ctx context.Context, i int, p []byte, off int64) (n in
 	}
 	if off >= e.Size {
 		return 0, io.EOF
+	}
+	if len(p) == 0 {
+		return 0, nil
 	}
 	want := p[:min(int64(len(p)), e.Size-off)]
 	// The decoder is fed hostile windows and bits; it is meant not to
@@ -110,30 +116,54 @@ func (l *zLayer) entry(i int, off int64) (*layer.Entry, error) {
 	return e, nil
 }
 
-// readStream reads all of p from uncompressed offset at: it resumes
-// inflating at the last checkpoint at or before at, decodes up to at and
-// copies out, fetching span after span as the decoder asks for them.
+// readStream reads all of p from uncompressed offset at, through a
+// decoder already positioned at or before at in the same span when a
+// sequential read left one, else one resumed at the last checkpoint at or
+// before at; it decodes up to at and copies out, fetching span after
+// span as the decoder asks for them.
 func (l *zLayer) readStream(ctx context.Context, p []byte, at int64) (int, error) {
 	k := l.checkpointFor(at)
-	cp := &l.toc.Checkpoints[k]
-	if len(cp.Window) > inflate.WindowSize {
-		return 0, fmt.Errorf("%w: checkpoint %d has a window of %d bytes", ErrInvalid, k, len(cp.Window))
-	}
 	// The decoder reads ahead, up to hundreds of KiB of output; the
 	// spans past the one holding p's last byte are cut off, so that a
 	// small read fetches only what it needs. A span's bytes run to the
 	// byte holding the next span's first bit, so they hold every bit of
 	// its own output.
 	last := l.checkpointFor(at + int64(len(p)) - 1)
-	spans := &spanReader{ctx: ctx, toc: l.toc, src: l.src, next: k, last: last, pos: cp.In}
+	c := l.cursors.take(at, l.toc.Checkpoints[k].Out, at+int64(len(p)))
+	if c == nil {
+		var err error
+		if c, err = l.newCursor(k); err != nil {
+			return 0, err
+		}
+	}
+	c.spans.ctx = ctx
+	if !c.spans.ended {
+		// A cut-off decoder takes no more input: its last must stay
+		// what it was, for reaches to say what it can still decode.
+		c.spans.last = max(c.spans.last, last)
+	}
+	if _, err := io.CopyN(io.Discard, c, at-c.pos); err != nil {
+		return 0, err
+	}
+	n, err := io.ReadFull(c, p)
+	if err == nil {
+		l.cursors.put(c)
+	}
+	return n, err
+}
+
+// newCursor resumes inflating at checkpoint k.
+func (l *zLayer) newCursor(k int) (*cursor, error) {
+	cp := &l.toc.Checkpoints[k]
+	if len(cp.Window) > inflate.WindowSize {
+		return nil, fmt.Errorf("%w: checkpoint %d has a window of %d bytes", ErrInvalid, k, len(cp.Window))
+	}
+	spans := &spanReader{toc: l.toc, src: l.src, next: k, last: k, pos: cp.In}
 	dec, err := inflate.Resume(spans, inflate.Checkpoint{In: cp.In, Bits: cp.Bits, Out: cp.Out, Window: cp.Window})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	if _, err := io.CopyN(io.Discard, dec, at-cp.Out); err != nil {
-		return 0, err
-	}
-	return io.ReadFull(dec, p)
+	return &cursor{spans: spans, dec: dec, pos: cp.Out}, nil
 }
 
 // checkpointFor returns the last checkpoint at or before uncompressed

@@ -493,3 +493,75 @@ func TestLayerConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestLayerSequentialReads reads the big file front to back in 4 KiB
+// reads, as the kernel might, and gets its bytes fetching each of its
+// spans at most twice: reads continue the decoder the last one left,
+// where decoding each read afresh would fetch its span once per read.
+// (A decoder whose readahead reached the end of the spans its read
+// needed cannot go on, so a span's tail may be decoded again.)
+func TestLayerSequentialReads(t *testing.T) {
+	g := buildLayer(t, 32<<10)
+	src := &recorder{b: g.blob}
+	l := newLayer(t, g, src)
+	i := entryNamed(t, l, "big")
+	e := l.Index().Entries[i]
+	var got []byte
+	p := make([]byte, 4<<10)
+	for off := int64(0); ; off += int64(len(p)) {
+		n, err := l.ReadFile(context.Background(), i, p, off)
+		got = append(got, p[:n]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(got, layerFiles[1].body) {
+		t.Fatal("big read back differently")
+	}
+	var spans int64
+	for k, c := range g.toc.Checkpoints {
+		start, end := g.toc.SpanRange(k)
+		next := g.toc.UncompressedSize
+		if k+1 < len(g.toc.Checkpoints) {
+			next = g.toc.Checkpoints[k+1].Out
+		}
+		if next > e.DataOffset && c.Out < e.DataOffset+e.Size {
+			spans += end - start
+		}
+	}
+	var fetched int64
+	for _, r := range src.reset() {
+		fetched += r[1]
+	}
+	if fetched > 2*spans {
+		t.Errorf("fetched %d bytes for spans of %d", fetched, spans)
+	}
+	t.Logf("fetched %d bytes for spans of %d", fetched, spans)
+}
+
+// TestLayerRandomReads reads the files at random offsets and lengths,
+// forward and back, so that reads take idle decoders in every state
+// (cut off or not, before or after the read): every byte is right.
+func TestLayerRandomReads(t *testing.T) {
+	g := buildLayer(t, 32<<10)
+	l := newLayer(t, g, &recorder{b: g.blob})
+	r := rand.New(rand.NewPCG(3, 4))
+	ids := make([]int, len(layerFiles))
+	for k, f := range layerFiles {
+		ids[k] = entryNamed(t, l, f.name)
+	}
+	for range 500 {
+		k := r.IntN(len(layerFiles))
+		body := layerFiles[k].body
+		off := int64(r.IntN(len(body) + 1))
+		p := make([]byte, r.IntN(70_000)+1)
+		n, err := l.ReadFile(context.Background(), ids[k], p, off)
+		want := body[off:min(off+int64(len(p)), int64(len(body)))]
+		if !bytes.Equal(p[:n], want) || (err != nil && err != io.EOF) || (err == io.EOF) != (len(want) < len(p)) {
+			t.Fatalf("%s at %d len %d: n %d err %v", layerFiles[k].name, off, len(p), n, err)
+		}
+	}
+}

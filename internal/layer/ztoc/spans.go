@@ -23,18 +23,20 @@ const MaxSpan = 64 << 20
 // bytes at a time and fetches the next only when the decoder asks for
 // more.
 type spanReader struct {
-	ctx  context.Context
-	toc  *TOC
-	src  blobio.ReaderAt
-	next int   // next span to fetch
-	last int   // last span to fetch: io.EOF after it
-	pos  int64 // compressed offset of buf's first byte
-	buf  []byte
+	ctx   context.Context
+	toc   *TOC
+	src   blobio.ReaderAt
+	next  int   // next span to fetch
+	last  int   // last span to fetch: io.EOF after it
+	ended bool  // io.EOF was returned: the decoder takes no more input
+	pos   int64 // compressed offset of buf's first byte
+	buf   []byte
 }
 
 func (s *spanReader) Read(p []byte) (int, error) {
 	if len(s.buf) == 0 {
 		if s.next > s.last || s.next >= len(s.toc.Checkpoints) {
+			s.ended = true
 			return 0, io.EOF
 		}
 		s.buf = nil // let the spent span go before the next is fetched
