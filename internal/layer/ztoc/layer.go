@@ -32,6 +32,14 @@ type zLayer struct {
 // before any byte decoded from it is served; a mismatch is an error
 // wrapping layer.ErrCorrupt.
 //
+// The span digests cover the compressed bytes only. The windows, bits
+// and offsets, and the entries, are taken on the zTOC's word: a wrong
+// window decodes wrong bytes that no digest catches (at most a CRC-32 at
+// the end of a later gzip member). So the zTOC must be as trusted as the
+// layer, fetched by a digest from a verified manifest, as SOCI's index
+// names it; Parse only makes sure a hostile one cannot crash or exhaust
+// imgfs.
+//
 // The returned index has the zTOC's entries and sizes but no checkpoints:
 // those of the zTOC cover SOCI's spans, not layer's (see TOC.SpanRange),
 // so they stay with the TOC.
