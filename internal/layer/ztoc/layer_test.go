@@ -580,3 +580,42 @@ func TestLayerRandomReads(t *testing.T) {
 		}
 	}
 }
+
+// TestLayerCrossingCorrupt tampers with the second of two spans a read
+// crosses: the crossing read fails with ErrCorrupt and no bytes, while a
+// read that ends just before the boundary succeeds without fetching the
+// bad span at all.
+func TestLayerCrossingCorrupt(t *testing.T) {
+	g := buildLayer(t, 32<<10)
+	bad := bytes.Clone(g.blob)
+	src := &recorder{b: bad}
+	l := newLayer(t, g, src)
+	i := entryNamed(t, l, "big")
+	e := l.Index().Entries[i]
+	k := -1
+	for j, c := range g.toc.Checkpoints {
+		if c.Out > e.DataOffset+8 && c.Out < e.DataOffset+e.Size {
+			k = j
+			break
+		}
+	}
+	if k < 0 {
+		t.Fatal("no span boundary inside big")
+	}
+	start, end := g.toc.SpanRange(k)
+	bad[(start+end)/2] ^= 0x10
+	o := g.toc.Checkpoints[k].Out - e.DataOffset
+	p := make([]byte, 8)
+	if n, err := l.ReadFile(context.Background(), i, p, o-8); n != 8 || err != nil || !bytes.Equal(p, layerFiles[1].body[o-8:o]) {
+		t.Errorf("read before the boundary: n %d err %v", n, err)
+	}
+	for _, r := range src.reset() {
+		if r[0] >= start {
+			t.Errorf("fetched [%d,+%d) from the bad span at %d", r[0], r[1], start)
+		}
+	}
+	n, err := l.ReadFile(context.Background(), i, p, o-4)
+	if n != 0 || !errors.Is(err, layer.ErrCorrupt) {
+		t.Errorf("read across the boundary: n %d err %v, want ErrCorrupt and no bytes", n, err)
+	}
+}
