@@ -10,6 +10,11 @@ import (
 // holds inflate's buffers (about 350 KiB) and up to one span.
 const maxIdleCursors = 4
 
+// maxIdleSpan bounds the span an idle decoder may hold, so that a layer's
+// idle decoders hold tens of MiB at most, not maxIdleCursors times
+// MaxSpan. SOCI's spans of 4 MiB of output are well under it.
+const maxIdleSpan = 8 << 20
+
 // cursor is a decoder positioned at pos in the uncompressed stream.
 type cursor struct {
 	spans *spanReader
@@ -55,8 +60,12 @@ func (ic *idleCursors) take(at, from, end int64) *cursor {
 	return nil
 }
 
-// put keeps c for a later read.
+// put keeps c for a later read, unless the span it holds is too big to
+// keep idle.
 func (ic *idleCursors) put(c *cursor) {
+	if c.spans.held > maxIdleSpan {
+		return
+	}
 	c.spans.ctx = nil // the read's context ends with it
 	ic.mu.Lock()
 	defer ic.mu.Unlock()

@@ -31,6 +31,7 @@ type spanReader struct {
 	ended bool  // io.EOF was returned: the decoder takes no more input
 	pos   int64 // compressed offset of buf's first byte
 	buf   []byte
+	held  int64 // the size of the span buf is part of
 }
 
 func (s *spanReader) Read(p []byte) (int, error) {
@@ -39,7 +40,7 @@ func (s *spanReader) Read(p []byte) (int, error) {
 			s.ended = true
 			return 0, io.EOF
 		}
-		s.buf = nil // let the spent span go before the next is fetched
+		s.buf, s.held = nil, 0 // let the spent span go before the next is fetched
 		if err := s.load(s.next); err != nil {
 			return 0, err
 		}
@@ -79,7 +80,7 @@ func (s *spanReader) load(i int) error {
 		}
 		return fmt.Errorf("fetch span %d [%d,%d): %w", i, start, end, err)
 	}
-	s.buf = b[s.pos-start:]
+	s.buf, s.held = b[s.pos-start:], int64(len(b))
 	return nil
 }
 
