@@ -37,8 +37,9 @@ type zLayer struct {
 // window decodes wrong bytes that no digest catches (at most a CRC-32 at
 // the end of a later gzip member). So the zTOC must be as trusted as the
 // layer, fetched by a digest from a verified manifest, as SOCI's index
-// names it; Parse only makes sure a hostile one cannot crash or exhaust
-// imgfs.
+// names it. Against a hostile one, Parse and NewLayer promise only that
+// it cannot crash imgfs, nor make a read hold more than a span of MaxSpan
+// bytes.
 //
 // The returned index has the zTOC's entries and sizes but no checkpoints:
 // those of the zTOC cover SOCI's spans, not layer's (see TOC.SpanRange),
