@@ -18,7 +18,7 @@ STATICCHECK ?= $(or $(shell command -v staticcheck 2>/dev/null),$(or $(shell $(G
 FUZZTIME    ?= 30s
 FUZZTARGETS := ./fetch/:FuzzParseReference ./fetch/:FuzzChildren ./internal/byterange/:FuzzSet \
                ./internal/layer/:FuzzNormalizeName ./internal/layer/:FuzzUnmarshalIndex ./internal/layer/inflate/:FuzzInflate \
-               ./internal/layer/ztoc/:FuzzParse
+               ./internal/layer/ztoc/:FuzzParse ./internal/layer/ztoc/:FuzzLayer
 
 .PHONY: all build test unit lint fuzz demo bench setup clean
 
