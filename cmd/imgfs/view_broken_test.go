@@ -11,40 +11,9 @@ import (
 	"testing"
 
 	"github.com/imgfs/imgfs/internal/imagemount"
+	"github.com/imgfs/imgfs/internal/layertest"
 	"github.com/imgfs/imgfs/internal/testregistry"
 )
-
-// ustarHeader is one ustar header block, written by hand for what
-// archive/tar will not write.
-func ustarHeader(name string, flag byte, size int64) []byte {
-	b := make([]byte, 512)
-	copy(b[0:100], name)
-	copy(b[100:], "0000644\x00")
-	copy(b[108:], "0000000\x00")
-	copy(b[116:], "0000000\x00")
-	copy(b[124:], fmt.Sprintf("%011o\x00", size))
-	copy(b[136:], fmt.Sprintf("%011o\x00", viewTime.Unix()))
-	b[156] = flag
-	copy(b[257:], "ustar\x0000")
-	copy(b[148:156], "        ")
-	sum := 0
-	for _, c := range b {
-		sum += int(c)
-	}
-	copy(b[148:], fmt.Sprintf("%06o\x00 ", sum))
-	return b
-}
-
-// paxRecordOf is one PAX record, "<len> <key>=<value>\n", its length
-// counting itself.
-func paxRecordOf(key, value string) []byte {
-	rec := " " + key + "=" + value + "\n"
-	n := len(rec) + 1
-	for len(fmt.Sprint(n))+len(rec) != n {
-		n++
-	}
-	return []byte(fmt.Sprint(n) + rec)
-}
 
 // oversizedPAXTar is a tar whose fourth entry, etc/hidden, carries a PAX
 // record of 1 MiB, which archive/tar refuses to read (and to write), so
@@ -59,8 +28,8 @@ func oversizedPAXTar(t *testing.T) []byte {
 		tw.Write(e.data)
 	}
 	tw.Flush() // the last entry's padding; no end-of-archive yet
-	record := paxRecordOf("comment", strings.Repeat("x", 1<<20))
-	buf.Write(ustarHeader("PaxHeaders.0/etc/hidden", tar.TypeXHeader, int64(len(record))))
+	record := layertest.PAXRecord("comment", strings.Repeat("x", 1<<20))
+	buf.Write(layertest.RawHeader("PaxHeaders.0/etc/hidden", tar.TypeXHeader, int64(len(record)), viewTime))
 	buf.Write(record)
 	buf.Write(make([]byte, (512-len(record)%512)%512))
 	buf.Write(mkTar(t, fileEntry("etc/hidden", "not shown\n"), fileEntry("etc/after", "not shown either\n")))

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/imgfs/imgfs/internal/layer/inflate"
+	"github.com/imgfs/imgfs/internal/layertest"
 )
 
 // benchLayer is a ~100 MiB tar of text-like files (1 KiB to 4 MiB),
@@ -18,7 +19,7 @@ import (
 var benchLayer = sync.OnceValues(func() ([]byte, []byte) {
 	var raw bytes.Buffer
 	tw := tar.NewWriter(&raw)
-	text := textish(1, 8<<20)
+	text := layertest.Textish(1, 8<<20)
 	for i := 0; raw.Len() < 100<<20; i++ {
 		size := 1 << (10 + i%13)
 		off := (i * 7919) % (len(text) - size)
@@ -26,7 +27,7 @@ var benchLayer = sync.OnceValues(func() ([]byte, []byte) {
 		tw.Write(text[off : off+size])
 	}
 	tw.Close()
-	return raw.Bytes(), gz(raw.Bytes(), gzip.DefaultCompression)
+	return raw.Bytes(), layertest.Gzip(raw.Bytes(), gzip.DefaultCompression)
 })
 
 // BenchmarkIndexGzip is the index pass: decompress, list the tar, record
@@ -97,7 +98,7 @@ var zipfText = sync.OnceValues(func() ([]byte, []byte) {
 	tw.WriteHeader(&tar.Header{Name: "usr/share/doc/big.txt", Typeflag: tar.TypeReg, Size: int64(text.Len()), Mode: 0644, ModTime: epoch})
 	tw.Write(text.Bytes())
 	tw.Close()
-	return raw.Bytes(), gz(raw.Bytes(), gzip.BestSpeed)
+	return raw.Bytes(), layertest.Gzip(raw.Bytes(), gzip.BestSpeed)
 })
 
 // BenchmarkInflate is the decoder alone, on the text layer of

@@ -15,22 +15,8 @@ import (
 	"testing"
 
 	"github.com/imgfs/imgfs/internal/layer/inflate"
+	"github.com/imgfs/imgfs/internal/layertest"
 )
-
-// textish returns n deterministic bytes that compress like text.
-func textish(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, 1))
-	words := strings.Fields("the quick brown fox jumps over lazy dog lorem ipsum dolor sit amet layer image registry blob digest manifest index")
-	var b bytes.Buffer
-	for b.Len() < n {
-		if r.IntN(50) == 0 {
-			fmt.Fprintf(&b, "%x", r.Uint64())
-		}
-		b.WriteString(words[r.IntN(len(words))])
-		b.WriteByte(" \n"[r.IntN(2)])
-	}
-	return b.Bytes()[:n]
-}
 
 // testLayer is a tar of small and large files, some incompressible.
 func testLayer(t testing.TB, scale int) ([]byte, map[string][]byte) {
@@ -42,14 +28,14 @@ func testLayer(t testing.TB, scale int) ([]byte, map[string][]byte) {
 		var body []byte
 		switch i % 5 {
 		case 0:
-			body = textish(uint64(i), 200_000)
+			body = layertest.Textish(uint64(i), 200_000)
 		case 1:
 			body = make([]byte, 30_000)
 			for j := range body {
 				body[j] = byte(r.Uint32())
 			}
 		default:
-			body = textish(uint64(i), r.IntN(5000))
+			body = layertest.Textish(uint64(i), r.IntN(5000))
 		}
 		contents[name] = body
 		files = append(files, file{name: name, body: string(body)})
@@ -57,18 +43,6 @@ func testLayer(t testing.TB, scale int) ([]byte, map[string][]byte) {
 	files = append(files, dir("etc/"), reg("etc/os-release", "ID=test\n"), symlink("etc/l", "os-release"))
 	contents["etc/os-release"] = []byte("ID=test\n")
 	return mkTar(t, files...), contents
-}
-
-// gz compresses b at level, one of compress/gzip's constants.
-func gz(b []byte, level int) []byte {
-	var out bytes.Buffer
-	w, err := gzip.NewWriterLevel(&out, level)
-	if err != nil {
-		panic(err) // not one of the constants
-	}
-	w.Write(b)
-	w.Close()
-	return out.Bytes()
 }
 
 // zlibGzip compresses with the gzip command (zlib), if present.
@@ -89,11 +63,11 @@ func zlibGzip(t testing.TB, b []byte) []byte {
 func TestGzipIndexAndRead(t *testing.T) {
 	raw, contents := testLayer(t, 1)
 	for name, blob := range map[string][]byte{
-		"go-default":  gz(raw, gzip.DefaultCompression),
-		"go-store":    gz(raw, gzip.NoCompression),
-		"go-huffman":  gz(raw, gzip.HuffmanOnly),
-		"go-best":     gz(raw, gzip.BestCompression),
-		"two-members": append(gz(raw[:len(raw)/3], 6), gz(raw[len(raw)/3:], 1)...),
+		"go-default":  layertest.Gzip(raw, gzip.DefaultCompression),
+		"go-store":    layertest.Gzip(raw, gzip.NoCompression),
+		"go-huffman":  layertest.Gzip(raw, gzip.HuffmanOnly),
+		"go-best":     layertest.Gzip(raw, gzip.BestCompression),
+		"two-members": append(layertest.Gzip(raw[:len(raw)/3], 6), layertest.Gzip(raw[len(raw)/3:], 1)...),
 		"zlib-gzip-6": zlibGzip(t, raw),
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -183,7 +157,7 @@ func checkReads(t *testing.T, l Layer, contents map[string][]byte) {
 
 func TestGzipCorruptSpanRefused(t *testing.T) {
 	raw, contents := testLayer(t, 1)
-	blob := gz(raw, 6)
+	blob := layertest.Gzip(raw, 6)
 	idx, err := BuildGzip(bytes.NewReader(blob), BuildOptions{Spacing: 256 << 10})
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +192,7 @@ func TestGzipCorruptSpanRefused(t *testing.T) {
 
 func TestGzipTruncated(t *testing.T) {
 	raw, _ := testLayer(t, 1)
-	blob := gz(raw, 6)
+	blob := layertest.Gzip(raw, 6)
 	full, _ := BuildGzip(bytes.NewReader(blob), BuildOptions{})
 	idx, err := BuildGzip(bytes.NewReader(blob[:len(blob)/2]), BuildOptions{})
 	var se *StreamError
@@ -236,7 +210,7 @@ func TestGzipTruncated(t *testing.T) {
 
 func TestGzipCorruptChecksum(t *testing.T) {
 	raw := mkTar(t, reg("a", "hello"))
-	blob := gz(raw, 6)
+	blob := layertest.Gzip(raw, 6)
 	blob[len(blob)-8] ^= 1
 	if _, err := BuildGzip(bytes.NewReader(blob), BuildOptions{}); !errors.Is(err, inflate.ErrChecksum) {
 		t.Fatalf("err %v", err)

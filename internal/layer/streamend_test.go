@@ -4,28 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
 	"testing"
-)
 
-// paxRecord is one PAX record, "<len> <key>=<value>\n", its length
-// counting itself.
-func paxRecord(key, value string) []byte {
-	rec := " " + key + "=" + value + "\n"
-	n := len(rec) + 1
-	for len(fmt.Sprint(n))+len(rec) != n {
-		n++
-	}
-	return []byte(fmt.Sprint(n) + rec)
-}
+	"github.com/imgfs/imgfs/internal/layertest"
+)
 
 // paxHeader is a PAX extended header and its records, written by hand:
 // archive/tar writes no record it would refuse to read.
 func paxHeader(name string, records ...[]byte) []byte {
 	body := bytes.Join(records, nil)
-	return append(rawHeader("PaxHeaders/"+name, 'x', int64(len(body))), pad(body)...)
+	return append(layertest.RawHeader("PaxHeaders/"+name, 'x', int64(len(body)), epoch), layertest.Pad(body)...)
 }
 
 // builders index an uncompressed tar as each index source does, and
@@ -43,7 +33,7 @@ var builders = []struct {
 		return idx, raw, err
 	}},
 	{"gzip", func(t *testing.T, raw []byte) (*Index, []byte, error) {
-		blob := gz(raw, 6)
+		blob := layertest.Gzip(raw, 6)
 		idx, err := BuildGzip(bytes.NewReader(blob), BuildOptions{})
 		return idx, blob, err
 	}},
@@ -67,7 +57,7 @@ func TestStreamEnds(t *testing.T) {
 	next := mkTar(t, reg("e", "x"))
 	threeEntries := mkTar(t, reg("a", "1"), dir("d/"), reg("d/b", "two"))
 	threeEntries = threeEntries[:len(threeEntries)-2*blockSize]
-	bigPAX := paxHeader("hidden", paxRecord("comment", strings.Repeat("p", 1<<20)))
+	bigPAX := paxHeader("hidden", layertest.PAXRecord("comment", strings.Repeat("p", 1<<20)))
 	badSum := bytes.Clone(next)
 	badSum[148] ^= 0xff
 
@@ -85,7 +75,7 @@ func TestStreamEnds(t *testing.T) {
 		{name: "cut inside the end-of-archive blocks", raw: full[:len(full)-blockSize/2], kept: 4, after: "c"},
 		{name: "cut inside a header", raw: cat(body, next[:100]), kept: 4, after: "c"},
 		{name: "cut inside a file's data", raw: full[:c.DataOffset+3], kept: 4, after: "c"},
-		{name: "cut after a PAX header", raw: cat(body, paxHeader("e", paxRecord("comment", "x"))), kept: 4, after: "c"},
+		{name: "cut after a PAX header", raw: cat(body, paxHeader("e", layertest.PAXRecord("comment", "x"))), kept: 4, after: "c"},
 		{name: "PAX record of 1 MiB in the fourth entry", raw: cat(threeEntries, bigPAX, next), kept: 3, after: "d/b"},
 		{name: "bad header checksum", raw: cat(body, badSum), kept: 4, after: "c"},
 	} {
@@ -128,7 +118,7 @@ func TestCompressedStreamCutIsBroken(t *testing.T) {
 	raw, _ := testLayer(t, 1)
 	gzipBuild := func(r io.Reader) (*Index, error) { return BuildGzip(r, BuildOptions{}) }
 	zstdBuild := func(r io.Reader) (*Index, error) { return BuildZstd(r, BuildOptions{}) }
-	gzBlob, zstdBlob := gz(raw, 6), zstdFrames(t, raw, 100<<10)
+	gzBlob, zstdBlob := layertest.Gzip(raw, 6), zstdFrames(t, raw, 100<<10)
 	for _, tc := range []struct {
 		name  string
 		build func(r io.Reader) (*Index, error)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/imgfs/imgfs/internal/blobio"
+	"github.com/imgfs/imgfs/internal/layertest"
 )
 
 func TestBuildTarTypes(t *testing.T) {
@@ -147,37 +148,12 @@ func sparseTar(t testing.TB, name string, realSize int64, frags [][2]int64, fill
 		pax = append(pax, fmt.Sprint(n)+rec...)
 	}
 	var buf bytes.Buffer
-	buf.Write(rawHeader("PaxHeaders.0/"+name, 'x', int64(len(pax))))
-	buf.Write(pad(pax))
-	buf.Write(rawHeader("GNUSparseFile.0/"+name, '0', int64(len(body))))
-	buf.Write(pad(body))
+	buf.Write(layertest.RawHeader("PaxHeaders.0/"+name, 'x', int64(len(pax)), epoch))
+	buf.Write(layertest.Pad(pax))
+	buf.Write(layertest.RawHeader("GNUSparseFile.0/"+name, '0', int64(len(body)), epoch))
+	buf.Write(layertest.Pad(body))
 	buf.Write(make([]byte, 2*blockSize))
 	return buf.Bytes()
-}
-
-// rawHeader is a ustar header block, written by hand because archive/tar
-// refuses GNU.sparse PAX records.
-func rawHeader(name string, flag byte, size int64) []byte {
-	b := make([]byte, blockSize)
-	copy(b[0:100], name)
-	copy(b[100:], "0000644\x00")
-	copy(b[108:], "0000000\x00")
-	copy(b[116:], "0000000\x00")
-	copy(b[124:], fmt.Sprintf("%011o\x00", size))
-	copy(b[136:], fmt.Sprintf("%011o\x00", epoch.Unix()))
-	b[156] = flag
-	copy(b[257:], "ustar\x0000")
-	copy(b[148:156], "        ")
-	sum := 0
-	for _, c := range b {
-		sum += int(c)
-	}
-	copy(b[148:], fmt.Sprintf("%06o\x00 ", sum))
-	return b
-}
-
-func pad(b []byte) []byte {
-	return append(b, make([]byte, (blockSize-len(b)%blockSize)%blockSize)...)
 }
 
 func TestSparseFile(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"testing"
 	"testing/iotest"
+
+	"github.com/imgfs/imgfs/internal/layertest"
 )
 
 // boundary is one OnBoundary call.
@@ -376,7 +378,7 @@ func (d *refDecoder) dynamic() (lit, dist *refHuffman, err error) {
 // mid-byte) and several members. Their size grows with unit.
 func gzipStreams(tb testing.TB, unit int) map[string][]byte {
 	r := rand.New(rand.NewPCG(3, 3))
-	text := textish(5, 2*unit)
+	text := layertest.Textish(5, 2*unit)
 	noise := make([]byte, unit)
 	for i := range noise {
 		noise[i] = byte(r.Uint32())
@@ -421,17 +423,17 @@ func gzipStreams(tb testing.TB, unit int) map[string][]byte {
 		return z.Bytes()
 	}
 	return map[string][]byte{
-		"empty":       gz(nil, 6),
-		"tiny-fixed":  gz([]byte("hello, hello, hello world\n"), 6),
-		"store":       gz(mixed, gzip.NoCompression),
-		"huffman":     gz(mixed, gzip.HuffmanOnly),
-		"speed":       gz(mixed, gzip.BestSpeed),
-		"default":     gz(mixed, gzip.DefaultCompression),
-		"best":        gz(mixed, gzip.BestCompression),
-		"skewed":      gz(skewed, 6),
+		"empty":       layertest.Gzip(nil, 6),
+		"tiny-fixed":  layertest.Gzip([]byte("hello, hello, hello world\n"), 6),
+		"store":       layertest.Gzip(mixed, gzip.NoCompression),
+		"huffman":     layertest.Gzip(mixed, gzip.HuffmanOnly),
+		"speed":       layertest.Gzip(mixed, gzip.BestSpeed),
+		"default":     layertest.Gzip(mixed, gzip.DefaultCompression),
+		"best":        layertest.Gzip(mixed, gzip.BestCompression),
+		"skewed":      layertest.Gzip(skewed, 6),
 		"flushed-1":   flushed(1),
 		"flushed-9":   flushed(9),
-		"members":     slices.Concat(gz(text, 1), gz(nil, 6), named("a.txt", "c", noise), gz(skewed, 9)),
+		"members":     slices.Concat(layertest.Gzip(text, 1), layertest.Gzip(nil, 6), named("a.txt", "c", noise), layertest.Gzip(skewed, 9)),
 		"header-flds": named("name", "comment", text),
 	}
 }
@@ -541,7 +543,7 @@ func (w *bitWriter) fixedLit(sym uint32) *bitWriter {
 // TestInflateErrors checks what a broken stream reports: which error, and
 // at which compressed byte.
 func TestInflateErrors(t *testing.T) {
-	hello := gz([]byte("hello, hello, hello world\n"), 6)
+	hello := layertest.Gzip([]byte("hello, hello, hello world\n"), 6)
 	head := hello[:10]
 	deflate := func(w *bitWriter) []byte { return slices.Concat(head, w.b) }
 	fixed := func() *bitWriter { return new(bitWriter).bits(1, 1).bits(1, 2) }
