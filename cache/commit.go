@@ -61,6 +61,7 @@ func (b *Blob) commit(gen uint64) {
 		os.Remove(b.statePath)
 	}
 	s.log.Debug("blob verified and committed", "digest", b.desc.Digest, "size", b.desc.Size)
+	s.notifyCommit(b.desc)
 }
 
 // commitFile moves df into blobs/ and returns the committed path.

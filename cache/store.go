@@ -111,6 +111,7 @@ type Store struct {
 	mu         sync.Mutex
 	blobs      map[blobKey]*Blob // blobs with open users, or being closed
 	onMismatch []func(digest.Digest)
+	onCommit   []func(ocispec.Descriptor)
 }
 
 // blobKey names an open blob. Two descriptors that share a digest but
@@ -246,6 +247,31 @@ func (s *Store) OnMismatch(fn func(digest.Digest)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.onMismatch = append(s.onMismatch, fn)
+}
+
+// OnCommit registers fn to be told of each blob that a reader, a fill or a
+// prefetch verified and committed, so that what was taken on trust while
+// the blob was partial can be checked against its verified bytes. fn is
+// called from a goroutine of its own, with no lock held.
+func (s *Store) OnCommit(fn func(ocispec.Descriptor)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onCommit = append(s.onCommit, fn)
+}
+
+func (s *Store) notifyCommit(desc ocispec.Descriptor) {
+	s.mu.Lock()
+	fns := s.onCommit
+	s.mu.Unlock()
+	if len(fns) == 0 {
+		return
+	}
+	// Refused only when closing, when no one is left to tell.
+	_ = s.Go(func(context.Context) {
+		for _, fn := range fns {
+			fn(desc)
+		}
+	})
 }
 
 func (s *Store) notifyMismatch(d digest.Digest) {
