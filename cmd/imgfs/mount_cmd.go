@@ -23,6 +23,7 @@ type mountFlags struct {
 	prefetch       bool
 	allowOther     bool
 	verify         string
+	index          string
 	metricsAddress string
 }
 
@@ -53,6 +54,7 @@ It runs in the foreground until SIGINT or SIGTERM, then unmounts. With
 	cmd.Flags().BoolVar(&f.prefetch, "prefetch", false, "fetch whole layers in the background after mounting; reads take priority")
 	cmd.Flags().BoolVar(&f.allowOther, "allow-other", false, "let every local user read the mount (allow_other), including images pulled with your credentials")
 	cmd.Flags().StringVar(&f.verify, "verify", "lazy", "`lazy`: serve bytes as they arrive, the read that ends a blob waits for its digest; strict: serve nothing of a blob until it is verified")
+	cmd.Flags().StringVar(&f.index, "index", "auto", "`auto`: read a gzip layer's files through a SOCI index published with the image (v2 bound into it; v1 referrers too, unless --verify strict) before indexing it with a pass; none: never look")
 	cmd.Flags().BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request")
 	cmd.Flags().StringVar(&f.logFile, "log-file", "", "write logs to `file` (default with --background: <cache-dir>/logs/mount-<pid>.log)")
 	cmd.Flags().StringVar(&f.metricsAddress, "metrics-address", "", "serve Prometheus metrics at http://`ADDR`/metrics (host:port)")
@@ -82,6 +84,10 @@ func runMount(cmd *cobra.Command, g *globalFlags, f *mountFlags, refArg, mountpo
 	if opts.Verify, err = cache.ParseVerifyMode(f.verify); err != nil {
 		return usageError{fmt.Errorf("--verify: %w", err)}
 	}
+	indexMode, err := imagemount.ParseIndexMode(f.index)
+	if err != nil {
+		return usageError{fmt.Errorf("--index: %w", err)}
+	}
 	maxSize, err := f.cacheOptions.maxSizeBytes()
 	if err != nil {
 		return err
@@ -108,6 +114,7 @@ func runMount(cmd *cobra.Command, g *globalFlags, f *mountFlags, refArg, mountpo
 		Ref:          ref,
 		Platforms:    ps,
 		AllPlatforms: f.allPlatforms,
+		Index:        indexMode,
 		Prefetch:     f.prefetch,
 		MaxCacheSize: maxSize,
 		LRU:          lru,

@@ -3,6 +3,7 @@ package imagemount
 import (
 	"errors"
 	"os"
+	"strings"
 	"sync/atomic"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -25,7 +26,9 @@ func (l *layerFiles) OpenCopy(desc ocispec.Descriptor, i int, size int64) (*os.F
 // reads return are verified: always for the formats that verify chunk by
 // chunk or span by span (eStargz, zstd:chunked, indexed gzip and zstd);
 // for an uncompressed tar, only once the whole blob is verified or with
-// cache.VerifyStrict, as its reads are lazy blob reads otherwise.
+// cache.VerifyStrict, as its reads are lazy blob reads otherwise. A layer
+// served through a SOCI zTOC gets none: copies are keyed by the entry's
+// position in imgfs's own index, which a zTOC's entries need not match.
 func (l *layerFiles) NewCopy(desc ocispec.Descriptor, i int, size int64) fusefs.FileCopy {
 	l.mu.Lock()
 	b := l.builds[desc.Digest]
@@ -38,7 +41,7 @@ func (l *layerFiles) NewCopy(desc ocispec.Descriptor, i int, size int64) fusefs.
 	default:
 		return nil
 	}
-	if b.err != nil || b.format == oci.FormatTar && !l.strict && !l.store.Exists(desc) {
+	if b.err != nil || b.format == oci.FormatTar && !l.strict && !l.store.Exists(desc) || strings.HasPrefix(b.source, "soci-") {
 		return nil
 	}
 	c, err := artifacts.NewFileCopy(l.store, desc, layer.IndexVersion, i, size)

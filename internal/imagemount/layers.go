@@ -20,6 +20,7 @@ import (
 	"github.com/imgfs/imgfs/fusefs"
 	"github.com/imgfs/imgfs/internal/blobio"
 	"github.com/imgfs/imgfs/internal/layer"
+	"github.com/imgfs/imgfs/internal/layer/ztoc"
 	"github.com/imgfs/imgfs/internal/oci"
 )
 
@@ -34,10 +35,12 @@ type layerFiles struct {
 	fetcher blobio.Fetcher
 	work    *workGroup
 	log     *slog.Logger
-	strict  bool // cache.VerifyStrict: tar layers too are read only once verified
+	strict  bool        // cache.VerifyStrict: tar layers too are read only once verified
+	shared  *sociFinder // nil: no index from the registry (--index=none, offline)
 
-	mu     sync.Mutex
-	builds map[digest.Digest]*layerBuild
+	mu       sync.Mutex
+	builds   map[digest.Digest]*layerBuild
+	suspects map[digest.Digest]*suspect // layers served through unbound zTOCs (crosscheck.go)
 }
 
 var (
@@ -46,7 +49,10 @@ var (
 )
 
 func newLayerFiles(store *cache.Store, fetcher blobio.Fetcher, work *workGroup, log *slog.Logger) *layerFiles {
-	return &layerFiles{store: store, fetcher: fetcher, work: work, log: log, strict: store.Options().Verify == cache.VerifyStrict, builds: map[digest.Digest]*layerBuild{}}
+	l := &layerFiles{store: store, fetcher: fetcher, work: work, log: log, strict: store.Options().Verify == cache.VerifyStrict,
+		builds: map[digest.Digest]*layerBuild{}, suspects: map[digest.Digest]*suspect{}}
+	store.OnCommit(l.committed)
+	return l
 }
 
 // layerBuild is the index build of one layer, and its outcome.
@@ -56,7 +62,10 @@ type layerBuild struct {
 	done   chan struct{}
 	read   atomic.Int64 // bytes of the layer read by the index pass
 	copies atomic.Int64 // file copies committed for passthrough (copies.go)
-	state  atomic.Value // string: "indexing", "ready", "failed", "broken"
+	state  atomic.Value // string: "indexing", "ready", "failed", "broken", "refused"
+	// refusal says why a layer served through an unbound zTOC was refused
+	// once its blob was verified (crosscheck.go).
+	refusal atomic.Value // string
 
 	layer      layer.Layer
 	err        error
@@ -111,7 +120,8 @@ func (l *layerFiles) run(ctx context.Context, b *layerBuild) {
 		b.state.Store("failed")
 		l.log.Error("layer file view failed", "layer", b.desc.Digest, "format", b.format, "err", err)
 	default:
-		b.state.Store("ready")
+		// A cross-check that already refused the layer's zTOC stands.
+		b.state.CompareAndSwap("indexing", "ready")
 		l.log.Info("layer indexed", "layer", b.desc.Digest, "format", b.format, "source", b.source, "entries", len(built.Index().Entries),
 			"index_bytes", b.indexBytes, "index_pct_of_layer", pct(b.indexBytes, b.desc.Size), "took", time.Since(start).Round(time.Millisecond))
 	}
@@ -173,6 +183,18 @@ func (l *layerFiles) build(ctx context.Context, b *layerBuild) (_ layer.Layer, e
 		}
 		l.log.Warn("stored layer index unusable; indexing again", "layer", b.desc.Digest, "err", err)
 	}
+	if l.shared != nil && !l.store.Exists(b.desc) {
+		if z, ok := l.shared.find(ctx, b.desc); ok {
+			served, err := l.openZtoc(ctx, b, z, raw)
+			if err == nil {
+				return served, nil
+			}
+			l.log.Warn("SOCI zTOC refused", "layer", b.desc.Digest, "index", z.index.Digest, "ztoc", z.ztoc.Desc.Digest, "err", err)
+			if l.strict {
+				return nil, err
+			}
+		}
+	}
 	idx, err := l.indexPass(ctx, b)
 	if err != nil {
 		return nil, err
@@ -181,6 +203,30 @@ func (l *layerFiles) build(ctx context.Context, b *layerBuild) (_ layer.Layer, e
 	// Spans are checked against the index, so the raw reader serves them
 	// even once the blob is evicted.
 	return layer.NewLayer(idx, raw)
+}
+
+// openZtoc serves a gzip layer through its SOCI zTOC: spans are fetched
+// by range and checked against the zTOC's digests. A zTOC bound to
+// nothing is also watched, to be checked against the layer once its blob
+// is verified (crosscheck.go).
+func (l *layerFiles) openZtoc(ctx context.Context, b *layerBuild, z sharedZtoc, raw *cache.RangeReader) (layer.Layer, error) {
+	data, err := l.shared.readZtoc(ctx, z.ztoc)
+	if err != nil {
+		return nil, err
+	}
+	toc, err := ztoc.Parse(data, ztoc.Limits{})
+	if err != nil {
+		return nil, err
+	}
+	served, err := ztoc.NewLayer(toc, b.desc.Size, raw)
+	if err != nil {
+		return nil, err
+	}
+	b.source, b.indexBytes = z.source(), len(data)
+	if !z.bound {
+		served = l.watch(b, z, served)
+	}
+	return served, nil
 }
 
 // walkTar lists an uncompressed tar by its headers, fetching little more
@@ -341,6 +387,9 @@ func (l *layerFiles) stats() []LayerStats {
 			s.Format, s.Source, s.IndexBytes = b.format.String(), b.source, b.indexBytes
 			if b.err != nil {
 				s.Error = b.err.Error()
+			}
+			if r, ok := b.refusal.Load().(string); ok {
+				s.Error = r
 			}
 		default:
 		}

@@ -28,6 +28,9 @@ type Options struct {
 	// means the host's. AllPlatforms mounts every platform of an index.
 	Platforms    []ocispec.Platform
 	AllPlatforms bool
+	// Index says which layer indexes published in the registry (SOCI) to
+	// look for before indexing a gzip layer with a pass.
+	Index IndexMode
 	// Prefetch fills every layer in the background after mounting, below
 	// reads.
 	Prefetch bool
@@ -97,6 +100,9 @@ func Start(ctx context.Context, store *cache.Store, mountpoint string, opts Opti
 	}
 	fetcher := m.fetches.wrap(opts.Remote)
 	m.files = newLayerFiles(store, fetcher, m.work, log)
+	if opts.Remote != nil && opts.Index == IndexAuto {
+		m.files.shared = newSOCIFinder(store, opts.Remote, fetcher, img, !m.files.strict, log)
+	}
 	m.img.Files = m.files
 	fo := opts.FUSE
 	if fo.FsName == "" {

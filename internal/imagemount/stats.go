@@ -31,9 +31,12 @@ type BlobStats struct {
 
 // LayerStats is one layer's row in the file views' part of
 // .imgfs/stats.json: how its index was made and how far the pass has come.
-// State is "indexing", "ready", "failed" (tried again on the next look) or
+// State is "indexing", "ready", "failed" (tried again on the next look),
 // "broken" (the layer's stream breaks before a clean end: its tree and
-// rootfs/ answer EIO); Error says why for the last two.
+// rootfs/ answer EIO) or "refused" (served through a SOCI v1 zTOC that
+// the verified layer contradicted: its files answer EIO); Error says why
+// for the last three. Source is where the index came from: "toc",
+// "headers", "stored", "soci-v2", "soci-v1" or "pass".
 type LayerStats struct {
 	Layer       digest.Digest `json:"layer"`
 	Format      string        `json:"format"`
