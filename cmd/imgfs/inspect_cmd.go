@@ -14,13 +14,16 @@ import (
 
 	"github.com/imgfs/imgfs/cache"
 	"github.com/imgfs/imgfs/fetch"
+	"github.com/imgfs/imgfs/internal/imagemount"
 	"github.com/imgfs/imgfs/internal/oci"
 )
 
 type inspectFlags struct {
 	registryFlags
 	cacheOptions
-	json bool
+	json   bool
+	index  string
+	verify string
 }
 
 func newInspectCommand(g *globalFlags) *cobra.Command {
@@ -33,7 +36,13 @@ with their platforms, and each manifest's config and layers, with digests,
 sizes and media types. Platforms are selected as fetch and mount select
 them; entries of an index that are not selected are listed but not
 opened. Indexes, manifests and configs go into the cache, verified; no
-layer bytes are fetched.`,
+layer bytes are fetched.
+
+Each layer says which index a mount with the same --index and --verify
+would read its files through, and its size: the layer's eStargz or
+zstd:chunked TOC (its footer is read to size it), the cache's stored
+index, a SOCI v2 index bound into the image, a SOCI v1 referrer, or none
+(the mount indexes the layer with a pass).`,
 		Args:   exactArgs("ref"),
 		PreRun: g.quietUnlessDebug,
 		RunE:   func(cmd *cobra.Command, args []string) error { return runInspect(cmd, g, f, args[0]) },
@@ -41,22 +50,26 @@ layer bytes are fetched.`,
 	f.registryFlags.register(cmd.Flags())
 	f.cacheOptions.register(cmd.Flags())
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the tree as JSON")
+	cmd.Flags().StringVar(&f.index, "index", "auto", "plan layer indexes as imgfs mount --index would: `auto` or none")
+	cmd.Flags().StringVar(&f.verify, "verify", "lazy", "plan layer indexes as imgfs mount --verify would: `lazy` or strict (no SOCI v1 referrers)")
 	return cmd
 }
 
 // inspectNode is one descriptor of the printed tree. Selected is false for
 // index entries the platform flags left out; their children are unknown.
 type inspectNode struct {
-	Kind        oci.Kind           `json:"kind"`
-	MediaType   string             `json:"mediaType"`
-	Digest      digest.Digest      `json:"digest"`
-	Size        int64              `json:"size"`
-	Platform    *ocispec.Platform  `json:"platform,omitempty"`
-	Annotations map[string]string  `json:"annotations,omitempty"`
-	Selected    bool               `json:"selected"`
-	Children    []*inspectNode     `json:"children,omitempty"`
-	URLs        []string           `json:"urls,omitempty"`
-	desc        ocispec.Descriptor // the descriptor as listed, for the walk
+	Kind        oci.Kind          `json:"kind"`
+	MediaType   string            `json:"mediaType"`
+	Digest      digest.Digest     `json:"digest"`
+	Size        int64             `json:"size"`
+	Platform    *ocispec.Platform `json:"platform,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Selected    bool              `json:"selected"`
+	Children    []*inspectNode    `json:"children,omitempty"`
+	URLs        []string          `json:"urls,omitempty"`
+	// Index is, for a layer, the index a mount would list it through.
+	Index *imagemount.IndexPlan `json:"index,omitempty"`
+	desc  ocispec.Descriptor    // the descriptor as listed, for the walk
 }
 
 // inspectResult is what --json prints.
@@ -69,6 +82,14 @@ func runInspect(cmd *cobra.Command, g *globalFlags, f *inspectFlags, refArg stri
 	ps, err := f.parsePlatforms()
 	if err != nil {
 		return err
+	}
+	mode, err := imagemount.ParseIndexMode(f.index)
+	if err != nil {
+		return usageError{fmt.Errorf("--index: %w", err)}
+	}
+	verify, err := cache.ParseVerifyMode(f.verify)
+	if err != nil {
+		return usageError{fmt.Errorf("--verify: %w", err)}
 	}
 	ref, remote, err := f.remote(g, refArg, f.fetchTimeout)
 	if err != nil {
@@ -100,6 +121,7 @@ func runInspect(cmd *cobra.Command, g *globalFlags, f *inspectFlags, refArg stri
 	if err != nil {
 		return err
 	}
+	planIndexes(ctx, store, remote, root, top, mode, verify)
 	out := cmd.OutOrStdout()
 	if f.json {
 		enc := json.NewEncoder(out)
@@ -154,6 +176,38 @@ func inspectTree(ctx context.Context, store *cache.Store, tree *fetch.Tree) (*in
 	return build(tree.Root, 0)
 }
 
+// planIndexes sets the index plan of every selected manifest's layers.
+func planIndexes(ctx context.Context, store *cache.Store, remote *fetch.Remote, root ocispec.Descriptor, top *inspectNode, mode imagemount.IndexMode, verify cache.VerifyMode) {
+	var manifests []imagemount.PlannedManifest
+	var layers []*inspectNode
+	var walk func(n *inspectNode)
+	walk = func(n *inspectNode) {
+		if !n.Selected {
+			return
+		}
+		if n.Kind == oci.KindManifest {
+			m := imagemount.PlannedManifest{Manifest: n.desc}
+			for _, c := range n.Children {
+				if c.Kind == oci.KindLayer {
+					m.Layers = append(m.Layers, c.desc)
+					layers = append(layers, c)
+				}
+			}
+			manifests = append(manifests, m)
+		}
+		for _, c := range n.Children {
+			walk(c)
+		}
+	}
+	walk(top)
+	plans := imagemount.PlanIndexes(ctx, store, remote, root, manifests, mode, verify)
+	for _, l := range layers {
+		if p, ok := plans[l.Digest]; ok {
+			l.Index = &p
+		}
+	}
+}
+
 // newInspectNode is the node for d as listed; selected is false for an
 // index entry the walk did not reach.
 func newInspectNode(d ocispec.Descriptor, selected bool) *inspectNode {
@@ -195,6 +249,16 @@ func printInspect(w io.Writer, n *inspectNode, first, rest string) {
 	}
 	if !n.Selected {
 		line = append(line, "[not selected]")
+	}
+	if p := n.Index; p != nil {
+		index := "index: " + p.Source
+		if p.Size > 0 {
+			index += " " + humanSize(float64(p.Size))
+		}
+		if p.Error != "" {
+			index += " (" + p.Error + ")"
+		}
+		line = append(line, "["+index+"]")
 	}
 	fmt.Fprintln(w, first+strings.Join(line, "  "))
 	for i, c := range n.Children {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/imgfs/imgfs/internal/oci"
+	"github.com/imgfs/imgfs/internal/soci"
 	"github.com/imgfs/imgfs/internal/testregistry"
 )
 
@@ -117,4 +119,84 @@ func TestVersionAndCompletion(t *testing.T) {
 		t.Errorf("bash -n rejects the completion script: %v\n%s", err, out)
 	}
 	wantError(t, imgfs(t, nil, "completion", "tcsh"), exitUsage, `unknown shell "tcsh"`)
+}
+
+func TestInspectShowsEachLayersIndex(t *testing.T) {
+	fx := registryFixtures(t)
+	raw := mkTar(t, tarEntry{name: "etc/os-release", mode: 0o644, data: []byte("ID=imgfs\n")},
+		tarEntry{name: "usr/share/doc.txt", mode: 0o644, data: []byte(strings.Repeat("text ", 4000))})
+	var layers []testregistry.PreparedLayer
+	for _, f := range []testregistry.BlobFormat{testregistry.BlobGzip, testregistry.BlobEStargz, testregistry.BlobZstd, testregistry.BlobTar} {
+		l, err := testregistry.LayerBlob(raw, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers = append(layers, l)
+	}
+	pushed, err := fx.reg.PushPrepared("inspect/index", "v1", layers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// inspect sizes a zTOC by its descriptor and never reads it.
+	ztocBytes := []byte(strings.Repeat("z", 3000))
+	zd, err := fx.reg.PushBlob("inspect/index", bytes.NewReader(ztocBytes), int64(len(ztocBytes)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, config, err := soci.Marshal(soci.V1, []soci.Built{{Layer: pushed.Layers[0], Ztoc: zd, SpanSize: 4 << 20}}, &pushed.Manifest, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fx.reg.PushBlob("inspect/index", bytes.NewReader(config), int64(len(config))); err != nil {
+		t.Fatal(err)
+	}
+	index, err := fx.reg.PushManifest("inspect/index", "", ocispec.MediaTypeImageManifest, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	index.ArtifactType = soci.ArtifactTypeV1
+	if _, err := fx.reg.PushReferrersTag("inspect/index", pushed.Manifest.Digest, index); err != nil {
+		t.Fatal(err)
+	}
+
+	ref := fx.reg.Reference("inspect/index", "v1")
+	layerLine := func(text string, i int) string {
+		for _, l := range strings.Split(text, "\n") {
+			if strings.Contains(l, "layer  "+pushed.Layers[i].Digest.String()) {
+				return l
+			}
+		}
+		t.Fatalf("no line for layer %d:\n%s", i, text)
+		return ""
+	}
+	text := mustImgfs(t, "inspect", "--cache-dir", t.TempDir(), ref).stdout
+	for i, want := range []string{"[index: SOCI v1 referrer 2.9 KiB]", "[index: eStargz TOC ", "[index: none]", "[index: tar headers]"} {
+		if l := layerLine(text, i); !strings.Contains(l, want) {
+			t.Errorf("layer %d: %q, want %q", i, l, want)
+		}
+	}
+	for _, flags := range [][]string{{"--index", "none"}, {"--verify", "strict"}} {
+		text := mustImgfs(t, append(append([]string{"inspect", "--cache-dir", t.TempDir()}, flags...), ref)...).stdout
+		if l := layerLine(text, 0); !strings.HasSuffix(l, "[index: none]") {
+			t.Errorf("with %v the gzip layer: %q, want no index (a pass)", flags, l)
+		}
+	}
+
+	var got inspectResult
+	if err := json.Unmarshal([]byte(mustImgfs(t, "inspect", "--cache-dir", t.TempDir(), "--json", ref).stdout), &got); err != nil {
+		t.Fatal(err)
+	}
+	kids := got.Root.Children
+	if len(kids) != 5 || kids[1].Index == nil || kids[2].Index == nil {
+		t.Fatalf("--json children: %+v", kids)
+	}
+	if p := kids[1].Index; p.Source != "SOCI v1 referrer" || p.Size != 3000 || p.Index != index.Digest {
+		t.Errorf("--json gzip layer index %+v, want the SOCI v1 referrer %s of 3000 bytes", p, index.Digest)
+	}
+	if p := kids[2].Index; p.Source != "eStargz TOC" || p.Size <= 0 || p.Size >= pushed.Layers[1].Size {
+		t.Errorf("--json eStargz layer index %+v, want its TOC's size", p)
+	}
+	if kids[0].Index != nil {
+		t.Errorf("the config has an index: %+v", kids[0].Index)
+	}
 }

@@ -101,7 +101,7 @@ func Start(ctx context.Context, store *cache.Store, mountpoint string, opts Opti
 	fetcher := m.fetches.wrap(opts.Remote)
 	m.files = newLayerFiles(store, fetcher, m.work, log)
 	if opts.Remote != nil && opts.Index == IndexAuto {
-		m.files.shared = newSOCIFinder(store, opts.Remote, fetcher, img, !m.files.strict, log)
+		m.files.shared = newSOCIFinder(store, opts.Remote, fetcher, img.Root, layerOwners(img), !m.files.strict, log)
 	}
 	m.img.Files = m.files
 	fo := opts.FUSE

@@ -83,19 +83,23 @@ type sociLookup struct {
 	err   error
 }
 
-func newSOCIFinder(store *cache.Store, remote *fetch.Remote, fetcher blobio.Fetcher, img fusefs.Image, unbound bool, log *slog.Logger) *sociFinder {
-	f := &sociFinder{
-		store: store, remote: remote, root: img.Root, unbound: unbound, log: log,
+func newSOCIFinder(store *cache.Store, remote *fetch.Remote, fetcher blobio.Fetcher, root ocispec.Descriptor, owners map[digest.Digest][]ocispec.Descriptor, unbound bool, log *slog.Logger) *sociFinder {
+	return &sociFinder{
+		store: store, remote: remote, root: root, owners: owners, unbound: unbound, log: log,
 		fetch:   fetch.FetchHandler(store, fetcher, remote.Reference().Name(), nil),
-		owners:  map[digest.Digest][]ocispec.Descriptor{},
 		lookups: map[digest.Digest]*sociLookup{},
 	}
+}
+
+// layerOwners maps each layer of img to the manifests that list it.
+func layerOwners(img fusefs.Image) map[digest.Digest][]ocispec.Descriptor {
+	owners := map[digest.Digest][]ocispec.Descriptor{}
 	for _, p := range img.Platforms {
 		for _, l := range p.Layers {
-			f.owners[l.Digest] = append(f.owners[l.Digest], p.Manifest)
+			owners[l.Digest] = append(owners[l.Digest], p.Manifest)
 		}
 	}
-	return f
+	return owners
 }
 
 // find returns the zTOC a SOCI index of one of the manifests that list
