@@ -14,6 +14,10 @@ have zstd || need+=(zstd)
 have curl || need+=(curl)
 have nginx || need+=(nginx-light)    # the range-caching mirror of the mirror tests
 have htpasswd || need+=(apache2-utils) # bcrypt htpasswd for the basic-auth registry
+# cgo and a static zlib for the SOCI interop tests (internal/sociinterop):
+# SOCI's zTOC code is C, linked against libz.a.
+have gcc || need+=(gcc)
+dpkg -s zlib1g-dev >/dev/null 2>&1 || need+=(zlib1g-dev)
 if [ "${IMGFS_BENCH:-}" = 1 ]; then
   have containerd || need+=(containerd)
 fi
