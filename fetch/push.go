@@ -110,6 +110,36 @@ func (r *Remote) PushBlob(ctx context.Context, desc ocispec.Descriptor, content 
 	return nil
 }
 
+// CheckPush asks the server whether the credentials may push to the
+// repository, without pushing anything: it opens an upload session and
+// cancels it. A caller with long work before its first push (building
+// indexes from whole layers) learns of a refusal before that work.
+func (r *Remote) CheckPush(ctx context.Context) error {
+	what := "to " + r.ref.Name()
+	ep, err := r.server()
+	if err != nil {
+		return fmt.Errorf("push %s: %w", what, err)
+	}
+	resp, err := r.push(ctx, ep, http.MethodPost, r.repoURL(ep, "blobs/uploads/"), nil, nil, 0)
+	if err != nil {
+		return fmt.Errorf("push %s: %w", what, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return pushStatusError(what+": start upload", resp)
+	}
+	loc, err := uploadLocation(ep, resp)
+	if err != nil {
+		return fmt.Errorf("push %s: %w", what, err)
+	}
+	// The session would expire by itself; cancelling it is a courtesy,
+	// and its failure no concern of the caller's.
+	if resp, err := r.push(ctx, ep, http.MethodDelete, loc.String(), nil, nil, 0); err == nil {
+		resp.Body.Close()
+	}
+	return nil
+}
+
 // blobExists asks the server whether it has desc: 200 yes, 404 no,
 // anything else an error.
 func (r *Remote) blobExists(ctx context.Context, ep *endpoint, desc ocispec.Descriptor) (bool, error) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -116,3 +117,7 @@ func (r *Remote) readReferrersTag(ctx context.Context, ep *endpoint, tag string)
 	index.MediaType = ocispec.MediaTypeImageIndex
 	return index, nil
 }
+
+// ReferrersTag is the tag under which AddToReferrersTag lists subject's
+// referrers: <alg>-<ref>, ref being the hex digest cut to 64 characters.
+func ReferrersTag(subject digest.Digest) string { return referrersTag(subject) }

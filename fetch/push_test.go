@@ -79,6 +79,9 @@ func TestPushReferrersTagFallback(t *testing.T) {
 	}
 	r := pushRemote(t, reg.Host(), "app")
 	ctx := callContext(t)
+	if err := r.CheckPush(ctx); err != nil {
+		t.Fatalf("CheckPush = %v", err)
+	}
 
 	first, pushed := pushArtifact(t, r, p.Manifest, []byte("first"))
 	if pushed.SubjectIndexed {
@@ -298,10 +301,13 @@ func TestPushTokenRegistryPullOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var auth *AuthError
+	if err := r.CheckPush(callContext(t)); !errors.As(err, &auth) || !strings.Contains(err.Error(), "app: start upload: 401") {
+		t.Errorf("CheckPush with a pull-only token = %v, want an AuthError naming the repository and 401", err)
+	}
 	blob := []byte("blob bytes")
 	d := ocispec.Descriptor{MediaType: "application/octet-stream", Digest: digest.FromBytes(blob), Size: int64(len(blob))}
 	err = r.PushBlob(callContext(t), d, bytes.NewReader(blob))
-	var auth *AuthError
 	if !errors.As(err, &auth) || !strings.Contains(err.Error(), d.Digest.String()) || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("PushBlob with a pull-only token = %v, want an AuthError naming the blob and 401", err)
 	}
