@@ -33,6 +33,7 @@ var scenarios = []scenario{
 	{"8", "mount readiness of many manifests and many layers (vs 1 layer)", (*bench).manyReadyScenario},
 	{"9", "file views: eStargz first byte, gzip index pass, warm rootfs read", (*bench).viewScenario},
 	{"10", "a fleet of 4 nodes through a mirror (nginx, distribution): origin bytes, wall vs 1 node", (*bench).fleetScenario},
+	{"11", "SOCI: cold small-file read on a SOCI-indexed gzip image (vs --index=none, curl -o), bytes pulled, index push", (*bench).sociScenario},
 }
 
 // Targets, as ratios to the anchor unless they say otherwise.
