@@ -6,21 +6,14 @@ import (
 
 // This file is the tests' own zTOC encoder: it writes ztoc.fbs's tables
 // with the flatbuffers runtime's Builder, field for field, so that the
-// tests can make valid zTOCs and break them one field at a time. SOCI's
-// own encoder checks the layout in the interop tests.
+// tests can make valid zTOCs and break them one field at a time, leave
+// tables out, share them, or write what Encode refuses to. The entries'
+// tables are Encode's own (fileMetadata), which write any field given.
+// SOCI's own encoder checks the layout in the interop tests.
 
-// zfile is a FileMetadata table to encode.
-type zfile struct {
-	name, typ          string
-	offset, size       int64
-	linkname           string
-	mode               int64
-	uid, gid           uint32
-	uname, gname       string
-	modTime            string
-	devmajor, devminor int64
-	pax                [][2]string // the records of the field named xattrs
-}
+// zfile is a FileMetadata table to encode: the product's own record,
+// written by its own encode, which writes whatever fields it is given.
+type zfile = fileMetadata
 
 // zspec is a Ztoc table to encode.
 type zspec struct {
@@ -77,40 +70,6 @@ func (s zspec) encodeTOC(b *flatbuffers.Builder) flatbuffers.UOffsetT {
 	return b.EndObject()
 }
 
-func (f zfile) encode(b *flatbuffers.Builder) flatbuffers.UOffsetT {
-	name := b.CreateString(f.name)
-	typ := b.CreateString(f.typ)
-	link := b.CreateString(f.linkname)
-	uname := b.CreateString(f.uname)
-	gname := b.CreateString(f.gname)
-	modTime := b.CreateString(f.modTime)
-	recs := make([]flatbuffers.UOffsetT, len(f.pax))
-	for i, kv := range f.pax {
-		k, v := b.CreateString(kv[0]), b.CreateString(kv[1])
-		b.StartObject(2)
-		b.PrependUOffsetTSlot(xattrKey, k, 0)
-		b.PrependUOffsetTSlot(xattrValue, v, 0)
-		recs[i] = b.EndObject()
-	}
-	pax := vectorOf(b, recs)
-	b.StartObject(14)
-	b.PrependUOffsetTSlot(fmName, name, 0)
-	b.PrependUOffsetTSlot(fmType, typ, 0)
-	b.PrependInt64Slot(fmOffset, f.offset, 0)
-	b.PrependInt64Slot(fmSize, f.size, 0)
-	b.PrependUOffsetTSlot(fmLinkname, link, 0)
-	b.PrependInt64Slot(fmMode, f.mode, 0)
-	b.PrependUint32Slot(fmUID, f.uid, 0)
-	b.PrependUint32Slot(fmGID, f.gid, 0)
-	b.PrependUOffsetTSlot(8, uname, 0)
-	b.PrependUOffsetTSlot(9, gname, 0)
-	b.PrependUOffsetTSlot(fmModTime, modTime, 0)
-	b.PrependInt64Slot(fmDevmajor, f.devmajor, 0)
-	b.PrependInt64Slot(fmDevminor, f.devminor, 0)
-	b.PrependUOffsetTSlot(fmXattrs, pax, 0)
-	return b.EndObject()
-}
-
 func (s zspec) encodeInfo(b *flatbuffers.Builder) flatbuffers.UOffsetT {
 	digests := make([]flatbuffers.UOffsetT, len(s.digests))
 	for i, d := range s.digests {
@@ -131,14 +90,4 @@ func (s zspec) encodeInfo(b *flatbuffers.Builder) flatbuffers.UOffsetT {
 		b.PrependUOffsetTSlot(infoCheckpoints, zinfo, 0)
 	}
 	return b.EndObject()
-}
-
-// vectorOf writes a vector of offsets, which the builder takes back to
-// front.
-func vectorOf(b *flatbuffers.Builder, offs []flatbuffers.UOffsetT) flatbuffers.UOffsetT {
-	b.StartVector(4, len(offs), 4)
-	for i := len(offs) - 1; i >= 0; i-- {
-		b.PrependUOffsetT(offs[i])
-	}
-	return b.EndVector(len(offs))
 }

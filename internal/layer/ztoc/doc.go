@@ -1,4 +1,4 @@
-// Package ztoc parses SOCI zTOCs: the per-layer index that AWS's
+// Package ztoc reads and writes SOCI zTOCs: the per-layer index that AWS's
 // soci-snapshotter publishes for a gzip layer, giving its tar metadata,
 // the checkpoints from which gzip decompression can resume, and a sha256
 // of every compressed span. Parse turns one zTOC into plain Go values:
@@ -9,18 +9,25 @@
 // fetched by range through a blobio.ReaderAt and checked against their
 // digests before a byte of them is decoded.
 //
-// It owns reading the format, refusing a bad zTOC, and reading a layer
-// through one. It must not know where a zTOC comes from (SOCI indexes,
-// registries, the cache) nor where the blob's bytes come from; those
-// belong to its callers. A
-// zTOC is hostile input, like a tar: every offset is checked against the
-// buffer before it is followed, every count against the bytes that would
-// hold it before anything is allocated for it, and no panic reaches a
-// caller (see Parse).
+// Build makes a layer's zTOC in one pass over its blob, with package
+// inflate for a decoder, and Encode writes it in SOCI's own layout, so
+// that imgfs can publish SOCI indexes without cgo or SOCI's module. What
+// they write, Parse reads back as the same TOC, and SOCI as the same
+// layer; what a zTOC cannot hold, they refuse whole (see "What a zTOC
+// cannot hold" below).
+//
+// It owns reading the format, refusing a bad zTOC, reading a layer
+// through one, and writing one. It must not know where a zTOC comes from
+// or goes (SOCI indexes, registries, the cache) nor where the blob's bytes
+// come from; those belong to its callers. A zTOC is hostile input, like a
+// tar: every offset is checked against the buffer before it is followed,
+// every count against the bytes that would hold it before anything is
+// allocated for it, and no panic reaches a caller (see Parse).
 //
 // It reads the flatbuffer through google/flatbuffers' Go runtime, with
-// accessors written here for only the fields imgfs uses; it does not use
-// SOCI's module, which needs cgo and brings containerd.
+// accessors written here for only the fields imgfs uses, and writes it
+// with the runtime's Builder; it does not use SOCI's module, which needs
+// cgo and brings containerd.
 //
 // # The format, as SOCI v0.16.1 writes it
 //
@@ -99,4 +106,68 @@
 // disagree. It reads only the fields imgfs uses: uname, gname and the
 // values of PAX records other than extended attributes are never looked
 // at, so they are not checked either.
+//
+// One thing SOCI's builder does write, Parse refuses: a stream that starts
+// with an empty deflate block (a writer flushed before its first byte) or
+// an empty gzip member gets a checkpoint at every boundary while the
+// output is still empty, several at output 0.
+//
+// # Writing, as SOCI v0.16.1 writes
+//
+// Build walks the tar as SOCI's toc builder does, archive/tar over a
+// count of the bytes it takes, and converts each header with
+// layer.EntryFromHeader, so its entries are those layer's own indexers
+// find. It keeps each entry's Header too, the fields as the tar spells
+// them: SOCI's snapshotter re-reads an entry's headers before serving the
+// file and compares them with the zTOC's (fs/reader's Verify), names
+// included, so the zTOC must carry "./etc/passwd", not "etc/passwd". It
+// places the checkpoints as zran does under SOCI's rule above, on the
+// decoder's block boundaries, with windows that run back across member
+// boundaries as zran's one sliding window does, and hashes each span as
+// the decoder passes over its bytes. Encode creates the flatbuffer's
+// objects in the order SOCI's ztoc.Marshal does, with the same fields left
+// to their defaults, so that for the same layer, span size and build tool
+// the bytes are SOCI's, but for two things: mod_time is written in UTC,
+// where SOCI writes archive/tar's time.Local, which makes its zTOC depend
+// on the building machine's zone; and the cases below.
+//
+// # What a zTOC cannot hold
+//
+// layer.Index, imgfs's own index, holds some things a zTOC cannot, and a
+// few layers hold what no zTOC can describe so that both Parse and SOCI
+// read it back as the layer. Build and Encode never leave an entry out,
+// which would serve a smaller layer that looks whole: they refuse the
+// layer with ErrNotRepresentable, and it is served through imgfs's own
+// index only. Build stops reading at what it refuses.
+//
+//   - Member checkpoints. layer.Index can resume at a gzip member header;
+//     zinfo resumes raw deflate at a block boundary only. SOCI's checkpoint
+//     at a member's start is at its first block, after its header, and so
+//     is Build's: it passes over the decoder's member boundaries.
+//   - Several checkpoints at output 0 (above): Build keeps the first.
+//   - The gzip header before the first block lies in no span, where
+//     layer.Index's first span starts at byte 0.
+//   - Sparse files (GNU or PAX): a zTOC records a file's logical size, and
+//     SOCI derives where the next entry's headers start from it; the tar
+//     holds less. Refused. So is a regular file with any GNU.sparse PAX
+//     record, which Parse would take for a sparse one.
+//   - PAX global headers: SOCI's builder refuses them, and the headers
+//     SOCI derives for the entry after one would start at it. Refused.
+//   - Entries layer marks bad (a name that escapes the root or is not a
+//     name, an unsupported tar type, a bad hard link target): layer.Index
+//     keeps them to say why they are not served; Parse refuses such names,
+//     SOCI's builder such types. Refused.
+//   - A hard link to a name no entry before it holds or implies: SOCI's
+//     snapshotter refuses the whole layer over one. Refused.
+//   - An owner over 32 bits, a time RFC 3339 cannot write (years past
+//     9999), a string over Parse's DefaultMaxString that Parse reads (link
+//     targets, PAX keys, extended attributes), more than DefaultMaxEntries
+//     entries, a zTOC that may be over DefaultMaxSize. Refused.
+//   - The size field of an entry that is not a regular file: archive/tar
+//     reads no data for it, and a zTOC places the next entry's headers
+//     after the size it records, so Build writes 0 where SOCI writes the
+//     header's (0 in every tar but odd ones).
+//   - Where an entry's headers start: a zTOC derives it from the entry
+//     before, so TOC.Entries' Offset is the derived one, which is the tar's
+//     own in every layer Build accepts.
 package ztoc

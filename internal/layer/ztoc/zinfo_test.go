@@ -75,3 +75,49 @@ func TestDecodeZinfoLength(t *testing.T) {
 		t.Fatal("a count of 2^31-1 in one checkpoint's bytes was accepted")
 	}
 }
+
+// TestEncodeZinfo packs checkpoints in imgfs's terms and reads them back
+// through decodeZinfo: the bits convert both ways, and a short window is
+// the end of a zeroed one.
+func TestEncodeZinfo(t *testing.T) {
+	w := bytes.Repeat([]byte{7}, WindowSize)
+	cps := []Checkpoint{
+		{Out: 0, In: 10, Window: []byte("abc")},
+		{Out: 5000, In: 39999, Bits: 5, Window: w},
+		{Out: 9000, In: 69999, Bits: 1, Window: w},
+		{Out: 9999, In: 70001, Window: w},
+	}
+	blob, err := encodeZinfo(4096, 100000, cps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(blob)) != zinfoSize(len(cps)) {
+		t.Fatalf("%d bytes", len(blob))
+	}
+	// In SOCI's terms: the first whole byte after the block's first bit,
+	// and the bits taken from the byte before.
+	for i, want := range []zcp{{in: 10}, {in: 40000, out: 5000, bits: 3}, {in: 70000, out: 9000, bits: 7}, {in: 70001, out: 9999}} {
+		p := blob[zinfoHeader+i*(checkpointFixed+WindowSize):]
+		got := zcp{in: int64(binary.LittleEndian.Uint64(p)), out: int64(binary.LittleEndian.Uint64(p[8:])), bits: p[16]}
+		if got != want {
+			t.Errorf("checkpoint %d packed as %+v, want %+v", i, got, want)
+		}
+	}
+	spanSize, back, err := decodeZinfo(blob, 100000, WindowSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spanSize != 4096 || len(back) != len(cps) {
+		t.Fatalf("span size %d, %d checkpoints", spanSize, len(back))
+	}
+	first := append(make([]byte, WindowSize-3), "abc"...)
+	for i, c := range back {
+		want := cps[i]
+		if i == 0 {
+			want.Window = first
+		}
+		if c.Out != want.Out || c.In != want.In || c.Bits != want.Bits || !bytes.Equal(c.Window, want.Window) {
+			t.Errorf("checkpoint %d read back as %+v", i, c)
+		}
+	}
+}

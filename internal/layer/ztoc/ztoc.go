@@ -69,6 +69,11 @@ type TOC struct {
 	// the offset of each one's headers derived as SOCI derives it (see
 	// the package doc).
 	Entries []layer.Entry
+	// Headers, when not nil, hold one Header per entry: what its tar
+	// headers record beyond the entry, for Encode to write as SOCI's
+	// builder does. Build sets them; Parse leaves them nil, since it reads
+	// only what imgfs uses.
+	Headers []Header
 	// SpanSize is the span size the zTOC was built with: SOCI puts each
 	// checkpoint after the first more than SpanSize bytes of output past
 	// the one before. Parse does not hold the checkpoints to it.
