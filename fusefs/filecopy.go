@@ -8,7 +8,9 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+
 	"github.com/imgfs/imgfs/internal/byterange"
+	"github.com/imgfs/imgfs/internal/layer"
 )
 
 // minCopySize is the smallest file the views copy for passthrough. Smaller
@@ -54,6 +56,9 @@ func (v *viewNode) openFile() (fs.FileHandle, uint32, syscall.Errno) {
 	}
 	st.readers++
 	flags := uint32(fuse.FOPEN_KEEP_CACHE)
+	if u, ok := v.t.layers[v.in.Layer].(layer.Unsettled); ok && u.Unsettled() {
+		flags = 0 // the kernel drops the file's pages at each open
+	}
 	if copies != nil && v.fsys.passthrough && st.rec.Load() == nil && st.through == 0 && size >= minCopySize {
 		if c := copies.NewCopy(desc, v.in.Index, size); c != nil {
 			st.rec.Store(&copyRecorder{c: c, size: size})

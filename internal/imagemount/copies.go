@@ -18,8 +18,30 @@ import (
 var _ fusefs.FileCopies = (*layerFiles)(nil)
 
 // OpenCopy opens the cache's copy of file i of the layer desc.
+// None is opened for a layer served through a SOCI zTOC, whose entry
+// positions need not be those the copies were keyed by.
 func (l *layerFiles) OpenCopy(desc ocispec.Descriptor, i int, size int64) (*os.File, bool) {
+	if l.servedByZtoc(desc) {
+		return nil, false
+	}
 	return artifacts.OpenFileCopy(l.store, desc, layer.IndexVersion, i, size)
+}
+
+// servedByZtoc reports whether the layer desc is served through a SOCI
+// zTOC.
+func (l *layerFiles) servedByZtoc(desc ocispec.Descriptor) bool {
+	l.mu.Lock()
+	b := l.builds[desc.Digest]
+	l.mu.Unlock()
+	if b == nil {
+		return false
+	}
+	select {
+	case <-b.done:
+		return strings.HasPrefix(b.source, "soci-")
+	default:
+		return false
+	}
 }
 
 // NewCopy starts a copy of file i of the layer desc, when the bytes its
@@ -41,7 +63,7 @@ func (l *layerFiles) NewCopy(desc ocispec.Descriptor, i int, size int64) fusefs.
 	default:
 		return nil
 	}
-	if b.err != nil || b.format == oci.FormatTar && !l.strict && !l.store.Exists(desc) || strings.HasPrefix(b.source, "soci-") {
+	if b.err != nil || b.format == oci.FormatTar && !l.strict && !l.store.Exists(desc) || l.servedByZtoc(desc) {
 		return nil
 	}
 	c, err := artifacts.NewFileCopy(l.store, desc, layer.IndexVersion, i, size)

@@ -22,7 +22,14 @@ import (
 type suspectLayer struct {
 	layer.Layer
 	refused atomic.Pointer[error]
+	settled atomic.Bool // the cross-check found the zTOC true
 }
+
+var _ layer.Unsettled = (*suspectLayer)(nil)
+
+// Unsettled is true until the cross-check has passed: pages the kernel
+// kept from before a refusal would go on being served without it.
+func (s *suspectLayer) Unsettled() bool { return !s.settled.Load() }
 
 func (s *suspectLayer) ReadFile(ctx context.Context, i int, p []byte, off int64) (int, error) {
 	if err := s.refused.Load(); err != nil {
@@ -91,6 +98,7 @@ func (l *layerFiles) crossCheck(ctx context.Context, s *suspect) {
 		l.log.Error("SOCI index refused: its layer's files answer EIO from now on, and the index is not used again",
 			"layer", desc.Digest, "index", z.index.Digest, "ztoc", z.ztoc.Desc.Digest, "err", err)
 	} else {
+		s.layer.settled.Store(true)
 		l.log.Info("SOCI index matches the verified layer", "layer", desc.Digest, "index", z.index.Digest)
 	}
 	if idx == nil || idx.Check() != nil {

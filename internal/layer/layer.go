@@ -23,6 +23,15 @@ type Layer interface {
 	ReadFile(ctx context.Context, i int, p []byte, off int64) (int, error)
 }
 
+// Unsettled is implemented by a Layer whose files may start failing
+// later: one served through an index taken on trust, still to be checked
+// against the layer's verified bytes. While Unsettled returns true, the
+// filesystem must not let the kernel keep a file's pages from one open to
+// the next, so that a later refusal reaches every new reader.
+type Unsettled interface {
+	Unsettled() bool
+}
+
 // Errors from ReadFile for entries that have no bytes to serve.
 var (
 	ErrNotRegular = errors.New("layer: not a regular file")
