@@ -41,7 +41,7 @@ func newRootCommand(g *globalFlags) *cobra.Command {
 		return usageError{fmt.Errorf("%w (see %s --help)", err, cmd.CommandPath())}
 	})
 	root.AddCommand(newFetchCommand(g), newMountCommand(g), newUnmountCommand(g), newCacheCommand(g),
-		newInspectCommand(g), newVersionCommand(), newCompletionCommand(), newStatsCommand(g))
+		newInspectCommand(g), newIndexCommand(g), newVersionCommand(), newCompletionCommand(), newStatsCommand(g))
 	root.CompletionOptions.DisableDefaultCmd = true
 	return root
 }
