@@ -107,7 +107,7 @@ func (l sociLayer) buildZtoc(t *testing.T, edit func(*ztoc.TOC)) (*ztoc.TOC, []b
 // cacheChunk is the granularity of the cache's range fetches: a span
 // costs the chunks it touches (fetching a span by its own range is issue
 // #20's).
-const cacheChunk = 1 << 20
+const cacheChunk = cache.DefaultChunkSize
 
 // spanChunks returns the blob bytes the cache fetches to read the spans
 // holding the start of each named file's data: the union of the chunks
