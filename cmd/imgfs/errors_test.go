@@ -31,6 +31,11 @@ func TestErrorLines(t *testing.T) {
 		wantError(t, r, 2, "--verify", "sometimes")
 	})
 
+	t.Run("bad --index", func(t *testing.T) {
+		r := imgfs(t, nil, "mount", "--index", "soci-only", fx.reg.Reference("three/oci", "v1"), t.TempDir())
+		wantError(t, r, 2, "--index", "soci-only", "auto or none")
+	})
+
 	t.Run("registry error", func(t *testing.T) {
 		ref := fx.reg.Reference("three/oci", "nope")
 		r := imgfs(t, nil, "fetch", "--cache-dir", t.TempDir(), ref)
