@@ -79,23 +79,15 @@ func (r *Remote) PushBlob(ctx context.Context, desc ocispec.Descriptor, content 
 		r.log.Debug("blob exists, not pushed", "digest", desc.Digest)
 		return nil
 	}
-	resp, err := r.push(ctx, ep, http.MethodPost, r.repoURL(ep, "blobs/uploads/"), nil, nil, 0)
+	loc, err := r.startUpload(ctx, ep, what)
 	if err != nil {
-		return fmt.Errorf("push %s: %w", what, err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		return pushStatusError(what+": start upload", resp)
-	}
-	loc, err := uploadLocation(ep, resp)
-	if err != nil {
-		return fmt.Errorf("push %s: %w", what, err)
+		return err
 	}
 	q := loc.Query()
 	q.Set("digest", desc.Digest.String())
 	loc.RawQuery = q.Encode()
 	header := http.Header{"Content-Type": {"application/octet-stream"}}
-	resp, err = r.push(ctx, ep, http.MethodPut, loc.String(), header, content, desc.Size)
+	resp, err := r.push(ctx, ep, http.MethodPut, loc.String(), header, content, desc.Size)
 	if err != nil {
 		return fmt.Errorf("push %s: %w", what, err)
 	}
@@ -120,17 +112,9 @@ func (r *Remote) CheckPush(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("push %s: %w", what, err)
 	}
-	resp, err := r.push(ctx, ep, http.MethodPost, r.repoURL(ep, "blobs/uploads/"), nil, nil, 0)
+	loc, err := r.startUpload(ctx, ep, what)
 	if err != nil {
-		return fmt.Errorf("push %s: %w", what, err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		return pushStatusError(what+": start upload", resp)
-	}
-	loc, err := uploadLocation(ep, resp)
-	if err != nil {
-		return fmt.Errorf("push %s: %w", what, err)
+		return err
 	}
 	// The session would expire by itself; cancelling it is a courtesy,
 	// and its failure no concern of the caller's.
@@ -138,6 +122,24 @@ func (r *Remote) CheckPush(ctx context.Context) error {
 		resp.Body.Close()
 	}
 	return nil
+}
+
+// startUpload opens an upload session on the server and returns where
+// its bytes go.
+func (r *Remote) startUpload(ctx context.Context, ep *endpoint, what string) (*url.URL, error) {
+	resp, err := r.push(ctx, ep, http.MethodPost, r.repoURL(ep, "blobs/uploads/"), nil, nil, 0)
+	if err != nil {
+		return nil, fmt.Errorf("push %s: %w", what, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return nil, pushStatusError(what+": start upload", resp)
+	}
+	loc, err := uploadLocation(ep, resp)
+	if err != nil {
+		return nil, fmt.Errorf("push %s: %w", what, err)
+	}
+	return loc, nil
 }
 
 // blobExists asks the server whether it has desc: 200 yes, 404 no,

@@ -27,6 +27,21 @@ func (c cacheOptions) options() cache.Options {
 	return cache.Options{FetchTimeout: c.fetchTimeout, MaxConnections: c.maxConnections}
 }
 
+// openCapped opens the cache with these options and --cache-max-size set
+// on its LRU policy, as fetch and index push fill it. The caller closes
+// the store.
+func (c cacheOptions) openCapped(g *globalFlags) (*cache.Store, error) {
+	store, lru, err := g.openCache(c.options())
+	if err != nil {
+		return nil, err
+	}
+	if err := c.applyCap(lru); err != nil {
+		store.Close()
+		return nil, err
+	}
+	return store, nil
+}
+
 // applyCap sets --cache-max-size on the cache's LRU policy, for a fetch.
 func (c cacheOptions) applyCap(lru *gc.LRU) error {
 	n, err := c.maxSizeBytes()

@@ -58,14 +58,11 @@ func runFetch(cmd *cobra.Command, g *globalFlags, f *fetchFlags, refArg string) 
 	if err != nil {
 		return err
 	}
-	store, lru, err := g.openCache(f.cacheOptions.options())
+	store, err := f.cacheOptions.openCapped(g)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	if err := f.cacheOptions.applyCap(lru); err != nil {
-		return err
-	}
 
 	progress := newProgress(os.Stdout, f.quiet)
 	ctx := cmd.Context()

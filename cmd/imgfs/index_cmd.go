@@ -100,14 +100,11 @@ func runIndexPush(cmd *cobra.Command, g *globalFlags, f *indexPushFlags, refArg 
 	if err != nil {
 		return err
 	}
-	store, lru, err := g.openCache(f.cacheOptions.options())
+	store, err := f.cacheOptions.openCapped(g)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	if err := f.cacheOptions.applyCap(lru); err != nil {
-		return err
-	}
 	out := cmd.OutOrStdout()
 	if f.quiet {
 		opts.OnLayer = nil
