@@ -139,9 +139,9 @@ type spanner struct {
 // no checkpoint at a member header, so those are passed by.
 //
 // SOCI also adds one at every boundary while the output is still empty,
-// when a stream starts with empty blocks or members; those would share
-// output 0, which Parse refuses, so only the first is kept: SOCI's reader
-// resumes from it as well as from the last.
+// when a stream starts with empty blocks or members; Parse reads those,
+// but only the first is kept here: a reader resumes from it as well as
+// from the last, and one window is kept instead of several.
 func (s *spanner) boundary(in int64, bits uint8, out int64, member bool) {
 	if member {
 		return

@@ -332,7 +332,7 @@ func TestBuildSpans(t *testing.T) {
 
 // TestBuildEmptyStart builds a stream that starts with an empty block, as
 // a writer flushed before its first byte makes: SOCI would put two
-// checkpoints at output 0, which Parse refuses; Build keeps the first.
+// checkpoints at output 0; Build keeps the first.
 func TestBuildEmptyStart(t *testing.T) {
 	tarball := sampleTar(t)
 	var buf bytes.Buffer

@@ -32,11 +32,11 @@
 // # The format, as SOCI v0.16.1 writes it
 //
 // These facts are read from the sources of
-// github.com/awslabs/soci-snapshotter v0.16.1, in the files named. They
-// are not yet checked against SOCI's code here; the interop tests (a later
-// module of their own under internal/, with cgo) build zTOCs with SOCI and
-// parse them with this package, and hand ours to SOCI's ztoc.Unmarshal and
-// ExtractFile.
+// github.com/awslabs/soci-snapshotter v0.16.1, in the files named. The
+// interop tests (internal/sociinterop, a module of its own, with cgo)
+// check them against SOCI's code: they build zTOCs with SOCI and parse
+// them with this package, hand ours to SOCI's ztoc.Unmarshal and
+// ExtractFile, and compare Encode's bytes with SOCI's ztoc.Marshal's.
 //
 // ztoc/fbs/ztoc.fbs, the schema. The root table Ztoc holds, in slot order:
 // version (string), build_tool_identifier (string),
@@ -79,11 +79,14 @@
 // checkpoint is implied (in 10, out 0, bits 0, a zero window); the blob's
 // length tells them apart. "in" is the first whole byte of the next deflate
 // block; when bits is not 0, the block starts in the byte before, and its
-// top "bits" bits are fed back to zlib with inflatePrime. The first checkpoint sits at
-// out 0, after the gzip header; the next one at the first block boundary
-// after more than the span size of output since the last one, never after
-// the last block. The window is the 32 KiB of output before out, zeros
-// before the stream's start. Concatenated gzip members (pigz) are indexed
+// top "bits" bits are fed back to zlib with inflatePrime. The first
+// checkpoint sits at out 0, after the gzip header; while the output is
+// still empty, one more at every block boundary and member header; after
+// that, the next one at the first block boundary after more than the span
+// size of output since the last one, never after the last block.
+// Extraction resumes at the last checkpoint at or before the offset
+// wanted. The window is the 32 KiB of output before out, zeros before the
+// stream's start. Concatenated gzip members (pigz) are indexed
 // across member boundaries.
 //
 // ztoc/compression/gzip_zinfo.go and ztoc/zinfo_builder.go, the spans.
@@ -101,16 +104,19 @@
 // zinfo blob's length, and little else. Parse also refuses what SOCI's
 // builder never writes: strings without their NUL, data offsets that are
 // not a tar block after a header of their own, entries or checkpoints past
-// the sizes the zTOC states, checkpoints out of order or not starting at
-// 0, span digests that are not valid sha256 digests, and counts that
-// disagree. It reads only the fields imgfs uses: uname, gname and the
-// values of PAX records other than extended attributes are never looked
-// at, so they are not checked either.
+// the sizes the zTOC states, checkpoints not starting at 0 or out of
+// order (compressed offsets not strictly increasing, or uncompressed ones
+// not strictly increasing past 0), span digests that are not valid sha256
+// digests, and counts that disagree. It reads only the fields imgfs uses:
+// uname, gname and the values of PAX records other than extended
+// attributes are never looked at, so they are not checked either.
 //
-// One thing SOCI's builder does write, Parse refuses: a stream that starts
-// with an empty deflate block (a writer flushed before its first byte) or
-// an empty gzip member gets a checkpoint at every boundary while the
-// output is still empty, several at output 0.
+// Several checkpoints at one uncompressed offset are SOCI's only at 0: a
+// stream that starts with an empty deflate block (a writer flushed before
+// its first byte) or an empty gzip member gets one at every boundary while
+// the output is still empty, each at a later compressed offset. Parse
+// keeps them all, each with its span; NewLayer resumes at the last of
+// them, as SOCI's extraction does, and never fetches the spans before it.
 //
 // # Writing, as SOCI v0.16.1 writes
 //
@@ -127,9 +133,11 @@
 // the decoder passes over its bytes. Encode creates the flatbuffer's
 // objects in the order SOCI's ztoc.Marshal does, with the same fields left
 // to their defaults, so that for the same layer, span size and build tool
-// the bytes are SOCI's, but for two things: mod_time is written in UTC,
+// the bytes are SOCI's, but for three things: mod_time is written in UTC,
 // where SOCI writes archive/tar's time.Local, which makes its zTOC depend
-// on the building machine's zone; and the cases below.
+// on the building machine's zone; of SOCI's several checkpoints at output
+// 0 (above), Build keeps only the first, which reads the same, with one
+// window and span for them all; and the cases below.
 //
 // # What a zTOC cannot hold
 //
@@ -144,7 +152,6 @@
 //     zinfo resumes raw deflate at a block boundary only. SOCI's checkpoint
 //     at a member's start is at its first block, after its header, and so
 //     is Build's: it passes over the decoder's member boundaries.
-//   - Several checkpoints at output 0 (above): Build keeps the first.
 //   - The gzip header before the first block lies in no span, where
 //     layer.Index's first span starts at byte 0.
 //   - Sparse files (GNU or PAX): a zTOC records a file's logical size, and

@@ -173,7 +173,13 @@ func TestEncodeRefuses(t *testing.T) {
 		{"digest bad", func(t *TOC) { t.SpanDigests[0] = "sha256:xyz" }, ErrInvalid},
 		{"no checkpoints", func(t *TOC) { t.Checkpoints, t.SpanDigests = nil, nil }, ErrInvalid},
 		{"first checkpoint not at 0", func(t *TOC) { t.Checkpoints[0].Out = 1 }, ErrInvalid},
-		{"checkpoints out of order", func(t *TOC) { t.Checkpoints[1].Out = 0 }, ErrInvalid},
+		{"checkpoints out of order", func(t *TOC) { t.Checkpoints[1].In, t.Checkpoints[1].Bits = t.Checkpoints[0].In, t.Checkpoints[0].Bits }, ErrInvalid},
+		{"checkpoints at one output past 0", func(t *TOC) {
+			// SOCI puts several at output 0 only, which Encode writes.
+			last := t.Checkpoints[len(t.Checkpoints)-1]
+			t.Checkpoints = append(t.Checkpoints, Checkpoint{Out: last.Out, In: last.In + 1})
+			t.SpanDigests = append(t.SpanDigests, t.SpanDigests[0])
+		}, ErrInvalid},
 		{"checkpoint past the blob", func(t *TOC) { t.Checkpoints[1].In = t.CompressedSize }, ErrInvalid},
 		{"bits", func(t *TOC) { t.Checkpoints[1].Bits = 8 }, ErrInvalid},
 		{"window", func(t *TOC) { t.Checkpoints[1].Window = make([]byte, WindowSize+1) }, ErrInvalid},

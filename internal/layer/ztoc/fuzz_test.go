@@ -19,7 +19,7 @@ const fuzzWindow = 4
 //
 // The seeds are small, since minimizing an interesting input takes time
 // in proportion to its size: valid zTOCs (with fuzzWindow) of every entry
-// type, and broken ones: truncated, without a zinfo blob, or sharing one
+// type, one with two checkpoints at output 0, and broken ones: truncated, without a zinfo blob, or sharing one
 // entry table.
 func FuzzParse(f *testing.F) {
 	valid := zspec{
@@ -38,7 +38,12 @@ func FuzzParse(f *testing.F) {
 	}
 	v1 := valid
 	v1.zinfo = zinfoBlobWindow(fuzzWindow, 1024, true, zcp{in: 10}, zcp{in: 20000, out: 2000, bits: 3}, zcp{in: 40000, out: 4000})
-	for _, s := range []zspec{valid, v1} {
+	// A stream that starts with an empty block: two checkpoints at 0.
+	emptyStart := valid
+	emptyStart.maxSpanID = 3
+	emptyStart.digests = append(emptyStart.digests, hexDigest('d'))
+	emptyStart.zinfo = zinfoBlobWindow(fuzzWindow, 1024, false, zcp{in: 10}, zcp{in: 12, bits: 6}, zcp{in: 20000, out: 2000, bits: 3}, zcp{in: 40000, out: 4000})
+	for _, s := range []zspec{valid, v1, emptyStart} {
 		if _, err := parse(s.encode(), Limits{}, fuzzWindow); err != nil {
 			f.Fatalf("a valid seed: %v", err)
 		}

@@ -176,7 +176,9 @@ func (l *zLayer) newCursor(k int) (*cursor, error) {
 }
 
 // checkpointFor returns the last checkpoint at or before uncompressed
-// offset out; Parse keeps them sorted, with the first at 0.
+// offset out; Parse keeps them sorted, with the first at 0. Of several at
+// output 0 it returns the last, as SOCI's extract does, so a cursor never
+// starts at an earlier one, whose span holds only empty blocks.
 func (l *zLayer) checkpointFor(out int64) int {
 	cps := l.toc.Checkpoints
 	lo, hi := 0, len(cps)

@@ -59,6 +59,21 @@ var layerFiles = []struct {
 // digests computed over SOCI's span ranges, in SOCI's own terms.
 func buildLayer(t testing.TB, spacing int64) *gzLayer {
 	t.Helper()
+	return buildLayerFlushed(t, spacing, 0)
+}
+
+// emptyStoredBlock is the 5 bytes an empty, non-final stored block takes
+// when it starts on a byte, as a flush writes it: 3 header bits padded to
+// a byte, then LEN 0 and NLEN 0xffff.
+const emptyStoredBlock = 5
+
+// buildLayerFlushed is buildLayer for a gzip stream whose writer was
+// flushed the given times before its first byte, so that it starts with
+// as many empty stored blocks. SOCI's zran puts a checkpoint at every
+// block boundary while its output is empty, so the zTOC has flushes+1
+// checkpoints at output 0, as SOCI's builder writes it.
+func buildLayerFlushed(t testing.TB, spacing int64, flushes int) *gzLayer {
+	t.Helper()
 	var tb bytes.Buffer
 	tw := tar.NewWriter(&tb)
 	for _, f := range layerFiles {
@@ -74,6 +89,11 @@ func buildLayer(t testing.TB, spacing int64) *gzLayer {
 	}
 	var gb bytes.Buffer
 	zw := gzip.NewWriter(&gb)
+	for range flushes {
+		if err := zw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, err := zw.Write(tb.Bytes()); err != nil {
 		t.Fatal(err)
 	}
@@ -87,13 +107,20 @@ func buildLayer(t testing.TB, spacing int64) *gzLayer {
 	}
 	// compress/gzip writes a 10-byte header, so the first block starts
 	// at byte 10, output 0: SOCI's first checkpoint, where layer's is
-	// the member header at 0.
-	cps := []zcp{{in: 10}}
+	// the member header at 0. Each empty block flushed adds one more at
+	// output 0, with a window of zeros.
+	var cps []zcp
 	var windows [][]byte
-	windows = append(windows, make([]byte, WindowSize))
+	for i := range flushes + 1 {
+		cps = append(cps, zcp{in: 10 + int64(i)*emptyStoredBlock})
+		windows = append(windows, make([]byte, WindowSize))
+	}
 	for _, c := range idx.Checkpoints[1:] {
 		if c.Member {
 			t.Fatal("one member, yet a member checkpoint")
+		}
+		if c.Out == 0 {
+			t.Fatalf("layer put a checkpoint at output 0, compressed %d", c.In)
 		}
 		z := zcp{in: c.In, out: c.Out}
 		if c.Bits != 0 {
@@ -293,6 +320,50 @@ func TestLayerFetchesOneSpan(t *testing.T) {
 	start, end := g.toc.SpanRange(k)
 	if got, want := src.reset(), [][2]int64{{start, end - start}}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("fetched %v, want span %d only: %v", got, k, want)
+	}
+}
+
+// TestLayerEmptyStart reads through a zTOC of a stream that starts with
+// two empty blocks, hand-built as SOCI's builder writes one: three
+// checkpoints at output 0. Parse keeps them all, with their spans, and
+// every read resumes at the last of them, as SOCI's extract does: the
+// spans of the empty blocks are never fetched.
+func TestLayerEmptyStart(t *testing.T) {
+	g := buildLayerFlushed(t, 32<<10, 2)
+	cps := g.toc.Checkpoints
+	if len(cps) < 5 {
+		t.Fatalf("%d checkpoints", len(cps))
+	}
+	for i, in := range []int64{10, 15, 20} {
+		if cps[i].Out != 0 || cps[i].In != in || cps[i].Bits != 0 {
+			t.Errorf("checkpoint %d at (in %d, out %d, bits %d); want in %d, out 0", i, cps[i].In, cps[i].Out, cps[i].Bits, in)
+		}
+		if start, end := g.toc.SpanRange(i); i < 2 && (start != in || end != in+emptyStoredBlock) {
+			t.Errorf("span %d of an empty block: [%d,%d), want [%d,%d)", i, start, end, in, in+emptyStoredBlock)
+		}
+	}
+	if cps[3].Out == 0 {
+		t.Errorf("checkpoint 3 at output 0")
+	}
+	src := &recorder{b: g.blob}
+	l := newLayer(t, g, src)
+	ctx := context.Background()
+	for _, f := range layerFiles {
+		i := entryNamed(t, l, f.name)
+		p := make([]byte, len(f.body)+1)
+		n, err := l.ReadFile(ctx, i, p, 0)
+		if n != len(f.body) || err != io.EOF || !bytes.Equal(p[:n], f.body) {
+			t.Errorf("%s: n %d err %v, equal %v", f.name, n, err, bytes.Equal(p[:n], f.body))
+		}
+	}
+	reads := src.reset()
+	if len(reads) == 0 || reads[0][0] != 20 {
+		t.Errorf("fetched %v; want the first read at span 2, byte 20", reads)
+	}
+	for _, r := range reads {
+		if r[0] < 20 {
+			t.Errorf("fetched %v, a span of the empty blocks", r)
+		}
 	}
 }
 

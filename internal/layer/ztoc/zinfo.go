@@ -37,9 +37,10 @@ type rawCheckpoint struct {
 }
 
 // decodeZinfo decodes a gzip zinfo blob into its span size and
-// checkpoints, checking them against the blob's compressed size: the
-// first at output 0, both offsets strictly increasing, every compressed
-// offset inside the blob. The windows are copied out of blob into one
+// checkpoints, checking them against the blob's compressed size (see
+// checkRaw): the first at output 0, compressed offsets strictly
+// increasing and inside the blob, uncompressed ones strictly increasing
+// after output 0. The windows are copied out of blob into one
 // allocation, of a window per checkpoint: the blob's length has bounded
 // the count before it is made.
 //
@@ -104,6 +105,15 @@ func decodeZinfo(blob []byte, compressedSize int64, window int) (int64, []Checkp
 }
 
 // checkRaw checks checkpoint i against the one before it and the blob.
+//
+// Uncompressed offsets increase strictly but at output 0, where SOCI's
+// builder (zran) adds a checkpoint at every block boundary and member
+// header while nothing has been output: a stream that starts with empty
+// blocks (a writer flushed before its first byte) or empty gzip members
+// has several there, each at a later compressed offset. Past output 0,
+// zran adds one only once more output than the span size has come since
+// the last, so two at one offset there are never SOCI's. Of several at
+// output 0, reads resume at the last, as SOCI's extract does.
 func checkRaw(i int, raw, prev rawCheckpoint, compressedSize int64) error {
 	switch {
 	case raw.bits > 7:
@@ -118,7 +128,7 @@ func checkRaw(i int, raw, prev rawCheckpoint, compressedSize int64) error {
 		// Without a checkpoint at 0, the data before the first one
 		// could not be read.
 		return fmt.Errorf("checkpoint 0: uncompressed offset %d, want 0", raw.out)
-	case i > 0 && (raw.in <= prev.in || raw.out <= prev.out):
+	case i > 0 && (raw.in <= prev.in || raw.out < prev.out || (raw.out == prev.out && raw.out != 0)):
 		return fmt.Errorf("checkpoint %d: offsets (in %d, out %d) do not both follow checkpoint %d's (in %d, out %d)",
 			i, raw.in, raw.out, i-1, prev.in, prev.out)
 	}

@@ -18,8 +18,9 @@ func zinfoSize(n int) int64 {
 // writes it.
 //
 // The checkpoints are checked as decodeZinfo checks them, so that what is
-// written reads back: the first at output 0, both offsets increasing,
-// every one inside the blob of compressedSize bytes. A window shorter than
+// written reads back: the first at output 0, both offsets increasing
+// (but for several at output 0, see checkRaw), every one inside the blob
+// of compressedSize bytes. A window shorter than
 // WindowSize is the end of the output before its checkpoint, and is put at
 // the end of the window's bytes, after zeros, as zlib's zran puts the
 // start of a stream.

@@ -79,7 +79,10 @@ type TOC struct {
 	// the one before. Parse does not hold the checkpoints to it.
 	SpanSize int64
 	// Checkpoints start the spans: span i starts at Checkpoints[i]. The
-	// first is at uncompressed offset 0, and both offsets increase.
+	// first is at uncompressed offset 0, and both offsets increase, but
+	// that several may share output 0, where a stream starts with empty
+	// blocks or members (see checkRaw); a read resumes at the last of
+	// them.
 	Checkpoints []Checkpoint
 	// SpanDigests are the sha256 digests of the spans' compressed bytes,
 	// one per checkpoint; SpanRange says which bytes.

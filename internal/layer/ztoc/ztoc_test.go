@@ -283,6 +283,11 @@ func TestParseRejects(t *testing.T) {
 		{"compressed offset past the blob", withCheckpoints(zcp{in: 10}, zcp{in: 40000, out: 5000}, zcp{in: 100000, out: 9000}), Limits{}, ErrInvalid, "past the compressed size 100000"},
 		{"compressed offsets out of order", withCheckpoints(zcp{in: 10}, zcp{in: 40000, out: 5000}, zcp{in: 40000, out: 9000}), Limits{}, ErrInvalid, "checkpoint 2: offsets"},
 		{"uncompressed offsets out of order", withCheckpoints(zcp{in: 10}, zcp{in: 40000, out: 5000}, zcp{in: 70000, out: 4000}), Limits{}, ErrInvalid, "checkpoint 2: offsets"},
+		// SOCI puts several checkpoints at output 0 only.
+		{"uncompressed offsets equal past 0", withCheckpoints(zcp{in: 10}, zcp{in: 40000, out: 5000}, zcp{in: 70000, out: 5000}), Limits{}, ErrInvalid, "checkpoint 2: offsets"},
+		{"output 0 after output past it", withCheckpoints(zcp{in: 10}, zcp{in: 40000, out: 5000}, zcp{in: 70000}), Limits{}, ErrInvalid, "checkpoint 2: offsets"},
+		{"compressed offsets equal at output 0", withCheckpoints(zcp{in: 10}, zcp{in: 10}, zcp{in: 70000, out: 9000}), Limits{}, ErrInvalid, "checkpoint 1: offsets"},
+		{"compressed offsets out of order at output 0", withCheckpoints(zcp{in: 15}, zcp{in: 10}, zcp{in: 70000, out: 9000}), Limits{}, ErrInvalid, "checkpoint 1: offsets"},
 		{"shared entry tables", func(s *zspec) {
 			s.share = true
 			s.files[0].pax = [][2]string{{"SCHILY.xattr.user.big", strings.Repeat("v", 60000)}}
@@ -359,8 +364,11 @@ func checkTOC(t *testing.T, toc *TOC, window int) {
 		if len(cp.Window) != window || cp.Bits > 7 {
 			t.Fatalf("checkpoint %d: window of %d, bits %d", i, len(cp.Window), cp.Bits)
 		}
-		if i > 0 && cp.Out <= toc.Checkpoints[i-1].Out {
+		if i > 0 && (cp.Out < toc.Checkpoints[i-1].Out || cp.Out == toc.Checkpoints[i-1].Out && cp.Out != 0) {
 			t.Fatalf("checkpoint %d: out %d after %d", i, cp.Out, toc.Checkpoints[i-1].Out)
+		}
+		if i > 0 && cp.raw().in <= toc.Checkpoints[i-1].raw().in {
+			t.Fatalf("checkpoint %d: zinfo in %d after %d", i, cp.raw().in, toc.Checkpoints[i-1].raw().in)
 		}
 		if start, end := toc.SpanRange(i); start < 0 || start >= end || end > toc.CompressedSize {
 			t.Fatalf("span %d: [%d, %d) in %d", i, start, end, toc.CompressedSize)
