@@ -6,7 +6,6 @@ import (
 	"compress/gzip"
 	"errors"
 	"io"
-	"strings"
 	"testing"
 
 	"github.com/imgfs/imgfs/internal/layertest"
@@ -81,16 +80,6 @@ func (l tarLayout) files() map[string][]byte {
 		}
 	}
 	return m
-}
-
-// entry returns the entry named name.
-func (l tarLayout) entry(name string) (tarEntry, bool) {
-	for _, e := range l.entries {
-		if strings.TrimSuffix(e.hdr.Name, "/") == name {
-			return e, true
-		}
-	}
-	return tarEntry{}, false
 }
 
 // gzipMembers compresses raw as n gzip members of about equal parts,
