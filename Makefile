@@ -54,7 +54,7 @@ test: setup lint build
 	@# SOCI interop: a module of its own, so that SOCI (cgo, zlib, containerd)
 	@# and go-containerregistry stay out of go.mod. Its end-to-end tests run
 	@# the binary just built.
-	cd internal/sociinterop && CGO_ENABLED=1 $(GO) vet ./... && \
+	cd internal/sociinterop && CGO_ENABLED=1 $(GO) vet ./... && CGO_ENABLED=1 $(STATICCHECK) ./... && \
 		CGO_ENABLED=1 IMGFS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 10m ./...
 	@# The demo is what a new user runs first: it must keep working.
 	@scripts/demo.sh >bin/demo.log 2>&1 || { cat bin/demo.log; echo "make test: scripts/demo.sh failed (log above)"; exit 1; }
