@@ -442,3 +442,34 @@ func TestSOCIBadZtocFallsBackToAPass(t *testing.T) {
 		t.Errorf("%d log lines name the refused zTOC with its layer and index, want 1:\n%s", lines, m.log)
 	}
 }
+
+// TestSOCIBoundIndexUnderStrict: a v2 index is bound to the image, so
+// --verify strict reads through it; a bad one is then EIO, not a pass.
+func TestSOCIBoundIndexUnderStrict(t *testing.T) {
+	reg := testregistry.Start(t)
+	for _, tc := range []struct {
+		name string
+		bad  bool
+	}{{"good", false}, {"bad", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := pushSOCIImage(t, reg, "soci/strict-"+tc.name)
+			_, data := img.layer.buildZtoc(t, nil)
+			if tc.bad {
+				data = []byte("not a flatbuffer at all")
+			}
+			img.publishV2(t, "soci", data)
+			m := mountSOCI(t, reg, img.repo, "soci", t.TempDir(), cache.VerifyStrict, IndexAuto)
+			got, err := os.ReadFile(filepath.Join(m.dir, "rootfs", "etc/os-release"))
+			st := m.view(t, img.layer.desc.Digest)
+			if tc.bad {
+				if !errors.Is(err, syscall.EIO) || st.State != "failed" {
+					t.Fatalf("strict read through a bad bound zTOC: %v, state %q; want EIO and failed", err, st.State)
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(got, img.layer.files["etc/os-release"]) || st.Source != "soci-v2" {
+				t.Fatalf("strict read through a bound zTOC: %q, %v, source %q", got, err, st.Source)
+			}
+		})
+	}
+}
