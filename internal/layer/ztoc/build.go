@@ -138,15 +138,15 @@ type spanner struct {
 // decoder reports as a block boundary after the member's own; zinfo has
 // no checkpoint at a member header, so those are passed by.
 //
-// SOCI also adds one at every boundary while the output is still empty,
-// when a stream starts with empty blocks or members; Parse reads those,
-// but only the first is kept here: a reader resumes from it as well as
-// from the last, and one window is kept instead of several.
+// That includes every boundary while the output is still empty, when a
+// stream starts with empty blocks or members: readers resume from the last
+// of them, but they are written as SOCI writes them, so that our zTOC of
+// any layer is SOCI's byte for byte.
 func (s *spanner) boundary(in int64, bits uint8, out int64, member bool) {
 	if member {
 		return
 	}
-	if n := len(s.cps); n > 0 && out-s.cps[n-1].Out <= s.span {
+	if n := len(s.cps); n > 0 && out != 0 && out-s.cps[n-1].Out <= s.span {
 		return
 	}
 	// zran keeps one sliding window over the whole output, so a window

@@ -170,8 +170,9 @@ func checkBuilt(t *testing.T, toc *TOC, tarball, blob []byte, span int64) {
 }
 
 // checkCheckpoints holds the checkpoints to SOCI's rule, over every
-// boundary in the blob: the first at the first block, each next one at the
-// first block boundary more than span bytes of output past it, none
+// boundary in the blob: one at every block boundary while nothing has been
+// output, each next one at the first block boundary more than span bytes
+// of output past it, none
 // after the last that could have been, none at a member header; and each
 // window the output before it, zeros before the stream.
 func checkCheckpoints(t *testing.T, toc *TOC, blob []byte, span int64) {
@@ -185,7 +186,7 @@ func checkCheckpoints(t *testing.T, toc *TOC, blob []byte, span int64) {
 	}
 	k := 0 // the next checkpoint to meet
 	for _, b := range blocks {
-		due := k == 0 || b.out-toc.Checkpoints[k-1].Out > span
+		due := k == 0 || b.out == 0 || b.out-toc.Checkpoints[k-1].Out > span
 		if !due {
 			continue
 		}
@@ -331,8 +332,8 @@ func TestBuildSpans(t *testing.T) {
 }
 
 // TestBuildEmptyStart builds a stream that starts with an empty block, as
-// a writer flushed before its first byte makes: SOCI would put two
-// checkpoints at output 0; Build keeps the first.
+// a writer flushed before its first byte makes: SOCI puts two checkpoints
+// at output 0, and so does Build.
 func TestBuildEmptyStart(t *testing.T) {
 	tarball := sampleTar(t)
 	var buf bytes.Buffer
@@ -350,8 +351,8 @@ func TestBuildEmptyStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkBuilt(t, toc, tarball, blob, 1)
-	if c := toc.Checkpoints; c[0].In != 10 || c[1].Out == 0 {
-		t.Errorf("checkpoints at (%d, %d), (%d, %d)", c[0].In, c[0].Out, c[1].In, c[1].Out)
+	if c := toc.Checkpoints; c[0].In != 10 || c[0].Out != 0 || c[1].Out != 0 || c[1].In <= c[0].In || c[2].Out == 0 {
+		t.Errorf("checkpoints at (%d, %d), (%d, %d), (%d, %d); want two at output 0", c[0].In, c[0].Out, c[1].In, c[1].Out, c[2].In, c[2].Out)
 	}
 }
 

@@ -133,11 +133,10 @@
 // the decoder passes over its bytes. Encode creates the flatbuffer's
 // objects in the order SOCI's ztoc.Marshal does, with the same fields left
 // to their defaults, so that for the same layer, span size and build tool
-// the bytes are SOCI's, but for three things: mod_time is written in UTC,
-// where SOCI writes archive/tar's time.Local, which makes its zTOC depend
-// on the building machine's zone; of SOCI's several checkpoints at output
-// 0 (above), Build keeps only the first, which reads the same, with one
-// window and span for them all; and the cases below.
+// the bytes are SOCI's (SOCI's several checkpoints at output 0 included),
+// but for two things: mod_time is written in UTC, where SOCI writes
+// archive/tar's time.Local, which makes its zTOC depend on the building
+// machine's zone; and the cases below.
 //
 // # What a zTOC cannot hold
 //
