@@ -213,7 +213,12 @@ func (d *decoder) index() *Index {
 	x.BlobSize = d.varint()
 	x.TarSize = d.varint()
 	x.Err = d.string()
-	if n := d.count(16); n > 0 {
+	n := d.count(16)
+	if n > MaxEntries() {
+		d.fail(tooManyEntries(MaxEntries()))
+		return x
+	}
+	if n > 0 {
 		x.Entries = make([]Entry, n)
 	}
 	var prev int64
