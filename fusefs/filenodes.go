@@ -123,6 +123,7 @@ func (v *viewNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 	}
 	in := c.Inode()
 	fillView(&out.Attr, in)
+	out.SetEntryTimeout(viewEntryMark) // forgotten once the kernel lets go: see viewforget.go
 	child := &viewNode{fsys: v.fsys, t: t, node: c, in: in}
 	return v.NewInode(ctx, child, fs.StableAttr{Mode: typeBits(in.Entry.Type), Ino: t.ino(in)}), 0
 }
