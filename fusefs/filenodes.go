@@ -79,7 +79,7 @@ func (v *viewNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrO
 // and size as the tar records them. Devices keep their numbers; the mount
 // is nodev, so they cannot be opened as devices.
 func fillView(out *fuse.Attr, in *layer.Inode) {
-	e := &in.Entry
+	e := in.Entry
 	out.Mode = typeBits(e.Type) | e.Mode&07777
 	out.Uid, out.Gid = uint32(e.UID), uint32(e.GID)
 	out.Nlink = uint32(max(in.Nlink, 1))
@@ -123,6 +123,7 @@ func (v *viewNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 	}
 	in := c.Inode()
 	fillView(&out.Attr, in)
+	out.SetEntryTimeout(viewEntryMark) // forgotten once the kernel lets go: see viewforget.go
 	child := &viewNode{fsys: v.fsys, t: t, node: c, in: in}
 	return v.NewInode(ctx, child, fs.StableAttr{Mode: typeBits(in.Entry.Type), Ino: t.ino(in)}), 0
 }

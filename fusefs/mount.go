@@ -117,8 +117,10 @@ func Mount(mountpoint string, img Image, blobs Blobs, opts Options) (*Server, er
 	}
 
 	fo := fsOptions(opts, log)
-	fo.MountOptions.DisableXAttrs = img.Files == nil // the file views show tar xattrs
+	fo.MountOptions.DisableXAttrs = img.Files == nil      // the file views show tar xattrs
+	fo.MountOptions.DisableReadDirPlus = img.Files != nil // see viewforget.go
 	var raw fuse.RawFileSystem = fs.NewNodeFS(&root{dir: dir{attrs: &fsys.attrs}, fsys: fsys}, fo)
+	raw = newForgetViews(raw, &fsys.stats)
 	raw = &passthroughCounter{RawFileSystem: raw, stats: &fsys.stats}
 	raw = &noFlush{RawFileSystem: raw, stats: &fsys.stats}
 	srv, err := fuse.NewServer(raw, abs, &fo.MountOptions)

@@ -22,6 +22,10 @@ type fsStats struct {
 	ReadErrors           uint64 `json:"read_errors"`
 	PassthroughFallbacks uint64 `json:"passthrough_fallbacks"`
 	Flushes              uint64 `json:"flushes"` // FLUSHes the kernel sent: one, then none (noflush.go)
+	// ViewNodes are the file views' nodes the kernel holds now, below
+	// the top of each view (viewforget.go); go-fuse holds those and
+	// their parents.
+	ViewNodes int64 `json:"view_nodes"`
 }
 
 // counters are the live form of fsStats.
@@ -30,6 +34,7 @@ type counters struct {
 	reads, readBytes, readErrors atomic.Uint64
 	passthroughFallbacks         atomic.Uint64
 	flushes                      atomic.Uint64
+	viewNodes                    atomic.Int64
 }
 
 func (c *counters) snapshot() fsStats {
@@ -41,6 +46,7 @@ func (c *counters) snapshot() fsStats {
 		ReadErrors:           c.readErrors.Load(),
 		PassthroughFallbacks: c.passthroughFallbacks.Load(),
 		Flushes:              c.flushes.Load(),
+		ViewNodes:            c.viewNodes.Load(),
 	}
 	s.PlainOpens = s.Opens - min(s.PassthroughOpens, s.Opens)
 	return s

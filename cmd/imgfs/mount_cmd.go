@@ -25,6 +25,7 @@ type mountFlags struct {
 	verify         string
 	index          string
 	metricsAddress string
+	maxEntries     int
 }
 
 func newMountCommand(g *globalFlags) *cobra.Command {
@@ -55,6 +56,7 @@ It runs in the foreground until SIGINT or SIGTERM, then unmounts. With
 	cmd.Flags().BoolVar(&f.allowOther, "allow-other", false, "let every local user read the mount (allow_other), including images pulled with your credentials")
 	cmd.Flags().StringVar(&f.verify, "verify", "lazy", "`lazy`: serve bytes as they arrive, the read that ends a blob waits for its digest; strict: serve nothing of a blob until it is verified")
 	cmd.Flags().StringVar(&f.index, "index", "auto", "`auto`: read a gzip layer's files through a SOCI index published with the image (v2 bound into it; v1 referrers too, unless --verify strict) before indexing it with a pass; none: never look")
+	cmd.Flags().IntVar(&f.maxEntries, "max-layer-entries", imagemount.DefaultMaxLayerEntries, "the most entries one layer may hold; a layer with more answers EIO, as a broken one (the cap bounds the memory a layer's index takes)")
 	cmd.Flags().BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request")
 	cmd.Flags().StringVar(&f.logFile, "log-file", "", "write logs to `file` (default with --background: <cache-dir>/logs/mount-<pid>.log)")
 	cmd.Flags().StringVar(&f.metricsAddress, "metrics-address", "", "serve Prometheus metrics at http://`ADDR`/metrics (host:port)")
@@ -92,6 +94,9 @@ func runMount(cmd *cobra.Command, g *globalFlags, f *mountFlags, refArg, mountpo
 	if err != nil {
 		return err
 	}
+	if f.maxEntries < 1 {
+		return usageError{fmt.Errorf("--max-layer-entries: %d, want at least 1", f.maxEntries)}
+	}
 	if err := fusefs.CheckFuseDevice(); err != nil {
 		return err
 	}
@@ -117,6 +122,7 @@ func runMount(cmd *cobra.Command, g *globalFlags, f *mountFlags, refArg, mountpo
 		Index:        indexMode,
 		Prefetch:     f.prefetch,
 		MaxCacheSize: maxSize,
+		MaxEntries:   f.maxEntries,
 		LRU:          lru,
 		FUSE:         fusefs.Options{Debug: f.debugFUSE, Passthrough: !f.noPassthrough, AllowOther: f.allowOther},
 		Logger:       g.logger,

@@ -150,3 +150,59 @@ func TestViewTarWithoutEndOfArchive(t *testing.T) {
 		})
 	}
 }
+
+// TestViewLayerOverEntryCap: a layer of more entries than
+// --max-layer-entries answers EIO as a broken layer does, in each stream
+// format, while the layer under the cap lists; stats.json and one error
+// line name the layer, the cap and why there is one.
+func TestViewLayerOverEntryCap(t *testing.T) {
+	fx := registryFixtures(t)
+	const limit = 50
+	good, err := testregistry.LayerBlob(mkTar(t, fileEntry("etc/ok", "ok\n")), testregistry.BlobGzip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := []tarEntry{dirEntry("many/", 0o755)}
+	for i := range limit {
+		entries = append(entries, fileEntry(fmt.Sprintf("many/f%03d", i), ""))
+	}
+	raw := mkTar(t, entries...) // limit+1 entries
+	for _, f := range []testregistry.BlobFormat{testregistry.BlobTar, testregistry.BlobGzip, testregistry.BlobEStargz} {
+		t.Run(f.String(), func(t *testing.T) {
+			big, err := testregistry.LayerBlob(raw, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			repo := "view/overcap-" + f.String()
+			pushed, err := fx.reg.PushPrepared(repo, "v1", []testregistry.PreparedLayer{good, big})
+			if err != nil {
+				t.Fatal(err)
+			}
+			bigDigest := pushed.Layers[1].Digest
+			logFile := filepath.Join(t.TempDir(), "mount.log")
+			mnt := mount(t, t.TempDir(), fx.reg.Host()+"/"+repo+":v1", "--log-file", logFile, "--max-layer-entries", fmt.Sprint(limit))
+
+			if _, err := os.ReadDir(filepath.Join(mnt, "rootfs")); !isEIO(err) {
+				t.Errorf("ls rootfs/: %v, want EIO", err)
+			}
+			if _, err := os.ReadDir(filepath.Join(mnt, "layers", "1-"+bigDigest.Encoded()[:12])); !isEIO(err) {
+				t.Errorf("ls of the layer's own tree: %v, want EIO", err)
+			}
+			goodTree := filepath.Join(mnt, "layers", "0-"+pushed.Layers[0].Digest.Encoded()[:12])
+			if b, err := os.ReadFile(filepath.Join(goodTree, "etc/ok")); err != nil || string(b) != "ok\n" {
+				t.Errorf("the layer under the cap: %q, %v", b, err)
+			}
+			why := fmt.Sprintf("too many entries: more than %d, the cap on entries per layer, which bounds the memory a layer's index takes", limit)
+			var row imagemount.LayerStats
+			for _, s := range viewStatsOf(t, mnt) {
+				if s.Layer == bigDigest {
+					row = s
+				}
+			}
+			if row.State != "broken" || !strings.Contains(row.Error, why) {
+				t.Errorf("stats.json row of the layer: %+v; want state broken and %q", row, why)
+			}
+			logLineWith(t, logFile, "level=ERROR", bigDigest.String(), why)
+		})
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/imgfs/imgfs/cache/gc"
 	"github.com/imgfs/imgfs/fetch"
 	"github.com/imgfs/imgfs/fusefs"
+	"github.com/imgfs/imgfs/internal/layer"
 )
 
 // Options say what to mount and how.
@@ -36,6 +37,11 @@ type Options struct {
 	Prefetch bool
 	// MaxCacheSize caps the cache's disk use while mounted; 0 means no cap.
 	MaxCacheSize int64
+	// MaxEntries caps the entries of each layer's index (0:
+	// DefaultMaxLayerEntries); a layer with more is broken. It is
+	// internal/layer's cap, which is process-wide: the last mount started
+	// sets it.
+	MaxEntries int
 	// LRU is the store's cache/gc policy, which records last use and
 	// enforces the cap. Nil installs a new one on the store.
 	LRU *gc.LRU
@@ -45,6 +51,10 @@ type Options struct {
 	// Logger receives what the mount does; nil discards it.
 	Logger *slog.Logger
 }
+
+// DefaultMaxLayerEntries is the default cap on the entries of one layer
+// (Options.MaxEntries): internal/layer's.
+const DefaultMaxLayerEntries = layer.DefaultMaxEntries
 
 // Mount is one image, mounted. Its methods may be called from any
 // goroutine.
@@ -74,6 +84,7 @@ func Start(ctx context.Context, store *cache.Store, mountpoint string, opts Opti
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	layer.SetMaxEntries(opts.MaxEntries)
 	img, err := resolve(ctx, store, opts)
 	if err == nil && ctx.Err() != nil {
 		err = ctx.Err()

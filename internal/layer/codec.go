@@ -33,7 +33,10 @@ const IndexVersion = 1
 // ErrIndexFormat means bytes are not an index this version can read.
 var ErrIndexFormat = errors.New("layer: not a layer index of a known version")
 
-// MarshalBinary serializes the index.
+// MarshalBinary serializes the index. The body goes to the compressor in
+// pieces as it is encoded, so serializing holds the output and one piece,
+// not the whole uncompressed body (tens of MB for a layer of a million
+// entries); deflate's output does not depend on how its input was cut.
 func (x *Index) MarshalBinary() ([]byte, error) {
 	var out bytes.Buffer
 	out.WriteString(indexMagic)
@@ -42,8 +45,7 @@ func (x *Index) MarshalBinary() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	body := x.appendBody(nil)
-	if _, err := zw.Write(body); err != nil {
+	if err := x.writeBody(zw); err != nil {
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {
@@ -52,62 +54,112 @@ func (x *Index) MarshalBinary() ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-func (x *Index) appendBody(b []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(x.Format))
-	b = binary.AppendVarint(b, x.BlobSize)
-	b = binary.AppendVarint(b, x.TarSize)
-	b = appendString(b, x.Err)
-	b = binary.AppendUvarint(b, uint64(len(x.Entries)))
+// bodyPiece is how much of the encoded body writeBody holds before it
+// writes it out.
+const bodyPiece = 64 << 10
+
+// writeBody writes the encoded body (see appendBody) to w, a piece at a
+// time.
+func (x *Index) writeBody(w io.Writer) error {
+	b := make([]byte, 0, 2*bodyPiece)
+	flush := func(force bool) error {
+		if len(b) < bodyPiece && !force {
+			return nil
+		}
+		_, err := w.Write(b)
+		b = b[:0]
+		return err
+	}
+	b = x.appendHead(b)
 	var prev int64
 	for i := range x.Entries {
-		e := &x.Entries[i]
-		b = appendString(b, e.Name)
-		b = append(b, byte(e.Type))
-		b = binary.AppendUvarint(b, uint64(e.Mode))
-		b = binary.AppendVarint(b, int64(e.UID))
-		b = binary.AppendVarint(b, int64(e.GID))
-		b = binary.AppendVarint(b, e.ModTime.Unix())
-		b = binary.AppendUvarint(b, uint64(e.ModTime.Nanosecond()))
-		b = binary.AppendVarint(b, e.Size)
-		b = appendString(b, e.Linkname)
-		keys := make([]string, 0, len(e.Xattrs))
-		for k := range e.Xattrs {
-			keys = append(keys, k)
+		b = appendEntry(b, &x.Entries[i], &prev)
+		if err := flush(false); err != nil {
+			return err
 		}
-		slices.Sort(keys)
-		b = binary.AppendUvarint(b, uint64(len(keys)))
-		for _, k := range keys {
-			b = appendString(b, k)
-			b = appendString(b, e.Xattrs[k])
-		}
-		b = binary.AppendVarint(b, e.Devmajor)
-		b = binary.AppendVarint(b, e.Devminor)
-		b = binary.AppendVarint(b, e.Offset-prev)
-		prev = e.Offset
-		b = binary.AppendVarint(b, e.DataOffset-e.Offset)
-		var flags byte
-		if e.Sparse {
-			flags |= 1
-		}
-		b = append(b, flags)
-		b = appendString(b, e.Bad)
 	}
 	b = binary.AppendUvarint(b, uint64(len(x.Checkpoints)))
 	var pin, pout int64
 	for i := range x.Checkpoints {
-		c := &x.Checkpoints[i]
-		b = binary.AppendVarint(b, c.In-pin)
-		b = binary.AppendVarint(b, c.Out-pout)
-		pin, pout = c.In, c.Out
-		flags := c.Bits & 7
-		if c.Member {
-			flags |= 8
+		b = appendCheckpoint(b, &x.Checkpoints[i], &pin, &pout)
+		if err := flush(false); err != nil {
+			return err
 		}
-		b = append(b, flags)
-		b = appendString(b, string(c.Window))
-		b = append(b, c.SpanDigest[:]...)
+	}
+	return flush(true)
+}
+
+// appendBody appends the whole encoded body to b.
+func (x *Index) appendBody(b []byte) []byte {
+	b = x.appendHead(b)
+	var prev int64
+	for i := range x.Entries {
+		b = appendEntry(b, &x.Entries[i], &prev)
+	}
+	b = binary.AppendUvarint(b, uint64(len(x.Checkpoints)))
+	var pin, pout int64
+	for i := range x.Checkpoints {
+		b = appendCheckpoint(b, &x.Checkpoints[i], &pin, &pout)
 	}
 	return b
+}
+
+func (x *Index) appendHead(b []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(x.Format))
+	b = binary.AppendVarint(b, x.BlobSize)
+	b = binary.AppendVarint(b, x.TarSize)
+	b = appendString(b, x.Err)
+	return binary.AppendUvarint(b, uint64(len(x.Entries)))
+}
+
+// appendEntry appends e; prev is the previous entry's Offset, which it
+// advances.
+func appendEntry(b []byte, e *Entry, prev *int64) []byte {
+	b = appendString(b, e.Name)
+	b = append(b, byte(e.Type))
+	b = binary.AppendUvarint(b, uint64(e.Mode))
+	b = binary.AppendVarint(b, int64(e.UID))
+	b = binary.AppendVarint(b, int64(e.GID))
+	b = binary.AppendVarint(b, e.ModTime.Unix())
+	b = binary.AppendUvarint(b, uint64(e.ModTime.Nanosecond()))
+	b = binary.AppendVarint(b, e.Size)
+	b = appendString(b, e.Linkname)
+	keys := make([]string, 0, len(e.Xattrs))
+	for k := range e.Xattrs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = binary.AppendUvarint(b, uint64(len(keys)))
+	for _, k := range keys {
+		b = appendString(b, k)
+		b = appendString(b, e.Xattrs[k])
+	}
+	b = binary.AppendVarint(b, e.Devmajor)
+	b = binary.AppendVarint(b, e.Devminor)
+	b = binary.AppendVarint(b, e.Offset-*prev)
+	*prev = e.Offset
+	b = binary.AppendVarint(b, e.DataOffset-e.Offset)
+	var flags byte
+	if e.Sparse {
+		flags |= 1
+	}
+	b = append(b, flags)
+	return appendString(b, e.Bad)
+}
+
+// appendCheckpoint appends c; pin and pout are the previous checkpoint's
+// offsets, which it advances.
+func appendCheckpoint(b []byte, c *Checkpoint, pin, pout *int64) []byte {
+	b = binary.AppendVarint(b, c.In-*pin)
+	b = binary.AppendVarint(b, c.Out-*pout)
+	*pin, *pout = c.In, c.Out
+	flags := c.Bits & 7
+	if c.Member {
+		flags |= 8
+	}
+	b = append(b, flags)
+	b = appendString(b, string(c.Window))
+	return append(b, c.SpanDigest[:]...)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -213,7 +265,12 @@ func (d *decoder) index() *Index {
 	x.BlobSize = d.varint()
 	x.TarSize = d.varint()
 	x.Err = d.string()
-	if n := d.count(16); n > 0 {
+	n := d.count(16)
+	if n > MaxEntries() {
+		d.fail(tooManyEntries(MaxEntries()))
+		return x
+	}
+	if n > 0 {
 		x.Entries = make([]Entry, n)
 	}
 	var prev int64

@@ -35,6 +35,10 @@ type Entry struct {
 	// For a bad entry whose name cannot be normalized it is the raw name.
 	Name string
 	Type Type
+	// Sparse marks a GNU sparse file (old GNU or PAX formats). (It sits
+	// here, beside Type, so the struct has no padding: an index holds one
+	// Entry per tar entry.)
+	Sparse bool
 	// Mode holds the permission, setuid, setgid and sticky bits (07777).
 	Mode     uint32
 	UID, GID int
@@ -56,8 +60,6 @@ type Entry struct {
 	// uncompressed stream. For a sparse file it is where the stored data
 	// begins; its content must be read through archive/tar from Offset.
 	DataOffset int64
-	// Sparse marks a GNU sparse file (old GNU or PAX formats).
-	Sparse bool
 	// Bad says why the entry cannot be placed in a tree; "" when it can.
 	Bad string
 }

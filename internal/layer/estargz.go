@@ -64,7 +64,9 @@ func OpenEStargz(ctx context.Context, src blobio.ReaderAt, size int64, format oc
 		return nil, fmt.Errorf("%s TOC: %w: %v", format, ErrCorrupt, err)
 	}
 	l := &tocLayer{r: r, v: v, src: src, format: format, idx: &Index{Format: format, BlobSize: size}}
-	l.index()
+	if err := l.index(); err != nil {
+		return nil, fmt.Errorf("%s TOC: %w", format, err)
+	}
 	return l, nil
 }
 
@@ -94,15 +96,20 @@ const maxCachedChunks = 8
 
 func (l *tocLayer) Index() *Index { return l.idx }
 
-// index lists the TOC's tree in sorted depth-first order.
-func (l *tocLayer) index() {
+// index lists the TOC's tree in sorted depth-first order. A tree of more
+// entries than MaxEntries is an error wrapping ErrTooManyEntries.
+func (l *tocLayer) index() error {
 	root, ok := l.r.Lookup("")
 	if !ok {
-		return
+		return nil
 	}
 	first := map[*estargz.TOCEntry]string{}
+	limit := MaxEntries()
 	var walk func(dir string, d *estargz.TOCEntry)
 	walk = func(dir string, d *estargz.TOCEntry) {
+		if l.idx.Err != "" {
+			return
+		}
 		var names []string
 		kids := map[string]*estargz.TOCEntry{}
 		d.ForeachChild(func(base string, e *estargz.TOCEntry) bool {
@@ -114,6 +121,10 @@ func (l *tocLayer) index() {
 		for _, base := range names {
 			if dir == "" && isLandmark(base) {
 				continue
+			}
+			if len(l.idx.Entries) >= limit {
+				l.idx.Err = tooManyEntries(limit)
+				return
 			}
 			te := kids[base]
 			raw := base
@@ -140,6 +151,10 @@ func (l *tocLayer) index() {
 		}
 	}
 	walk("", root)
+	if l.idx.Err != "" {
+		return errTooManyEntries(limit)
+	}
+	return nil
 }
 
 // isLandmark reports whether a root entry is a build artifact of the TOC

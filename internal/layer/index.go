@@ -100,8 +100,12 @@ func (e *StreamError) Unwrap() error { return e.Err }
 var ErrBroken = errors.New("layer: broken layer")
 
 // Check returns nil for a complete index, and for a broken one an error
-// wrapping ErrBroken that says where and why its stream broke.
+// wrapping ErrBroken that says where and why its stream broke. An index of
+// more than MaxEntries entries, wherever it came from, is broken too.
 func (x *Index) Check() error {
+	if x.Err == "" && len(x.Entries) > MaxEntries() {
+		return errTooManyEntries(MaxEntries())
+	}
 	if x.Err == "" {
 		return nil
 	}

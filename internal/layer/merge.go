@@ -48,7 +48,7 @@ func newTree() *Tree {
 }
 
 func implicitDir() *Inode {
-	return &Inode{Entry: Entry{Name: ".", Type: TypeDir, Mode: 0755, Offset: -1}, Index: -1}
+	return &Inode{Entry: &Entry{Name: ".", Type: TypeDir, Mode: 0755, Offset: -1}, Index: -1}
 }
 
 func (t *Tree) bad(layer, i int, e *Entry, reason string) {
@@ -90,7 +90,7 @@ func (t *Tree) apply(idx *Index, layer int, whiteouts bool) {
 				t.bad(layer, i, e, "root is not a directory")
 				continue
 			}
-			t.root.inode = &Inode{Entry: *e, Layer: layer, Index: i}
+			t.root.inode = &Inode{Entry: e, Layer: layer, Index: i}
 			continue
 		}
 		parent, err := t.mkdirAll(dir)
@@ -118,19 +118,19 @@ func (t *Tree) apply(idx *Index, layer int, whiteouts bool) {
 				t.bad(layer, i, e, reason)
 				be := *e
 				be.Type = TypeRegular
-				parent.children[b] = &Node{name: b, inode: &Inode{Entry: be, Layer: layer, Index: i, Bad: reason}}
+				parent.children[b] = &Node{name: b, inode: &Inode{Entry: &be, Layer: layer, Index: i, Bad: reason}}
 				continue
 			}
 			parent.children[b] = &Node{name: b, inode: target.inode}
 		case TypeDir:
-			in := &Inode{Entry: *e, Layer: layer, Index: i}
+			in := &Inode{Entry: e, Layer: layer, Index: i}
 			if old != nil && old.inode.Entry.Type == TypeDir {
 				old.inode = in
 				continue
 			}
 			parent.children[b] = &Node{name: b, inode: in, children: map[string]*Node{}}
 		default:
-			parent.children[b] = &Node{name: b, inode: &Inode{Entry: *e, Layer: layer, Index: i}}
+			parent.children[b] = &Node{name: b, inode: &Inode{Entry: e, Layer: layer, Index: i}}
 		}
 	}
 }
@@ -181,5 +181,5 @@ func (t *Tree) placeBad(layer, i int, e *Entry) {
 	if be.Type == TypeDir || be.Type == TypeHardlink {
 		be.Type = TypeRegular
 	}
-	parent.children[b] = &Node{name: b, inode: &Inode{Entry: be, Layer: layer, Index: i, Bad: e.Bad}}
+	parent.children[b] = &Node{name: b, inode: &Inode{Entry: &be, Layer: layer, Index: i, Bad: e.Bad}}
 }

@@ -23,7 +23,9 @@ import (
 // on an error from r. BuildTar then returns a *StreamError naming the
 // offset and the last good entry, and an index whose Err says the same (see
 // Index.Check): the entries before the break are kept to show where it
-// broke, not to be served. Index.Format is oci.FormatTar and BlobSize the
+// broke, not to be served. A stream of more than MaxEntries entries is
+// broken the same way at the first entry past the cap, with an error
+// wrapping ErrTooManyEntries and ErrBroken. Index.Format is oci.FormatTar and BlobSize the
 // bytes consumed; callers indexing a decompressed stream set them.
 func BuildTar(r io.Reader) (*Index, error) {
 	o := newStreamOffsetReader(r)
@@ -58,6 +60,7 @@ func WalkTar(ctx context.Context, src blobio.ReaderAt, size int64, opts WalkOpti
 func indexTar(o *offsetReader, idx *Index) error {
 	tr := tar.NewReader(o)
 	after := ""
+	limit := MaxEntries()
 	for {
 		o.arm()
 		hdr, err := tr.Next()
@@ -85,6 +88,11 @@ func indexTar(o *offsetReader, idx *Index) error {
 		}
 		if hdr.Typeflag == tar.TypeXGlobalHeader {
 			continue
+		}
+		if len(idx.Entries) >= limit {
+			idx.TarSize = o.pos
+			idx.Err = tooManyEntries(limit)
+			return errTooManyEntries(limit)
 		}
 		e := entryFromHeader(hdr)
 		e.Offset, e.DataOffset = start, o.pos

@@ -26,8 +26,10 @@ type BadEntry struct {
 // Node is a directory entry: a name pointing at an Inode. Several nodes
 // share one Inode when they are hard links.
 type Node struct {
-	name     string
-	inode    *Inode
+	name  string
+	inode *Inode
+	// children index a directory's entries while the tree is built;
+	// finish drops them, and lookups search sorted.
 	children map[string]*Node
 	sorted   []*Node
 }
@@ -36,8 +38,10 @@ type Node struct {
 type Inode struct {
 	// Entry is the tar entry that made the file, with Type never
 	// TypeHardlink. Implicit directories (parents no entry named) get mode
-	// 0755, owner 0:0 and a zero ModTime.
-	Entry Entry
+	// 0755, owner 0:0 and a zero ModTime. It points into the layer's
+	// Index (the tree holds no copy of it; a bad node's is its own), and
+	// must not be modified.
+	Entry *Entry
 	// Layer and Index locate that entry: Index is -1 for an implicit
 	// directory. A regular file's bytes are served by that layer's
 	// ReadFile(Index, ...).
@@ -63,11 +67,24 @@ func (t *Tree) Lookup(name string) (*Node, bool) {
 		return n, true
 	}
 	for _, el := range strings.Split(name, "/") {
-		if n = n.children[el]; n == nil {
+		if n = n.child(el); n == nil {
 			return nil, false
 		}
 	}
 	return n, true
+}
+
+// child returns the entry called name: from the map while the tree is
+// built, by binary search once it is finished.
+func (n *Node) child(name string) *Node {
+	if n.children != nil {
+		return n.children[name]
+	}
+	i, ok := sort.Find(len(n.sorted), func(i int) int { return strings.Compare(name, n.sorted[i].name) })
+	if !ok {
+		return nil
+	}
+	return n.sorted[i]
 }
 
 // Name is the node's name in its directory ("." for the root).
@@ -78,8 +95,8 @@ func (n *Node) Inode() *Inode { return n.inode }
 
 // Child returns the directory entry called name, if any.
 func (n *Node) Child(name string) (*Node, bool) {
-	c, ok := n.children[name]
-	return c, ok
+	c := n.child(name)
+	return c, c != nil
 }
 
 // Children returns a directory's entries sorted by name. The slice is
@@ -103,20 +120,23 @@ func (t *Tree) Walk(fn func(path string, n *Node)) {
 	walk(".", t.root)
 }
 
-// finish sorts children, numbers inodes and counts links.
+// finish sorts children, numbers inodes and counts links, and drops the
+// maps that indexed children while the tree was built.
 func (t *Tree) finish() {
+	// Every inode is new to this tree: Ino 0 means not numbered yet, and a
+	// file's Nlink counts the names found so far.
 	var ino uint64
-	seen := map[*Inode]bool{}
-	links := map[*Inode]int{}
 	var walk func(n *Node)
 	walk = func(n *Node) {
-		if !seen[n.inode] {
-			seen[n.inode] = true
+		if n.inode.Ino == 0 {
 			ino++
 			n.inode.Ino = ino
 		}
-		links[n.inode]++
-		n.sorted = n.sorted[:0]
+		if n.inode.Entry.Type != TypeDir {
+			n.inode.Nlink++
+			return
+		}
+		n.sorted = make([]*Node, 0, len(n.children))
 		subdirs := 0
 		for _, c := range n.children {
 			n.sorted = append(n.sorted, c)
@@ -125,17 +145,11 @@ func (t *Tree) finish() {
 			}
 		}
 		sort.Slice(n.sorted, func(i, j int) bool { return n.sorted[i].name < n.sorted[j].name })
-		if n.inode.Entry.Type == TypeDir {
-			n.inode.Nlink = 2 + subdirs
-		}
+		n.children = nil
+		n.inode.Nlink = 2 + subdirs
 		for _, c := range n.sorted {
 			walk(c)
 		}
 	}
 	walk(t.root)
-	for in, c := range links {
-		if in.Entry.Type != TypeDir {
-			in.Nlink = c
-		}
-	}
 }

@@ -34,6 +34,7 @@ var scenarios = []scenario{
 	{"9", "file views: eStargz first byte, gzip index pass, warm rootfs read", (*bench).viewScenario},
 	{"10", "a fleet of 4 nodes through a mirror (nginx, distribution): origin bytes, wall vs 1 node", (*bench).fleetScenario},
 	{"11", "SOCI: cold small-file read on a SOCI-indexed gzip image (vs --index=none, curl -o), bytes pulled, index push", (*bench).sociScenario},
+	{"12", "a million-entry gzip layer: index pass (vs curl | gunzip | tar -t), peak RSS after ls and find rootfs", (*bench).manyEntriesScenario},
 }
 
 // Targets, as ratios to the anchor unless they say otherwise.

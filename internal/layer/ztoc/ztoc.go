@@ -25,7 +25,8 @@ type Limits struct {
 	// MaxSize bounds the zTOC's bytes (DefaultMaxSize). A flatbuffer
 	// cannot exceed 2 GiB, whatever the limit.
 	MaxSize int64
-	// MaxEntries bounds the tar entries (DefaultMaxEntries).
+	// MaxEntries bounds the tar entries (DefaultMaxEntries), and never
+	// above layer.MaxEntries.
 	MaxEntries int
 	// MaxString bounds every string Parse reads (DefaultMaxString): link
 	// names, PAX record keys, extended attribute values, times, digests.
@@ -49,6 +50,9 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxEntries <= 0 {
 		l.MaxEntries = DefaultMaxEntries
 	}
+	// Whatever the zTOC may hold, a layer's index holds no more than
+	// internal/layer's cap.
+	l.MaxEntries = min(l.MaxEntries, layer.MaxEntries())
 	if l.MaxString <= 0 {
 		l.MaxString = DefaultMaxString
 	}
