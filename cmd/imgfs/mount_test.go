@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -27,9 +29,26 @@ func mount(t *testing.T, cacheDir, ref string, args ...string) string {
 	testfuse.Require(t)
 	mnt := t.TempDir()
 	all := append([]string{"mount", "--background", "--cache-dir", cacheDir}, args...)
-	mustImgfs(t, append(all, ref, mnt)...)
-	t.Cleanup(func() { imgfs(t, nil, "unmount", mnt) })
+	pid := backgroundPID(t, mustImgfs(t, append(all, ref, mnt)...).stdout)
+	t.Cleanup(func() {
+		imgfs(t, nil, "unmount", mnt)
+		// The server may still be storing an index or a log line in the
+		// cache: the temporary directories go only once it has exited.
+		waitFor(t, fmt.Sprintf("the mount server (pid %d) to exit", pid), func() bool { return !processRunning(pid) })
+	})
 	return mnt
+}
+
+// processRunning reports whether process pid exists and is not a zombie:
+// the background server is not the test's child, so whoever reaps it may
+// be slow.
+func processRunning(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] != 'Z'
 }
 
 // readIndex parses the mount's index.json.
