@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/imgfs/imgfs/cache/internal/blobfsm"
 	"github.com/imgfs/imgfs/internal/errdefs"
 )
 
@@ -227,5 +229,66 @@ func TestExactBytesFailingTheirCheckAreFetchedAfresh(t *testing.T) {
 	readExact(t, r, f.data, 0, 1000)
 	if got := f.bytes.Load() - before; got != 1000 {
 		t.Fatalf("pulled %d bytes, want 1000", got)
+	}
+}
+
+// TestExactAndChunkReadersTogether runs exact readers at random ranges
+// beside verifying readers of the whole blob, under the race detector in
+// make test: every read returns the blob's bytes, the blob commits, and no
+// request fetched more than its own bytes and the gaps it bridged.
+func TestExactAndChunkReadersTogether(t *testing.T) {
+	s := testStore(t, Options{})
+	desc, f := testBlob(t, 2<<20+333)
+	ctx := context.Background()
+	errs := make(chan error, 16)
+	for i := range 6 {
+		go func() {
+			r, err := s.NewExactRangeReader(desc, f)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer r.Close()
+			rng := rand.New(rand.NewPCG(uint64(i), 3))
+			for range 40 {
+				off := rng.Int64N(desc.Size)
+				n := min(desc.Size-off, 1+rng.Int64N(200_000))
+				p := make([]byte, n)
+				if _, err := r.ReadAt(ctx, p, off); err != nil {
+					errs <- fmt.Errorf("exact read [%d,%d): %w", off, off+n, err)
+					return
+				}
+				if !bytes.Equal(p, f.data[off:off+n]) {
+					errs <- fmt.Errorf("exact read [%d,%d): wrong bytes", off, off+n)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 2 {
+		go func() {
+			r, err := s.NewReader(desc, f)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer r.Close()
+			got, err := readAllErr(r, int(desc.Size), 100_000)
+			if err == nil && !bytes.Equal(got, f.data) {
+				err = errors.New("verifying reader: wrong bytes")
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitComplete(t, s, desc)
+	t.Logf("pulled %d bytes in %d requests for a %d-byte blob", f.bytes.Load(), f.requests.Load(), desc.Size)
+	if pulled, reqs := f.bytes.Load(), f.requests.Load(); pulled > desc.Size+reqs*blobfsm.ExactGap {
+		t.Fatalf("pulled %d bytes in %d requests for a %d-byte blob", pulled, reqs, desc.Size)
 	}
 }
