@@ -67,7 +67,11 @@ func (m *Machine) HashBehind(c int64) bool {
 			moves = true
 			continue
 		}
-		for _, gap := range m.present.Missing(m.chunkRange(k)) {
+		cr := m.chunkRange(k)
+		if m.present.Contains(cr) {
+			continue
+		}
+		for _, gap := range m.present.Missing(cr) {
 			if m.exactFlight.MissingSize(gap) > 0 {
 				return false // a byte below c that nothing fetches
 			}
