@@ -377,6 +377,19 @@ func TestViewEStargzPullsTOCAndChunks(t *testing.T) {
 				t.Errorf("pulled %d bytes; want at most the footers and TOCs (%d) and the file's chunks (%d), %d", got, tocs, chunks, tocs+chunks)
 			}
 			if f != testregistry.BlobEStargz {
+				// A cat of each layer's blob through the mount then pulls
+				// what the index reads left, once: the blobs' bytes, plus at
+				// most the file's chunk again, read and dropped where it lies
+				// between missing pieces less than blobfsm.ExactGap apart.
+				var sizes int64
+				for _, l := range img.Layers {
+					sizes += l.Size
+					run(t, "sh", "-c", "cat "+filepath.Join(mnt, "blobs", "sha256", l.Digest.Encoded())+" > /dev/null")
+				}
+				if got := proxy.BlobBytes(); got < sizes || got > sizes+chunks {
+					t.Errorf("with the blobs read whole, pulled %d bytes in all; want the blobs' %d, plus at most the file's chunk (%d)", got, sizes, chunks)
+				}
+				t.Logf("with the blobs read whole, pulled %d bytes in all: the blobs' %d and %d more", proxy.BlobBytes(), sizes, proxy.BlobBytes()-sizes)
 				return
 			}
 			// The proxy flips a byte in the middle of every response of the
