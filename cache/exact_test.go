@@ -292,3 +292,39 @@ func TestExactAndChunkReadersTogether(t *testing.T) {
 		t.Fatalf("pulled %d bytes in %d requests for a %d-byte blob", pulled, reqs, desc.Size)
 	}
 }
+
+// TestMismatchDropsSubChunkBytes: a whole-blob mismatch drops the bytes
+// exact reads landed too, in a fresh file, and they are fetched afresh
+// once the backoff is over.
+func TestMismatchDropsSubChunkBytes(t *testing.T) {
+	s := testStore(t, Options{})
+	var clock atomic.Int64
+	start := time.Now()
+	s.now = func() time.Time { return start.Add(time.Duration(clock.Load()) * time.Second) }
+	desc, f := testBlob(t, 300_000)
+	r := openExact(t, s, desc, f)
+	readExact(t, r, f.data, 1000, 5000)
+	before := partialPath(t, s, desc)
+	fiBefore, err := os.Stat(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.corrupt = true // every later request's first byte is flipped
+	full := openReader(t, s, desc, f)
+	if _, err := readAllErr(full, int(desc.Size), 64<<10); !errors.Is(err, errdefs.ErrDigestMismatch) {
+		t.Fatalf("read to the end of a corrupt blob: %v, want a digest mismatch", err)
+	}
+	if s.Exists(desc) || s.Stats().DigestMismatches != 1 {
+		t.Fatalf("committed %v, %d mismatches", s.Exists(desc), s.Stats().DigestMismatches)
+	}
+	if fi, err := os.Stat(before); err != nil || os.SameFile(fi, fiBefore) {
+		t.Fatalf("the partial file was not replaced (%v)", err)
+	}
+	f.corrupt = false
+	clock.Add(2)
+	pulled := f.bytes.Load()
+	readExact(t, r, f.data, 1000, 5000)
+	if got := f.bytes.Load() - pulled; got != 5000 {
+		t.Fatalf("after the mismatch, the read pulled %d bytes, want its 5000 again", got)
+	}
+}
