@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/imgfs/imgfs/cache/internal/blobfsm"
+	"github.com/imgfs/imgfs/internal/byterange"
 	"github.com/imgfs/imgfs/internal/errdefs"
 )
 
@@ -326,5 +328,49 @@ func TestMismatchDropsSubChunkBytes(t *testing.T) {
 	readExact(t, r, f.data, 1000, 5000)
 	if got := f.bytes.Load() - pulled; got != 5000 {
 		t.Fatalf("after the mismatch, the read pulled %d bytes, want its 5000 again", got)
+	}
+}
+
+// TestExactPiecesKeepODirectAligned: exact pieces land at any offset, so
+// those O_DIRECT cannot take go through the page cache; no unaligned write
+// reaches the O_DIRECT descriptor (which would refuse it and turn O_DIRECT
+// off for the store), and a later bulk read still lands its chunks with
+// O_DIRECT.
+func TestExactPiecesKeepODirectAligned(t *testing.T) {
+	s := testStore(t, Options{})
+	var mu sync.Mutex
+	var direct []byterange.Range
+	s.hooks.directWrite = func(f *os.File, p []byte, off int64) (int, error) {
+		mu.Lock()
+		direct = append(direct, byterange.Range{Start: off, End: off + int64(len(p))})
+		mu.Unlock()
+		return f.WriteAt(p, off)
+	}
+	desc, f := testBlob(t, 1<<20)
+	r := openExact(t, s, desc, f)
+	readExact(t, r, f.data, 1000, 5000)      // unaligned
+	readExact(t, r, f.data, 8192, 3*4096)    // aligned, within a chunk
+	readExact(t, r, f.data, 200_001, 70_000) // across a chunk boundary
+	full := openReader(t, s, desc, f)
+	if got := readAll(t, full, int(desc.Size), 64<<10); !bytes.Equal(got, f.data) {
+		t.Fatal("wrong bytes")
+	}
+	waitComplete(t, s, desc)
+	mu.Lock()
+	defer mu.Unlock()
+	if s.directOff.Load() {
+		t.Fatal("O_DIRECT was turned off")
+	}
+	var whole int
+	for _, w := range direct {
+		if w.Start%directAlign != 0 || w.Len()%directAlign != 0 {
+			t.Errorf("unaligned O_DIRECT write %v", w)
+		}
+		if w.Len() == 64<<10 {
+			whole++
+		}
+	}
+	if whole == 0 {
+		t.Errorf("no whole chunk landed with O_DIRECT: %v", direct)
 	}
 }
