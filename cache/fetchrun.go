@@ -28,6 +28,10 @@ var (
 	// schedule more as those land.
 	fillPlan     = blobfsm.Plan{Class: blobfsm.ClassBulk, RunChunks: 8, Writeback: true}
 	prefetchPlan = blobfsm.Plan{Class: blobfsm.ClassPrefetch, RunChunks: 8, MaxRuns: 1}
+	// exactPlan serves reads through a layer index (an exact RangeReader):
+	// the missing bytes they ask for, in requests of at most 8 MiB
+	// (blobfsm's exact.go).
+	exactPlan = blobfsm.Plan{Class: blobfsm.ClassExact, RunChunks: 8}
 )
 
 // bulkPlan is fillPlan bounded by the store's connections.
@@ -52,6 +56,9 @@ func (b *Blob) fetchRun(ctx context.Context, run blobfsm.Run, df *dataFile, f bl
 	defer df.release()
 	s := b.store
 	rr := byterange.Range{Start: run.C0 * s.opts.ChunkSize, End: min(run.End*s.opts.ChunkSize, b.desc.Size)}
+	if run.Exact {
+		rr = run.Bytes
+	}
 	err := func() error {
 		select {
 		case s.slots <- struct{}{}:
@@ -72,13 +79,24 @@ func (b *Blob) fetchRun(ctx context.Context, run blobfsm.Run, df *dataFile, f bl
 		var whole *blobio.WholeBlob
 		if errors.As(err, &whole) {
 			defer whole.Body.Close()
-			return b.landWhole(ctx, run, df, &idleReader{r: whole.Body, idle: idle, timeout: timeout})
+			in := &idleReader{r: whole.Body, idle: idle, timeout: timeout}
+			if run.Exact {
+				// Its bytes, once the source has sent what comes before.
+				if _, err := io.CopyN(io.Discard, in, rr.Start); err != nil {
+					return causeOr(ctx, err)
+				}
+				return b.landExact(ctx, run, df, in)
+			}
+			return b.landWhole(ctx, run, df, in)
 		}
 		if err != nil {
 			return causeOr(ctx, err)
 		}
 		defer body.Close()
 		in := &idleReader{r: body, idle: idle, timeout: timeout}
+		if run.Exact {
+			return b.landExact(ctx, run, df, in)
+		}
 		l := b.startLander(run, df)
 		for c := run.C0; c < run.End; c++ {
 			if run.Stream && !b.awaitClaim(ctx, run, c, in) {
@@ -261,6 +279,45 @@ func (b *Blob) landWhole(ctx context.Context, run blobfsm.Run, df *dataFile, in 
 		// ahead of the stream; if it does, the chunks are freed for
 		// another fetch rather than left waiting.
 		return fmt.Errorf("whole-blob answer ended with %d of its chunks not landed", left)
+	}
+	return nil
+}
+
+// landExact reads exact run's bytes from in, which starts at the first of
+// them, in pieces cut at chunk boundaries, and writes and lands the bytes
+// of each piece that are the run's own (blobfsm.Run.Own); the others were
+// bridged (blobfsm's exact.go) and are dropped. They are written through
+// the page cache unless a piece happens to suit O_DIRECT (directio.go),
+// and not held: the hasher reads them back from the page cache.
+func (b *Blob) landExact(ctx context.Context, run blobfsm.Run, df *dataFile, in io.Reader) error {
+	cs := b.store.opts.ChunkSize
+	own := run.Own
+	for off := run.Bytes.Start; off < run.Bytes.End; {
+		piece := byterange.Range{Start: off, End: min(run.Bytes.End, off/cs*cs+cs)}
+		bp, err := b.readChunk(in, piece)
+		if err != nil {
+			return causeOr(ctx, err)
+		}
+		for len(own) > 0 && own[0].Start < piece.End {
+			o := byterange.Range{Start: max(own[0].Start, piece.Start), End: min(own[0].End, piece.End)}
+			if err := df.writeChunk((*bp)[o.Start-off:o.End-off], o, run.Writeback); err != nil {
+				chunkPool.Put(bp)
+				return err
+			}
+			if own[0].End > piece.End {
+				break
+			}
+			own = own[1:]
+		}
+		chunkPool.Put(bp)
+		b.mu.Lock()
+		a := b.m.LandedBytes(run.Gen, run.ID, piece, b.store.now())
+		b.applyLocked(a)
+		b.mu.Unlock()
+		if a.Save {
+			b.goBackground(b.trySaveState)
+		}
+		off = piece.End
 	}
 	return nil
 }

@@ -33,6 +33,9 @@ type Reader struct {
 	// unverified: never wait for the verdict, and no readahead (see
 	// RangeReader).
 	unverified bool
+	// exact: fetch exactly the missing bytes each read asks for
+	// (NewExactRangeReader).
+	exact bool
 
 	// stream: the reader reads the blob once, in order, and its readahead
 	// is streamAheadLocked's (see NewStreamReader).
@@ -209,6 +212,8 @@ func (b *Blob) awaitRead(ctx context.Context, r *Reader, want byterange.Range) (
 	switch {
 	case r.stream:
 		ahead, plan = r.streamAheadLocked(want.Start, want.End), streamPlan
+	case r.exact:
+		plan = exactPlan
 	case !r.unverified: // a RangeReader's caller asks for exactly what it needs
 		ahead, plan = r.readaheadLocked(want.Start, want.End)
 	}

@@ -30,7 +30,9 @@ type RangeReader struct {
 }
 
 // NewRangeReader opens a RangeReader of desc, fetching missing bytes
-// through f (nil for offline). Close releases it.
+// through f (nil for offline), in whole chunks: for callers that walk a
+// blob in small steps, such as a tar's headers, whose next read is likely
+// in the same chunk. Close releases it.
 func (s *Store) NewRangeReader(desc ocispec.Descriptor, f blobio.Fetcher) (*RangeReader, error) {
 	r, err := s.NewReader(desc, f)
 	if err != nil {
@@ -38,6 +40,21 @@ func (s *Store) NewRangeReader(desc ocispec.Descriptor, f blobio.Fetcher) (*Rang
 	}
 	r.unverified = true
 	return &RangeReader{r: r}, nil
+}
+
+// NewExactRangeReader is NewRangeReader for reads through a layer index
+// (an eStargz or zstd:chunked TOC and its chunks, indexed gzip or zstd
+// spans), which know the compressed range they need: a read fetches
+// exactly its bytes that are missing, not the chunks around them, with
+// neighbouring pieces of one read coalesced by the rules of
+// cache/internal/blobfsm (exact.go).
+func (s *Store) NewExactRangeReader(desc ocispec.Descriptor, f blobio.Fetcher) (*RangeReader, error) {
+	r, err := s.NewRangeReader(desc, f)
+	if err != nil {
+		return nil, err
+	}
+	r.r.exact = true
+	return r, nil
 }
 
 // ReadAt fills p from off, as Reader.ReadAt does, except that no read waits

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
+	"github.com/containerd/stargz-snapshotter/estargz/zstdchunked"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
@@ -351,50 +352,137 @@ func viewStatsOf(t *testing.T, mnt string) []imagemount.LayerStats {
 	return doc.Cache.Views
 }
 
-const cacheChunk = cache.DefaultChunkSize
-
-func alignDown(n int64) int64 { return n / cacheChunk * cacheChunk }
-func alignUp(n int64) int64   { return (n + cacheChunk - 1) / cacheChunk * cacheChunk }
-
 // TestViewEStargzPullsTOCAndChunks: a cold mount and a cat of one file pull
-// each layer's footer and TOC, and the chunk of that file, in cache chunks;
-// a corrupted chunk is refused with EIO, and fetched afresh after the
-// backoff.
+// each layer's footer and TOC (with the layer's last layer.TOCReadAhead bytes),
+// and the chunk of that file, each by its own range and nothing more, for
+// eStargz and zstd:chunked; a corrupted chunk is refused with EIO, and
+// fetched afresh after the backoff.
 func TestViewEStargzPullsTOCAndChunks(t *testing.T) {
 	fx := registryFixtures(t)
 	pushViewImages(t, fx)
-	img := viewImages.pushed[testregistry.BlobEStargz]
-	proxy := testregistry.StartProxy(t, fx.reg.Host())
-	logFile := filepath.Join(t.TempDir(), "mount.log")
-	mnt := mount(t, t.TempDir(), proxy.Host()+"/view/estargz:v1", "--log-file", logFile)
-	proxy.ResetCounters()
-	data, err := os.ReadFile(filepath.Join(mnt, "rootfs/etc/os-release"))
-	if err != nil || string(data) != osRelease("2") {
-		t.Fatalf("cat rootfs/etc/os-release: %v", err)
+	for _, f := range []testregistry.BlobFormat{testregistry.BlobEStargz, testregistry.BlobZstdChunked} {
+		t.Run(f.String(), func(t *testing.T) {
+			img := viewImages.pushed[f]
+			proxy := testregistry.StartProxy(t, fx.reg.Host())
+			logFile := filepath.Join(t.TempDir(), "mount.log")
+			mnt := mount(t, t.TempDir(), proxy.Host()+"/view/"+f.String()+":v1", "--log-file", logFile)
+			proxy.ResetCounters()
+			data, err := os.ReadFile(filepath.Join(mnt, "rootfs/etc/os-release"))
+			if err != nil || string(data) != osRelease("2") {
+				t.Fatalf("cat rootfs/etc/os-release: %v", err)
+			}
+			need, chunks := tocAndChunkBytes(t, f, viewImages.blobs[f], "etc/os-release")
+			got := proxy.BlobBytes()
+			t.Logf("mount + cat rootfs/etc/os-release pulled %d bytes in %d requests; the footers and TOCs, each layer's last %d bytes and the file's chunks (%d) make %d", got, proxy.BlobRequests(), layer.TOCReadAhead, chunks, need)
+			if got == 0 || got > need {
+				t.Errorf("pulled %d bytes; want at most the footers and TOCs, each layer's last %d bytes and the file's chunks, %d", got, layer.TOCReadAhead, need)
+			}
+			if f != testregistry.BlobEStargz {
+				// A cat of each layer's blob through the mount then pulls
+				// what the index reads left, once: the blobs' bytes, plus at
+				// most the file's chunk again, read and dropped where it lies
+				// between missing pieces less than blobfsm.ExactGap apart.
+				var sizes int64
+				for _, l := range img.Layers {
+					sizes += l.Size
+					run(t, "sh", "-c", "cat "+filepath.Join(mnt, "blobs", "sha256", l.Digest.Encoded())+" > /dev/null")
+				}
+				if got := proxy.BlobBytes(); got < sizes || got > sizes+chunks {
+					t.Errorf("with the blobs read whole, pulled %d bytes in all; want the blobs' %d, plus at most the file's chunk (%d)", got, sizes, chunks)
+				}
+				t.Logf("with the blobs read whole, pulled %d bytes in all: the blobs' %d and %d more", proxy.BlobBytes(), sizes, proxy.BlobBytes()-sizes)
+				return
+			}
+			// The proxy flips a byte in the middle of every response of the
+			// base layer: the chunks of big.bin fail their digests.
+			refusedThenRefetched(t, proxy, img.Layers[0].Digest.Encoded(), filepath.Join(mnt, "rootfs/usr/share/big.bin"), randomData(2, 6<<20))
+			if _, err := os.ReadFile(filepath.Join(mnt, "rootfs/var/lib/dpkg/status")); err != nil {
+				t.Errorf("the rest of the view: %v", err)
+			}
+			waitForLog(t, logFile, "usr/share/big.bin")
+			waitForLog(t, logFile, "its fetched bytes were dropped and will be fetched afresh")
+		})
 	}
-	var tocs int64
-	for i, l := range viewImages.blobs[testregistry.BlobEStargz] {
-		tocOff, _, err := estargz.OpenFooter(io.NewSectionReader(bytes.NewReader(l.Data), 0, int64(len(l.Data))))
+}
+
+// tocAndChunkBytes opens each of layers (eStargz or zstd:chunked) with the
+// estargz library, as a mount does, and returns the bytes a cold mount and
+// a read of name need: in every layer, what the library's reads touch (the
+// footer, then the TOC) and the last layer.TOCReadAhead bytes, which
+// layer.OpenEStargz reads first; and the compressed bytes of name's
+// chunks in the topmost layer holding it, also returned on their own.
+func tocAndChunkBytes(t *testing.T, f testregistry.BlobFormat, layers []testregistry.PreparedLayer, name string) (need, chunks int64) {
+	t.Helper()
+	var opts []estargz.OpenOption
+	if f == testregistry.BlobZstdChunked {
+		opts = append(opts, estargz.WithDecompressors(new(zstdchunked.Decompressor)))
+	}
+	var recs []*touchedReaderAt
+	var serving *touchedReaderAt
+	var chunkRanges [][2]int64
+	for _, l := range layers {
+		size := int64(len(l.Data))
+		rec := &touchedReaderAt{r: bytes.NewReader(l.Data)}
+		r, err := estargz.Open(io.NewSectionReader(rec, 0, size), opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tocs += int64(len(l.Data)) - alignDown(tocOff)
-		t.Logf("layer %d: %d bytes, TOC at %d", i, len(l.Data), tocOff)
+		rec.ranges = append(rec.ranges, [2]int64{max(size-layer.TOCReadAhead, 0), size})
+		recs = append(recs, rec)
+		e, ok := r.Lookup(name)
+		if !ok {
+			continue
+		}
+		serving, chunkRanges, chunks = rec, nil, 0 // an upper layer's copy hides a lower one's
+		for off := int64(0); ; {
+			ce, ok := r.ChunkEntryForOffset(name, off)
+			if !ok {
+				t.Fatalf("%s: no chunk at %d", name, off)
+			}
+			chunkRanges = append(chunkRanges, [2]int64{ce.Offset, ce.NextOffset()})
+			chunks += ce.NextOffset() - ce.Offset
+			off = ce.ChunkOffset + ce.ChunkSize
+			if ce.ChunkSize == 0 || off >= e.Size {
+				break
+			}
+		}
 	}
-	got := proxy.BlobBytes()
-	t.Logf("mount + cat rootfs/etc/os-release pulled %d bytes: footers and TOCs in cache chunks %d, beyond them %d", got, tocs, got-tocs)
-	if got == 0 || got-tocs > 1<<20 {
-		t.Errorf("pulled %d bytes, %d beyond the footers and TOCs; want at most 1 MiB beyond", got, got-tocs)
+	if serving != nil {
+		serving.ranges = append(serving.ranges, chunkRanges...)
 	}
+	for _, rec := range recs {
+		need += rec.touched()
+	}
+	return need, chunks
+}
 
-	// The proxy flips a byte in the middle of every response of the base
-	// layer: the chunks of big.bin fail their digests.
-	refusedThenRefetched(t, proxy, img.Layers[0].Digest.Encoded(), filepath.Join(mnt, "rootfs/usr/share/big.bin"), randomData(2, 6<<20))
-	if _, err := os.ReadFile(filepath.Join(mnt, "rootfs/var/lib/dpkg/status")); err != nil {
-		t.Errorf("the rest of the view: %v", err)
+// touchedReaderAt records the bytes read through it, counting each once.
+type touchedReaderAt struct {
+	r      io.ReaderAt
+	mu     sync.Mutex
+	ranges [][2]int64
+}
+
+func (t *touchedReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := t.r.ReadAt(p, off)
+	t.mu.Lock()
+	t.ranges = append(t.ranges, [2]int64{off, off + int64(n)})
+	t.mu.Unlock()
+	return n, err
+}
+
+func (t *touchedReaderAt) touched() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	sort.Slice(t.ranges, func(i, j int) bool { return t.ranges[i][0] < t.ranges[j][0] })
+	var n, reached int64
+	for _, r := range t.ranges {
+		if from := max(r[0], reached); r[1] > from {
+			n += r[1] - from
+		}
+		reached = max(reached, r[1])
 	}
-	waitForLog(t, logFile, "usr/share/big.bin")
-	waitForLog(t, logFile, "its fetched bytes were dropped and will be fetched afresh")
+	return n
 }
 
 // refusedThenRefetched reads 64 KiB from the middle of path, so that the
@@ -553,8 +641,8 @@ func TestViewGzipIndexIsStoredAndServesSpans(t *testing.T) {
 	if len(idx.Checkpoints) < 2 {
 		t.Errorf("the index of a 6 MiB layer has %d checkpoints, want at least 2", len(idx.Checkpoints))
 	}
-	if pulled == 0 || pulled > alignUp(span[1])-alignDown(span[0]) {
-		t.Errorf("the cat pulled %d bytes; want at most the cache chunks holding its span, %d", pulled, alignUp(span[1])-alignDown(span[0]))
+	if pulled == 0 || pulled > span[1]-span[0] {
+		t.Errorf("the cat pulled %d bytes; want at most its span, %d", pulled, span[1]-span[0])
 	}
 
 }

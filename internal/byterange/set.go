@@ -64,6 +64,30 @@ func (s *Set) Add(r Range) {
 	s.ranges = append(s.ranges[:i+1], s.ranges[j:]...)
 }
 
+// Remove takes the bytes of r out of the set, splitting a range that
+// holds them in the middle.
+func (s *Set) Remove(r Range) {
+	if r.Len() <= 0 {
+		return
+	}
+	i := s.search(r.Start + 1)
+	j := i
+	var keep []Range
+	for j < len(s.ranges) && s.ranges[j].Start < r.End {
+		if s.ranges[j].Start < r.Start {
+			keep = append(keep, Range{s.ranges[j].Start, r.Start})
+		}
+		if s.ranges[j].End > r.End {
+			keep = append(keep, Range{r.End, s.ranges[j].End})
+		}
+		j++
+	}
+	if i == j {
+		return
+	}
+	s.ranges = append(s.ranges[:i], append(keep, s.ranges[j:]...)...)
+}
+
 // Contains reports whether every byte of r is in the set.
 func (s *Set) Contains(r Range) bool {
 	if r.Len() <= 0 {

@@ -141,3 +141,30 @@ func TestSetMergesOutOfOrderAdds(t *testing.T) {
 		t.Errorf("got %v, want %v", s.Ranges(), want)
 	}
 }
+
+func TestRangeSetRemove(t *testing.T) {
+	tests := []struct {
+		name   string
+		remove Range
+		want   []Range
+	}{
+		{"nothing there", Range{20, 30}, []Range{{0, 10}, {40, 50}}},
+		{"empty range", Range{5, 5}, []Range{{0, 10}, {40, 50}}},
+		{"middle splits", Range{3, 6}, []Range{{0, 3}, {6, 10}, {40, 50}}},
+		{"head", Range{0, 4}, []Range{{4, 10}, {40, 50}}},
+		{"tail touching the next", Range{8, 40}, []Range{{0, 8}, {40, 50}}},
+		{"across two", Range{5, 45}, []Range{{0, 5}, {45, 50}}},
+		{"everything", Range{0, 50}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s Set
+			s.Add(Range{0, 10})
+			s.Add(Range{40, 50})
+			s.Remove(tt.remove)
+			if got := s.Ranges(); len(got) != len(tt.want) || (len(got) > 0 && !reflect.DeepEqual(got, tt.want)) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -149,7 +149,14 @@ func (l *layerFiles) build(ctx context.Context, b *layerBuild) (_ layer.Layer, e
 		return nil, err
 	}
 	b.format = format
-	raw, err := l.store.NewRangeReader(b.desc, l.fetcher)
+	// Reads through an index (a TOC, a stored index, a zTOC) know the
+	// compressed range they need and fetch just that; a tar's header
+	// walk reads in small steps, and fetches whole chunks.
+	open := l.store.NewExactRangeReader
+	if format == oci.FormatTar {
+		open = l.store.NewRangeReader
+	}
+	raw, err := open(b.desc, l.fetcher)
 	if err != nil {
 		return nil, err
 	}

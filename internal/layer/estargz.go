@@ -34,6 +34,16 @@ import (
 // Entries have Offset -1: the layer is served from chunks, not a tar
 // stream. Hard links appear as TypeHardlink entries after their target.
 func OpenEStargz(ctx context.Context, src blobio.ReaderAt, size int64, format oci.LayerFormat, tocDigest digest.Digest) (Layer, error) {
+	// The TOC ends right before the footer. The library reads the footer
+	// and then the TOC: read the blob's tail first, so that a TOC of up to
+	// TOCReadAhead bytes comes with the footer, in one request.
+	tail := make([]byte, min(size, TOCReadAhead))
+	if n, err := src.ReadAt(ctx, tail, size-int64(len(tail))); n < len(tail) {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("open %s TOC: %w", format, err)
+	}
 	// The estargz library flattens the errors of the reads it makes, so
 	// the first one is kept here, to tell a failed read from a bad TOC.
 	var readErr error
@@ -69,6 +79,13 @@ func OpenEStargz(ctx context.Context, src blobio.ReaderAt, size int64, format oc
 	}
 	return l, nil
 }
+
+// TOCReadAhead is how much of an eStargz or zstd:chunked blob's end
+// OpenEStargz reads before the library reads the footer and the TOC. A
+// range request costs a registry more than 64 KiB of bytes does (see
+// Performance in README.md), and a layer of a few hundred files has a
+// TOC smaller than that.
+const TOCReadAhead = 64 << 10
 
 type readerAtFunc func(p []byte, off int64) (int, error)
 

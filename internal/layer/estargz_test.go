@@ -58,14 +58,21 @@ func TestTOCLayers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// Opening reads only the footer and the TOC, all at the end.
-			tocStart := int64(len(blob))
-			for _, r := range src.reads {
+			// Opening reads the blob's last TOCReadAhead bytes, then the
+			// footer and the TOC, all at the end.
+			size := int64(len(blob))
+			if first := src.reads[0]; first != [2]int64{size - min(size, TOCReadAhead), min(size, TOCReadAhead)} {
+				t.Errorf("first read %v, want the last %d bytes of %d", first, TOCReadAhead, size)
+			}
+			tocStart := size
+			var then int64
+			for _, r := range src.reads[1:] {
 				tocStart = min(tocStart, r[0])
+				then += r[1]
 			}
 			// The footer read may overlap the TOC read by a few bytes.
-			if opened := src.total(); opened > int64(len(blob))-tocStart+512 || tocStart < int64(len(blob))/2 {
-				t.Errorf("open read %d bytes from %d of %d", opened, tocStart, len(blob))
+			if then > size-tocStart+512 || tocStart < size/2 {
+				t.Errorf("after the read-ahead, open read %d bytes from %d of %d", then, tocStart, size)
 			}
 			byName := map[string]Entry{}
 			for _, e := range l.Index().Entries {

@@ -12,7 +12,10 @@ import (
 // Want asks for r to become present. It returns the runs to start for
 // missing chunks that no run is fetching yet, at most plan.RunChunks
 // chunks each and, with plan.MaxRuns, no more runs of the class in flight
-// than that. Without a source (offline) it fails instead of fetching.
+// than that. A chunk some of whose bytes are present or in an exact
+// run's flight is fetched by exact runs, of its missing bytes only. With
+// ClassExact, the missing bytes of r are fetched, not whole chunks
+// (exact.go). Without a source (offline) it fails instead of fetching.
 func (m *Machine) Want(r byterange.Range, plan Plan, offline bool, now time.Time) (Actions, error) {
 	var a Actions
 	m.advance(&a) // restarts hashing that stopped
@@ -20,6 +23,9 @@ func (m *Machine) Want(r byterange.Range, plan Plan, offline bool, now time.Time
 		return a, nil
 	}
 	r = byterange.Range{Start: max(r.Start, 0), End: min(r.End, m.size)}
+	if plan.Class == ClassExact {
+		return a, m.wantExact(r, plan, offline, now, &a)
+	}
 	for off := r.Start; off < r.End; {
 		if plan.MaxRuns > 0 && m.inClass[plan.Class] >= plan.MaxRuns {
 			break
@@ -45,9 +51,17 @@ func (m *Machine) Want(r byterange.Range, plan Plan, offline bool, now time.Time
 			off = m.chunkRange(c - 1).End
 			continue
 		}
+		if !m.wholeMissing(c) {
+			// Split: some of its bytes are present or coming. Its
+			// missing bytes are fetched as they are.
+			cr := m.chunkRange(c)
+			m.startExact(m.needed(cr), plan, &a)
+			off = cr.End
+			continue
+		}
 		c0 := c
 		for c*m.chunkSize < gap.End && c-c0 < plan.RunChunks {
-			if _, busy := m.flights[c]; busy {
+			if _, busy := m.flights[c]; busy || !m.wholeMissing(c) {
 				break
 			}
 			c++
@@ -95,10 +109,10 @@ func (m *Machine) Landed(gen, id uint64, c int64, now time.Time) Actions {
 
 // Claim reports whether run id is to land chunk c, which its source sent
 // although the run did not ask for it (a whole-blob answer). A chunk the
-// run already owns is its own; one the blob lacks and no other run is
-// fetching, the run takes on, so no other run fetches it meanwhile. Chunks
-// present or owned by another run are not the run's: their bytes are
-// dropped, never written over what may have been served.
+// run already owns is its own; one the blob lacks wholly and no other run
+// is fetching, the run takes on, so no other run fetches it meanwhile.
+// Chunks with any byte present or owned by another run are not the run's:
+// their bytes are dropped, never written over what may have been served.
 func (m *Machine) Claim(gen, id uint64, c int64) bool {
 	run, ok := m.runs[id]
 	if gen != m.gen || !ok || c < 0 || c*m.chunkSize >= m.size {
@@ -107,7 +121,7 @@ func (m *Machine) Claim(gen, id uint64, c int64) bool {
 	if owner, inFlight := m.flights[c]; inFlight {
 		return owner == id
 	}
-	if m.phase != PhaseFetching || m.present.Contains(m.chunkRange(c)) {
+	if m.phase != PhaseFetching || !m.wholeMissing(c) {
 		return false
 	}
 	delete(m.edges, c) // a stream waiting for c ends there
@@ -147,10 +161,14 @@ func (m *Machine) Owns(gen, id uint64, c int64) bool {
 	return gen == m.gen && m.flights[c] == id
 }
 
-// RunLeft returns how many chunks run id has yet to land: 0 once it is
-// done, failed, or of an older generation.
+// RunLeft returns how many chunks run id has yet to land (for an exact
+// run, how many pieces): 0 once it is done, failed, or of an older
+// generation.
 func (m *Machine) RunLeft(id uint64) int {
 	if run, ok := m.runs[id]; ok {
+		if run.exact {
+			return len(run.pending.Ranges())
+		}
 		return run.left
 	}
 	return 0

@@ -14,9 +14,12 @@ import (
 // results back in as further events. It is not safe for concurrent use:
 // the driver serialises access.
 //
-// Present bytes are always whole chunks, and a chunk is fetched only when
+// Present bytes are kept at byte granularity. A byte is fetched only when
 // it is neither present nor in flight, so a byte once written is never
 // written again in the same generation: what was hashed is what is served.
+// Chunk runs land whole chunks, and only into chunks none of whose bytes
+// is present or in an exact run's flight; exact runs (exact.go) land any
+// bytes, and take the missing bytes of every other chunk.
 type Machine struct {
 	size      int64
 	chunkSize int64
@@ -35,8 +38,11 @@ type Machine struct {
 	presentBytes int64         // present.Size(), kept so that no event walks the set
 	fetched      byterange.Set // landed in this generation, named in mismatch logs
 
-	flights map[int64]uint64 // chunk index → the run fetching it
-	runs    map[uint64]*runState
+	flights map[int64]uint64 // chunk index → the chunk run fetching it
+	// exactFlight is the bytes exact runs are fetching (exact.go). It
+	// never overlaps a chunk in flights.
+	exactFlight byterange.Set
+	runs        map[uint64]*runState
 	// edges maps the chunk each open stream run claims next to that run
 	// (see Plan.Stream). An edge chunk is neither present nor in
 	// flight.
@@ -66,7 +72,8 @@ type Machine struct {
 
 // New starts the machine for a blob of size bytes, resuming
 // from present and a digest computed over [0, hashedTo) when those are
-// consistent. Present ranges are cut down to whole chunks.
+// consistent. Present ranges are taken as they are, at byte granularity:
+// the state saved them only after their bytes reached the disk.
 func New(size, chunkSize int64, present []byterange.Range, hashedTo int64, now time.Time) (*Machine, Actions) {
 	m := &Machine{
 		size:      size,
@@ -78,13 +85,8 @@ func New(size, chunkSize int64, present []byterange.Range, hashedTo int64, now t
 		// once: a process killed early still leaves something to resume.
 	}
 	for _, r := range present {
-		start := (r.Start + chunkSize - 1) / chunkSize * chunkSize
-		end := r.End / chunkSize * chunkSize
-		if r.End == size {
-			end = size
-		}
-		if 0 <= start && start < end && end <= size {
-			m.present.Add(byterange.Range{Start: start, End: end})
+		if 0 <= r.Start && r.Start < r.End && r.End <= size {
+			m.present.Add(r)
 		}
 	}
 	m.presentBytes = m.present.Size()

@@ -1,5 +1,7 @@
 package blobfsm
 
+import "github.com/imgfs/imgfs/internal/byterange"
+
 // Class says who asked for a run, so each kind can be bounded on its own.
 type Class uint8
 
@@ -8,6 +10,10 @@ const (
 	ClassRead     Class = iota // a reader's chunks and readahead
 	ClassBulk                  // fills and reads waiting for the verdict
 	ClassPrefetch              // background prefetch
+	// ClassExact is a read through a layer index (a TOC, a chunk, a
+	// span): its runs fetch exactly the bytes it asks for that are
+	// missing, not whole chunks (exact.go).
+	ClassExact
 	numClasses
 )
 
@@ -34,9 +40,13 @@ type Plan struct {
 }
 
 type runState struct {
-	class  Class
-	c0, c1 int64 // chunks [c0, c1) claimed so far
-	left   int   // chunks not yet landed
+	class Class
+	// exact: an exact run (exact.go), whose bytes still to land are
+	// pending; it has no chunks.
+	exact   bool
+	pending byterange.Set
+	c0, c1  int64 // chunks [c0, c1) claimed so far
+	left    int   // chunks not yet landed
 	// A stream run's request covers chunks [c0, end); it stays open, with
 	// nothing left to land, until StreamEnded. Other runs have end == c1.
 	end    int64
@@ -47,10 +57,18 @@ type runState struct {
 // Gen, of which [C0, C1) are claimed; a stream run lands the rest only as
 // it claims them. ID and Gen name the run in the events that report on
 // it.
+//
+// An exact run (Exact, see exact.go) has no chunks: it requests Bytes and
+// writes and lands only Own, the bytes of it that were missing and in no
+// other run's flight; the rest of Bytes is read and dropped.
 type Run struct {
 	ID          uint64
 	Gen         uint64
 	C0, C1, End int64
 	Writeback   bool // from the Plan
 	Stream      bool // from the Plan
+
+	Exact bool
+	Bytes byterange.Range
+	Own   []byterange.Range
 }

@@ -10,8 +10,9 @@ import "github.com/imgfs/imgfs/internal/byterange"
 //   - a stream run claims chunks in order, so its claims are [c0, c1) and
 //     it lands them in that order;
 //   - m.edges[run.c1] == run.id while the run may claim more, and that
-//     chunk is neither present nor in flight: a chunk another run takes
-//     (Claim) stops being an edge, and the stream ends there.
+//     chunk is wholly missing and in no flight: a chunk another run takes
+//     (Claim, or an exact run taking any of its bytes) stops being an
+//     edge, and the stream ends there.
 
 // extendStream claims for stream run id the chunks from its edge c on,
 // up to max chunks, the end of the wanted gap or of its request, or the
@@ -25,7 +26,7 @@ func (m *Machine) extendStream(id uint64, c, gapEnd, max int64) int64 {
 		return c // cannot happen: dropRun removes a run's edges with it
 	}
 	for c < run.end && c*m.chunkSize < gapEnd && c-c0 < max {
-		if _, busy := m.flights[c]; busy {
+		if _, busy := m.flights[c]; busy || !m.wholeMissing(c) {
 			break
 		}
 		m.flights[c] = id
@@ -34,7 +35,7 @@ func (m *Machine) extendStream(id uint64, c, gapEnd, max int64) int64 {
 	run.c1 = c
 	run.left += int(c - c0)
 	if c < run.end {
-		if _, busy := m.flights[c]; !busy {
+		if _, busy := m.flights[c]; !busy && m.wholeMissing(c) {
 			m.edges[c] = id
 		}
 	}
@@ -62,23 +63,33 @@ func (m *Machine) HashBehind(c int64) bool {
 	}
 	moves := m.hashing
 	for k := m.present.PrefixEnd() / m.chunkSize; k < c; k++ {
-		_, busy := m.flights[k]
-		if !busy && !m.present.Contains(m.chunkRange(k)) {
-			return false
+		if _, busy := m.flights[k]; busy {
+			moves = true
+			continue
 		}
-		moves = moves || busy
+		cr := m.chunkRange(k)
+		if m.present.Contains(cr) {
+			continue
+		}
+		for _, gap := range m.present.Missing(cr) {
+			if m.exactFlight.MissingSize(gap) > 0 {
+				return false // a byte below c that nothing fetches
+			}
+			moves = true
+		}
 	}
 	return moves
 }
 
 // stretchEnd returns the end of the missing stretch from chunk c: the
-// first chunk from c on that is present or in flight, or the chunk count.
+// first chunk from c on that is in flight or not wholly missing, or the
+// chunk count.
 func (m *Machine) stretchEnd(c int64) int64 {
 	n := (m.size + m.chunkSize - 1) / m.chunkSize
 	gap := m.present.FirstGap(byterange.Range{Start: c * m.chunkSize, End: m.size})
 	end := min(n, (gap.End+m.chunkSize-1)/m.chunkSize)
 	for ; c < end; c++ {
-		if _, busy := m.flights[c]; busy {
+		if _, busy := m.flights[c]; busy || !m.wholeMissing(c) {
 			return c
 		}
 	}
@@ -106,6 +117,9 @@ func (m *Machine) dropRun(id uint64) bool {
 	run, ok := m.runs[id]
 	if !ok {
 		return false
+	}
+	for _, r := range run.pending.Ranges() {
+		m.exactFlight.Remove(r)
 	}
 	for c := run.c0; c < run.c1; c++ {
 		if m.flights[c] == id {

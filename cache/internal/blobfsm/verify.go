@@ -104,6 +104,7 @@ func (m *Machine) dropGeneration(now time.Time) Actions {
 	m.phase = PhaseFetching
 	m.present, m.presentBytes, m.fetched = byterange.Set{}, 0, byterange.Set{}
 	m.flights = make(map[int64]uint64)
+	m.exactFlight = byterange.Set{}
 	m.runs = make(map[uint64]*runState)
 	m.edges = make(map[int64]uint64)
 	m.inClass = [numClasses]int{}
