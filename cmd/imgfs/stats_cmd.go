@@ -25,16 +25,17 @@ type mountStats struct {
 		ReadErrors       int64 `json:"read_errors"`
 	} `json:"fusefs"`
 	Cache struct {
-		FetchedBytes     int64                  `json:"fetched_bytes"`
-		RangeRequests    int64                  `json:"range_requests"`
-		FetchErrors      int64                  `json:"fetch_errors"`
-		DigestMismatches int64                  `json:"digest_mismatches"`
-		Commits          int64                  `json:"commits"`
-		OpenBlobs        int64                  `json:"open_blobs"`
-		FetchRetries     int64                  `json:"fetch_retries"`
-		CacheMaxSize     int64                  `json:"cache_max_size"`
-		Evictions        int64                  `json:"evictions"`
-		Blobs            []imagemount.BlobStats `json:"blobs"`
+		FetchedBytes     int64                   `json:"fetched_bytes"`
+		RangeRequests    int64                   `json:"range_requests"`
+		FetchErrors      int64                   `json:"fetch_errors"`
+		DigestMismatches int64                   `json:"digest_mismatches"`
+		Commits          int64                   `json:"commits"`
+		OpenBlobs        int64                   `json:"open_blobs"`
+		FetchRetries     int64                   `json:"fetch_retries"`
+		CacheMaxSize     int64                   `json:"cache_max_size"`
+		Evictions        int64                   `json:"evictions"`
+		Blobs            []imagemount.BlobStats  `json:"blobs"`
+		Views            []imagemount.LayerStats `json:"views"`
 	} `json:"cache"`
 }
 
@@ -50,7 +51,10 @@ func newStatsCommand(g *globalFlags) *cobra.Command {
 mount's reads and opens, what it fetched, and a table of its blobs with
 their size, the share of their bytes in the cache, their state and the
 FUSE reads each has served (passthrough reads are the kernel's, and not
-counted). --watch prints it again every --interval until interrupted.`,
+counted); then, for each layer whose files were looked at, where its file
+index came from (its TOC, its tar headers, the cache's stored index, a
+SOCI v2 or v1 index, or a pass), its state and, for a broken, failed or
+refused layer, why. --watch prints it again every --interval until interrupted.`,
 		Args:   exactArgs("mountpoint"),
 		PreRun: g.quietUnlessDebug,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -129,6 +133,29 @@ func printMountStats(out io.Writer, mountpoint string, st mountStats) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f%%\t%s\t%d\t\n", shortDigest(b.Digest), shortMediaType(b.MediaType), formatSize(b.Size), pct, b.State, b.Reads)
 	}
 	tw.Flush()
+	if len(c.Views) == 0 {
+		return
+	}
+	fmt.Fprintln(out)
+	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LAYER\tFORMAT\tINDEX\tINDEX SIZE\tSTATE\t")
+	for _, v := range c.Views {
+		size := "-"
+		if v.IndexBytes > 0 {
+			size = formatSize(int64(v.IndexBytes))
+		}
+		source := v.Source
+		if source == "" {
+			source = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", shortDigest(v.Layer), v.Format, source, size, v.State)
+	}
+	tw.Flush()
+	for _, v := range c.Views {
+		if v.Error != "" {
+			fmt.Fprintf(out, "  %s %s: %s\n", shortDigest(v.Layer), v.State, v.Error)
+		}
+	}
 }
 
 // shortMediaType names a blob's kind for the table.
