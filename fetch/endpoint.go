@@ -107,6 +107,13 @@ func (r *Remote) send(ctx context.Context, ep *endpoint, path string, header htt
 	if err != nil {
 		return nil, err
 	}
+	return ep.do(ctx, req, header)
+}
+
+// do sends req with header added through the endpoint's auth client. A
+// failure is the context's cause once ctx has ended, else an auth error
+// if that is what it was, with credentials redacted from the message.
+func (ep *endpoint) do(ctx context.Context, req *http.Request, header http.Header) (*http.Response, error) {
 	for k, v := range header {
 		req.Header[k] = v
 	}

@@ -255,17 +255,7 @@ func (r *Remote) sendPush(ctx context.Context, ep *endpoint, method, rawURL stri
 		req.Body, _ = req.GetBody()
 		req.ContentLength = size
 	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := ep.client.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, context.Cause(ctx)
-		}
-		return nil, authError(ep.role(), redactError(err))
-	}
-	return resp, nil
+	return ep.do(ctx, req, header)
 }
 
 // uploadLocation resolves an upload's Location against the request that

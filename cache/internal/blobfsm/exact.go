@@ -164,21 +164,12 @@ func (m *Machine) LandedBytes(gen, id uint64, r byterange.Range, now time.Time) 
 	for _, o := range landed {
 		run.pending.Remove(o)
 		m.exactFlight.Remove(o)
-		m.present.Add(o)
-		m.presentBytes += o.Len()
-		m.fetched.Add(o)
 	}
 	if len(run.pending.Ranges()) == 0 {
 		delete(m.runs, id)
 		m.inClass[run.class]--
 	}
-	m.progress++
-	if now.Sub(m.savedAt) >= saveEvery {
-		a.Save = true
-		m.savedAt = now
-	}
-	a.Wake = true
-	m.advance(&a)
+	m.arrived(now, &a, landed...)
 	return a
 }
 

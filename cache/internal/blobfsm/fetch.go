@@ -93,18 +93,27 @@ func (m *Machine) Landed(gen, id uint64, c int64, now time.Time) Actions {
 	}
 	delete(m.flights, c)
 	m.finishRunChunk(id)
-	cr := m.chunkRange(c)
-	m.present.Add(cr)
-	m.presentBytes += cr.Len()
-	m.fetched.Add(cr)
+	m.arrived(now, &a, m.chunkRange(c))
+	return a
+}
+
+// arrived records that the bytes of rs were written to the file, for
+// either kind of run: they are present, readers waiting for them are
+// woken, the hasher may advance over them, and the state is saved now and
+// then.
+func (m *Machine) arrived(now time.Time, a *Actions, rs ...byterange.Range) {
+	for _, r := range rs {
+		m.present.Add(r)
+		m.presentBytes += r.Len()
+		m.fetched.Add(r)
+	}
 	m.progress++
 	if now.Sub(m.savedAt) >= saveEvery {
 		a.Save = true
 		m.savedAt = now
 	}
 	a.Wake = true
-	m.advance(&a)
-	return a
+	m.advance(a)
 }
 
 // Claim reports whether run id is to land chunk c, which its source sent
