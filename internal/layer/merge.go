@@ -1,6 +1,9 @@
 package layer
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // OCI whiteout names (image-spec, "Whiteouts").
 const (
@@ -47,8 +50,12 @@ func newTree() *Tree {
 	return &Tree{root: &Node{name: ".", inode: implicitDir(), children: map[string]*Node{}}}
 }
 
+// zeroTimeSec is the zero time.Time in Unix seconds: implicit directories
+// modification time.
+var zeroTimeSec = time.Time{}.Unix()
+
 func implicitDir() *Inode {
-	return &Inode{Entry: &Entry{Name: ".", Type: TypeDir, Mode: 0755, Offset: -1}, Index: -1}
+	return &Inode{Entry: &Entry{Name: ".", Type: TypeDir, Mode: 0755, MTime: zeroTimeSec, Offset: -1}, Index: -1}
 }
 
 func (t *Tree) bad(layer, i int, e *Entry, reason string) {
@@ -90,7 +97,7 @@ func (t *Tree) apply(idx *Index, layer int, whiteouts bool) {
 				t.bad(layer, i, e, "root is not a directory")
 				continue
 			}
-			t.root.inode = &Inode{Entry: e, Layer: layer, Index: i}
+			t.root.inode = &Inode{Entry: e, Layer: int32(layer), Index: int32(i)}
 			continue
 		}
 		parent, err := t.mkdirAll(dir)
@@ -118,19 +125,19 @@ func (t *Tree) apply(idx *Index, layer int, whiteouts bool) {
 				t.bad(layer, i, e, reason)
 				be := *e
 				be.Type = TypeRegular
-				parent.children[b] = &Node{name: b, inode: &Inode{Entry: &be, Layer: layer, Index: i, Bad: reason}}
+				parent.children[b] = &Node{name: b, inode: &Inode{Entry: &be, Layer: int32(layer), Index: int32(i), Bad: reason}}
 				continue
 			}
 			parent.children[b] = &Node{name: b, inode: target.inode}
 		case TypeDir:
-			in := &Inode{Entry: e, Layer: layer, Index: i}
+			in := &Inode{Entry: e, Layer: int32(layer), Index: int32(i)}
 			if old != nil && old.inode.Entry.Type == TypeDir {
 				old.inode = in
 				continue
 			}
 			parent.children[b] = &Node{name: b, inode: in, children: map[string]*Node{}}
 		default:
-			parent.children[b] = &Node{name: b, inode: &Inode{Entry: e, Layer: layer, Index: i}}
+			parent.children[b] = &Node{name: b, inode: &Inode{Entry: e, Layer: int32(layer), Index: int32(i)}}
 		}
 	}
 }
@@ -181,5 +188,5 @@ func (t *Tree) placeBad(layer, i int, e *Entry) {
 	if be.Type == TypeDir || be.Type == TypeHardlink {
 		be.Type = TypeRegular
 	}
-	parent.children[b] = &Node{name: b, inode: &Inode{Entry: &be, Layer: layer, Index: i, Bad: e.Bad}}
+	parent.children[b] = &Node{name: b, inode: &Inode{Entry: &be, Layer: int32(layer), Index: int32(i), Bad: e.Bad}}
 }

@@ -158,14 +158,14 @@ const xattrPrefix = "SCHILY.xattr."
 // why an entry cannot be placed.
 func entryFromHeader(h *tar.Header) Entry {
 	e := Entry{
-		Mode:     uint32(h.Mode & 07777),
+		Mode:     uint16(h.Mode & 07777),
 		UID:      h.Uid,
 		GID:      h.Gid,
-		ModTime:  h.ModTime,
 		Devmajor: h.Devmajor,
 		Devminor: h.Devminor,
 		Offset:   -1,
 	}
+	e.SetModTime(h.ModTime)
 	name, err := NormalizeName(h.Name)
 	if err != nil {
 		e.Name, e.Bad = h.Name, err.Error()

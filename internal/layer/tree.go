@@ -44,11 +44,13 @@ type Inode struct {
 	Entry *Entry
 	// Layer and Index locate that entry: Index is -1 for an implicit
 	// directory. A regular file's bytes are served by that layer's
-	// ReadFile(Index, ...).
-	Layer, Index int
+	// ReadFile(Index, ...). (They, and Nlink, are 32-bit so that an Inode
+	// takes 48 bytes, not 64: a tree holds one per entry, and MaxEntries
+	// keeps an index well below 2^31 entries.)
+	Layer, Index int32
 	// Nlink is the number of names for a file, or 2 plus the number of
 	// subdirectories for a directory.
-	Nlink int
+	Nlink uint32
 	// Ino numbers inodes 1 (the root) upward in sorted walk order, so it
 	// is stable for a given set of layers.
 	Ino uint64
@@ -146,7 +148,7 @@ func (t *Tree) finish() {
 		}
 		sort.Slice(n.sorted, func(i, j int) bool { return n.sorted[i].name < n.sorted[j].name })
 		n.children = nil
-		n.inode.Nlink = 2 + subdirs
+		n.inode.Nlink = 2 + uint32(subdirs)
 		for _, c := range n.sorted {
 			walk(c)
 		}
