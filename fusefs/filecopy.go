@@ -45,7 +45,7 @@ func (v *viewNode) openFile() (fs.FileHandle, uint32, syscall.Errno) {
 	desc, size := v.t.descs[v.in.Layer], v.in.Entry.Size
 	if copies != nil && v.fsys.passthrough && st.readers == 0 {
 		if st.through == 0 {
-			if f, ok := copies.OpenCopy(desc, v.in.Index, size); ok {
+			if f, ok := copies.OpenCopy(desc, int(v.in.Index), size); ok {
 				st.backing = f
 			}
 		}
@@ -60,7 +60,7 @@ func (v *viewNode) openFile() (fs.FileHandle, uint32, syscall.Errno) {
 		flags = 0 // the kernel drops the file's pages at each open
 	}
 	if copies != nil && v.fsys.passthrough && st.rec.Load() == nil && st.through == 0 && size >= minCopySize {
-		if c := copies.NewCopy(desc, v.in.Index, size); c != nil {
+		if c := copies.NewCopy(desc, int(v.in.Index), size); c != nil {
 			st.rec.Store(&copyRecorder{c: c, size: size})
 			if st.stale {
 				flags = 0 // drop the cached pages, so that the copy sees every byte

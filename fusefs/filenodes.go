@@ -80,7 +80,7 @@ func (v *viewNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrO
 // is nodev, so they cannot be opened as devices.
 func fillView(out *fuse.Attr, in *layer.Inode) {
 	e := in.Entry
-	out.Mode = typeBits(e.Type) | e.Mode&07777
+	out.Mode = typeBits(e.Type) | uint32(e.Mode)&07777
 	out.Uid, out.Gid = uint32(e.UID), uint32(e.GID)
 	out.Nlink = uint32(max(in.Nlink, 1))
 	switch e.Type {
@@ -92,7 +92,7 @@ func fillView(out *fuse.Attr, in *layer.Inode) {
 		out.Rdev = uint32(unix.Mkdev(uint32(e.Devmajor), uint32(e.Devminor)))
 	}
 	out.Blocks = (out.Size + 511) / 512
-	mt := e.ModTime
+	mt := e.ModTime()
 	out.SetTimes(&mt, &mt, &mt)
 }
 
@@ -156,7 +156,7 @@ func (v *viewNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		return nil, 0, syscall.EROFS
 	}
 	if v.in != nil && v.in.Bad != "" {
-		v.fsys.log.Warn("open of a bad entry refused", "view", v.t.name, "layer", layerName(v.t.descs, v.in.Layer), "entry", v.in.Entry.Name, "reason", v.in.Bad)
+		v.fsys.log.Warn("open of a bad entry refused", "view", v.t.name, "layer", layerName(v.t.descs, int(v.in.Layer)), "entry", v.in.Entry.Name, "reason", v.in.Bad)
 		return nil, 0, syscall.EIO
 	}
 	v.fsys.stats.opens.Add(1)
@@ -188,10 +188,10 @@ func (v *viewNode) readFile(ctx context.Context, dest []byte, off int64) (int, s
 		return 0, syscall.EIO
 	}
 	v.fsys.stats.reads.Add(1)
-	n, err := v.t.layers[in.Layer].ReadFile(ctx, in.Index, dest, off)
+	n, err := v.t.layers[in.Layer].ReadFile(ctx, int(in.Index), dest, off)
 	if err != nil && err != io.EOF {
 		v.fsys.stats.readErrors.Add(1)
-		v.fsys.log.Error("read failed", "view", v.t.name, "layer", layerName(v.t.descs, in.Layer), "entry", in.Entry.Name, "offset", off, "err", err)
+		v.fsys.log.Error("read failed", "view", v.t.name, "layer", layerName(v.t.descs, int(in.Layer)), "entry", in.Entry.Name, "offset", off, "err", err)
 		return 0, syscall.EIO
 	}
 	v.fsys.stats.readBytes.Add(uint64(n))

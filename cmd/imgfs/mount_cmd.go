@@ -109,6 +109,7 @@ func runMount(cmd *cobra.Command, g *globalFlags, f *mountFlags, refArg, mountpo
 	if err := g.redirectLogs(f.logFile); err != nil {
 		return err
 	}
+	defer limitMemory()()
 	store, lru, err := g.openCache(opts)
 	if err != nil {
 		return err

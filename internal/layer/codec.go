@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"time"
 
 	"github.com/imgfs/imgfs/internal/oci"
 )
@@ -120,8 +119,8 @@ func appendEntry(b []byte, e *Entry, prev *int64) []byte {
 	b = binary.AppendUvarint(b, uint64(e.Mode))
 	b = binary.AppendVarint(b, int64(e.UID))
 	b = binary.AppendVarint(b, int64(e.GID))
-	b = binary.AppendVarint(b, e.ModTime.Unix())
-	b = binary.AppendUvarint(b, uint64(e.ModTime.Nanosecond()))
+	b = binary.AppendVarint(b, e.MTime)
+	b = binary.AppendUvarint(b, uint64(e.MTimeNsec))
 	b = binary.AppendVarint(b, e.Size)
 	b = appendString(b, e.Linkname)
 	keys := make([]string, 0, len(e.Xattrs))
@@ -278,7 +277,7 @@ func (d *decoder) index() *Index {
 		e := &x.Entries[i]
 		e.Name = d.string()
 		e.Type = Type(d.byte())
-		e.Mode = uint32(d.uvarint() & 07777)
+		e.Mode = uint16(d.uvarint() & 07777)
 		e.UID = int(d.varint())
 		e.GID = int(d.varint())
 		sec := d.varint()
@@ -286,7 +285,7 @@ func (d *decoder) index() *Index {
 		if nsec >= 1e9 {
 			d.fail("bad nanoseconds")
 		}
-		e.ModTime = time.Unix(sec, int64(nsec))
+		e.MTime, e.MTimeNsec = sec, uint32(nsec)
 		e.Size = d.varint()
 		e.Linkname = d.string()
 		if n := d.count(2); n > 0 {

@@ -46,8 +46,8 @@ func compareEntry(g, w *Entry) error {
 		return differ("link target", fmt.Sprintf("%q", g.Linkname), fmt.Sprintf("%q", w.Linkname))
 	case g.Devmajor != w.Devmajor || g.Devminor != w.Devminor:
 		return differ("device", fmt.Sprintf("%d,%d", g.Devmajor, g.Devminor), fmt.Sprintf("%d,%d", w.Devmajor, w.Devminor))
-	case !g.ModTime.Equal(w.ModTime):
-		return differ("modification time", g.ModTime, w.ModTime)
+	case g.MTime != w.MTime || g.MTimeNsec != w.MTimeNsec:
+		return differ("modification time", g.ModTime(), w.ModTime())
 	case !maps.Equal(g.Xattrs, w.Xattrs) && (len(g.Xattrs) > 0 || len(w.Xattrs) > 0):
 		return differ("extended attributes", g.Xattrs, w.Xattrs)
 	case g.Bad != w.Bad:

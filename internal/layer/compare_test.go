@@ -3,14 +3,13 @@ package layer
 import (
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestCompareEntries(t *testing.T) {
 	base := func() []Entry {
 		return []Entry{
 			{Name: ".", Type: TypeDir, Mode: 0o755},
-			{Name: "etc/os-release", Type: TypeRegular, Mode: 0o644, Size: 300, Offset: 512, DataOffset: 1024, ModTime: time.Unix(1700000000, 5)},
+			{Name: "etc/os-release", Type: TypeRegular, Mode: 0o644, Size: 300, Offset: 512, DataOffset: 1024, MTime: 1700000000, MTimeNsec: 5},
 			{Name: "bin/sh", Type: TypeSymlink, Linkname: "dash", Xattrs: map[string]string{"user.a": "b"}},
 		}
 	}
@@ -28,7 +27,7 @@ func TestCompareEntries(t *testing.T) {
 		{"owner", "owner is 0:42", func(e []Entry) []Entry { e[1].GID = 42; return e }},
 		{"link", "link target", func(e []Entry) []Entry { e[2].Linkname = "/etc/passwd"; return e }},
 		{"xattrs", "extended attributes", func(e []Entry) []Entry { e[2].Xattrs = map[string]string{"security.capability": "x"}; return e }},
-		{"time", "modification time", func(e []Entry) []Entry { e[1].ModTime = time.Unix(1, 0); return e }},
+		{"time", "modification time", func(e []Entry) []Entry { e[1].MTime = 1; return e }},
 		{"type", "type is regular", func(e []Entry) []Entry { e[2].Type = TypeRegular; return e }},
 		{"an entry more", "4 entries, the layer has 3", func(e []Entry) []Entry { return append(e, Entry{Name: "x", Type: TypeDir}) }},
 		{"an entry less", "2 entries, the layer has 3", func(e []Entry) []Entry { return e[:2] }},

@@ -36,13 +36,20 @@ type Entry struct {
 	Name string
 	Type Type
 	// Sparse marks a GNU sparse file (old GNU or PAX formats). (It sits
-	// here, beside Type, so the struct has no padding: an index holds one
-	// Entry per tar entry.)
+	// here, beside Type, Mode and MTimeNsec, so the struct has no padding:
+	// an index holds one Entry per tar entry, 128 bytes on 64-bit
+	// platforms.)
 	Sparse bool
 	// Mode holds the permission, setuid, setgid and sticky bits (07777).
-	Mode     uint32
-	UID, GID int
-	ModTime  time.Time
+	Mode uint16
+	// MTimeNsec and MTime are the modification time (see ModTime): the
+	// nanoseconds within the second, and the seconds since the Unix epoch.
+	// They are kept apart, not as a time.Time (24 bytes), to keep the
+	// Entry small, and not as one count of nanoseconds, which would not
+	// reach every time a tar can record.
+	MTimeNsec uint32
+	UID, GID  int
+	MTime     int64
 	// Size is the logical size of a regular file; 0 for other types.
 	Size int64
 	// Linkname is a symlink's target as recorded, or a hard link's target
@@ -62,6 +69,14 @@ type Entry struct {
 	DataOffset int64
 	// Bad says why the entry cannot be placed in a tree; "" when it can.
 	Bad string
+}
+
+// ModTime is the modification time, in UTC.
+func (e *Entry) ModTime() time.Time { return time.Unix(e.MTime, int64(e.MTimeNsec)).UTC() }
+
+// SetModTime sets the modification time.
+func (e *Entry) SetModTime(t time.Time) {
+	e.MTime, e.MTimeNsec = t.Unix(), uint32(t.Nanosecond())
 }
 
 // IsWhiteout reports whether the entry is an OCI whiteout (".wh.<name>")

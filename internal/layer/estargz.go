@@ -184,7 +184,8 @@ func isLandmark(base string) bool {
 }
 
 func tocEntry(te *estargz.TOCEntry) Entry {
-	e := Entry{Mode: uint32(te.Mode & 07777), UID: te.UID, GID: te.GID, ModTime: te.ModTime(), Offset: -1, DataOffset: -1}
+	e := Entry{Mode: uint16(te.Mode & 07777), UID: te.UID, GID: te.GID, Offset: -1, DataOffset: -1}
+	e.SetModTime(te.ModTime())
 	switch te.Type {
 	case "reg":
 		e.Type, e.Size = TypeRegular, te.Size

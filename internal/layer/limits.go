@@ -3,6 +3,7 @@ package layer
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sync/atomic"
 )
 
@@ -25,11 +26,14 @@ func MaxEntries() int { return int(maxEntries.Load()) }
 
 // SetMaxEntries sets the cap on the entries of one layer's index for the
 // indexes built, opened or decoded from now on, process-wide; n <= 0
-// restores DefaultMaxEntries. A mount sets it once, before it serves.
+// restores DefaultMaxEntries, and n is held to at most math.MaxInt32 (a
+// tree's inodes number entries in 32 bits). A mount sets it once, before it
+// serves.
 func SetMaxEntries(n int) {
 	if n <= 0 {
 		n = DefaultMaxEntries
 	}
+	n = min(n, math.MaxInt32)
 	maxEntries.Store(int64(n))
 }
 

@@ -1,6 +1,9 @@
 package layer
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // OCI whiteout names (image-spec, "Whiteouts").
 const (
@@ -44,11 +47,15 @@ func LayerTree(idx *Index, layer int) *Tree {
 }
 
 func newTree() *Tree {
-	return &Tree{root: &Node{name: ".", inode: implicitDir(), children: map[string]*Node{}}}
+	return &Tree{root: &Node{name: ".", inode: implicitDir(), dir: newDir()}}
 }
 
+// zeroTimeSec is the zero time.Time in Unix seconds: implicit directories
+// modification time.
+var zeroTimeSec = time.Time{}.Unix()
+
 func implicitDir() *Inode {
-	return &Inode{Entry: &Entry{Name: ".", Type: TypeDir, Mode: 0755, Offset: -1}, Index: -1}
+	return &Inode{Entry: &Entry{Name: ".", Type: TypeDir, Mode: 0755, MTime: zeroTimeSec, Offset: -1}, Index: -1}
 }
 
 func (t *Tree) bad(layer, i int, e *Entry, reason string) {
@@ -70,10 +77,10 @@ func (t *Tree) apply(idx *Index, layer int, whiteouts bool) {
 			}
 			switch {
 			case b == opaqueMarker:
-				clear(parent.children)
+				clear(parent.dir.children)
 			case len(b) >= len(whiteoutMeta) && b[:len(whiteoutMeta)] == whiteoutMeta:
 			default:
-				delete(parent.children, b[len(whiteoutPrefix):])
+				delete(parent.dir.children, b[len(whiteoutPrefix):])
 			}
 		}
 	}
@@ -90,7 +97,7 @@ func (t *Tree) apply(idx *Index, layer int, whiteouts bool) {
 				t.bad(layer, i, e, "root is not a directory")
 				continue
 			}
-			t.root.inode = &Inode{Entry: e, Layer: layer, Index: i}
+			t.root.inode = &Inode{Entry: e, Layer: int32(layer), Index: int32(i)}
 			continue
 		}
 		parent, err := t.mkdirAll(dir)
@@ -101,7 +108,7 @@ func (t *Tree) apply(idx *Index, layer int, whiteouts bool) {
 		if whiteouts && e.IsWhiteout() {
 			continue
 		}
-		old := parent.children[b]
+		old := parent.dir.children[b]
 		switch e.Type {
 		case TypeHardlink:
 			target, ok := t.Lookup(e.Linkname)
@@ -118,19 +125,19 @@ func (t *Tree) apply(idx *Index, layer int, whiteouts bool) {
 				t.bad(layer, i, e, reason)
 				be := *e
 				be.Type = TypeRegular
-				parent.children[b] = &Node{name: b, inode: &Inode{Entry: &be, Layer: layer, Index: i, Bad: reason}}
+				parent.dir.children[b] = &Node{name: b, inode: &Inode{Entry: &be, Layer: int32(layer), Index: int32(i), Bad: reason}}
 				continue
 			}
-			parent.children[b] = &Node{name: b, inode: target.inode}
+			parent.dir.children[b] = &Node{name: b, inode: target.inode}
 		case TypeDir:
-			in := &Inode{Entry: e, Layer: layer, Index: i}
+			in := &Inode{Entry: e, Layer: int32(layer), Index: int32(i)}
 			if old != nil && old.inode.Entry.Type == TypeDir {
 				old.inode = in
 				continue
 			}
-			parent.children[b] = &Node{name: b, inode: in, children: map[string]*Node{}}
+			parent.dir.children[b] = &Node{name: b, inode: in, dir: newDir()}
 		default:
-			parent.children[b] = &Node{name: b, inode: &Inode{Entry: e, Layer: layer, Index: i}}
+			parent.dir.children[b] = &Node{name: b, inode: &Inode{Entry: e, Layer: int32(layer), Index: int32(i)}}
 		}
 	}
 }
@@ -150,12 +157,12 @@ func (t *Tree) mkdirAll(dir string) (*Node, error) {
 		}
 		el := dir[start:i]
 		start = i + 1
-		c := n.children[el]
+		c := n.dir.children[el]
 		if c == nil {
 			in := implicitDir()
 			in.Entry.Name = dir[:i]
-			c = &Node{name: el, inode: in, children: map[string]*Node{}}
-			n.children[el] = c
+			c = &Node{name: el, inode: in, dir: newDir()}
+			n.dir.children[el] = c
 		} else if c.inode.Entry.Type != TypeDir {
 			return nil, fmt.Errorf("parent %q is a %s, not a directory", dir[:i], c.inode.Entry.Type)
 		}
@@ -181,5 +188,5 @@ func (t *Tree) placeBad(layer, i int, e *Entry) {
 	if be.Type == TypeDir || be.Type == TypeHardlink {
 		be.Type = TypeRegular
 	}
-	parent.children[b] = &Node{name: b, inode: &Inode{Entry: &be, Layer: layer, Index: i, Bad: e.Bad}}
+	parent.dir.children[b] = &Node{name: b, inode: &Inode{Entry: &be, Layer: int32(layer), Index: int32(i), Bad: e.Bad}}
 }

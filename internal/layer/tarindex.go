@@ -61,6 +61,8 @@ func indexTar(o *offsetReader, idx *Index) error {
 	tr := tar.NewReader(o)
 	after := ""
 	limit := MaxEntries()
+	var list entryList
+	defer func() { idx.Entries = list.slice() }()
 	for {
 		o.arm()
 		hdr, err := tr.Next()
@@ -75,8 +77,8 @@ func indexTar(o *offsetReader, idx *Index) error {
 			err = errEndsInHeaders
 		}
 		if err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) && o.mark < 0 && len(idx.Entries) > 0 {
-				last := &idx.Entries[len(idx.Entries)-1]
+			if errors.Is(err, io.ErrUnexpectedEOF) && o.mark < 0 && list.len() > 0 {
+				last := list.last()
 				if last.Bad == "" && last.Type == TypeRegular {
 					last.Bad = "data truncated"
 				}
@@ -89,16 +91,61 @@ func indexTar(o *offsetReader, idx *Index) error {
 		if hdr.Typeflag == tar.TypeXGlobalHeader {
 			continue
 		}
-		if len(idx.Entries) >= limit {
+		if list.len() >= limit {
 			idx.TarSize = o.pos
 			idx.Err = tooManyEntries(limit)
 			return errTooManyEntries(limit)
 		}
 		e := entryFromHeader(hdr)
 		e.Offset, e.DataOffset = start, o.pos
-		idx.Entries = append(idx.Entries, e)
+		list.add(e)
 		after = e.Name
 	}
+}
+
+// entryChunk is how many entries an entryList holds in one array once it
+// has more than that.
+const entryChunk = 1 << 14
+
+// entryList collects a layer's entries while it is indexed. A single slice
+// grown by append would, for a layer of a million entries, leave behind
+// every smaller array it outgrew (each a fresh span of the heap, about four
+// times the final array in all); fixed chunks, copied once into an array
+// of the exact length at the end, peak at twice the entries instead.
+type entryList struct {
+	full [][]Entry // chunks of entryChunk entries
+	cur  []Entry
+}
+
+func (l *entryList) add(e Entry) {
+	if len(l.cur) == entryChunk {
+		l.full = append(l.full, l.cur)
+		l.cur = make([]Entry, 0, entryChunk)
+	}
+	l.cur = append(l.cur, e)
+}
+
+func (l *entryList) len() int { return len(l.full)*entryChunk + len(l.cur) }
+
+func (l *entryList) last() *Entry {
+	if len(l.cur) == 0 {
+		return nil
+	}
+	return &l.cur[len(l.cur)-1]
+}
+
+// slice returns the entries in one slice: the only chunk as it is, or the
+// chunks copied into an array of the exact length.
+func (l *entryList) slice() []Entry {
+	if len(l.full) == 0 {
+		return l.cur
+	}
+	all := make([]Entry, 0, l.len())
+	for i, c := range l.full {
+		all = append(all, c...)
+		l.full[i] = nil
+	}
+	return append(all, l.cur...)
 }
 
 // errEndsInHeaders is a stream that ends after an entry's first header
@@ -111,14 +158,14 @@ const xattrPrefix = "SCHILY.xattr."
 // why an entry cannot be placed.
 func entryFromHeader(h *tar.Header) Entry {
 	e := Entry{
-		Mode:     uint32(h.Mode & 07777),
+		Mode:     uint16(h.Mode & 07777),
 		UID:      h.Uid,
 		GID:      h.Gid,
-		ModTime:  h.ModTime,
 		Devmajor: h.Devmajor,
 		Devminor: h.Devminor,
 		Offset:   -1,
 	}
+	e.SetModTime(h.ModTime)
 	name, err := NormalizeName(h.Name)
 	if err != nil {
 		e.Name, e.Bad = h.Name, err.Error()

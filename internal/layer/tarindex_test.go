@@ -40,7 +40,7 @@ func TestBuildTarTypes(t *testing.T) {
 	want := []struct {
 		name string
 		typ  Type
-		mode uint32
+		mode uint16
 	}{
 		{"etc", TypeDir, 0755}, {"etc/os-release", TypeRegular, 0644}, {"etc/link", TypeSymlink, 0777},
 		{"etc/hard", TypeHardlink, 0644}, {"dev/null", TypeChar, 0666}, {"dev/sda", TypeBlock, 0660},

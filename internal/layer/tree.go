@@ -28,11 +28,19 @@ type BadEntry struct {
 type Node struct {
 	name  string
 	inode *Inode
-	// children index a directory's entries while the tree is built;
-	// finish drops them, and lookups search sorted.
+	// dir holds a directory's entries; nil for other files, so that a
+	// file's node takes 32 bytes, not 64 (a tree holds one per entry).
+	dir *dirEntries
+}
+
+// dirEntries are a directory's entries: children index them while the
+// tree is built; finish drops it, and lookups search sorted.
+type dirEntries struct {
 	children map[string]*Node
 	sorted   []*Node
 }
+
+func newDir() *dirEntries { return &dirEntries{children: map[string]*Node{}} }
 
 // Inode is a file: its metadata and where its bytes come from.
 type Inode struct {
@@ -44,11 +52,13 @@ type Inode struct {
 	Entry *Entry
 	// Layer and Index locate that entry: Index is -1 for an implicit
 	// directory. A regular file's bytes are served by that layer's
-	// ReadFile(Index, ...).
-	Layer, Index int
+	// ReadFile(Index, ...). (They, and Nlink, are 32-bit so that an Inode
+	// takes 48 bytes, not 64: a tree holds one per entry, and MaxEntries
+	// keeps an index well below 2^31 entries.)
+	Layer, Index int32
 	// Nlink is the number of names for a file, or 2 plus the number of
 	// subdirectories for a directory.
-	Nlink int
+	Nlink uint32
 	// Ino numbers inodes 1 (the root) upward in sorted walk order, so it
 	// is stable for a given set of layers.
 	Ino uint64
@@ -77,14 +87,18 @@ func (t *Tree) Lookup(name string) (*Node, bool) {
 // child returns the entry called name: from the map while the tree is
 // built, by binary search once it is finished.
 func (n *Node) child(name string) *Node {
-	if n.children != nil {
-		return n.children[name]
+	d := n.dir
+	if d == nil {
+		return nil
 	}
-	i, ok := sort.Find(len(n.sorted), func(i int) int { return strings.Compare(name, n.sorted[i].name) })
+	if d.children != nil {
+		return d.children[name]
+	}
+	i, ok := sort.Find(len(d.sorted), func(i int) int { return strings.Compare(name, d.sorted[i].name) })
 	if !ok {
 		return nil
 	}
-	return n.sorted[i]
+	return d.sorted[i]
 }
 
 // Name is the node's name in its directory ("." for the root).
@@ -101,7 +115,12 @@ func (n *Node) Child(name string) (*Node, bool) {
 
 // Children returns a directory's entries sorted by name. The slice is
 // shared: do not modify it.
-func (n *Node) Children() []*Node { return n.sorted }
+func (n *Node) Children() []*Node {
+	if n.dir == nil {
+		return nil
+	}
+	return n.dir.sorted
+}
 
 // Walk calls fn for every node in sorted depth-first order with its path,
 // the root first as ".".
@@ -109,7 +128,7 @@ func (t *Tree) Walk(fn func(path string, n *Node)) {
 	var walk func(p string, n *Node)
 	walk = func(p string, n *Node) {
 		fn(p, n)
-		for _, c := range n.sorted {
+		for _, c := range n.Children() {
 			cp := c.name
 			if p != "." {
 				cp = p + "/" + c.name
@@ -136,18 +155,19 @@ func (t *Tree) finish() {
 			n.inode.Nlink++
 			return
 		}
-		n.sorted = make([]*Node, 0, len(n.children))
+		d := n.dir
+		d.sorted = make([]*Node, 0, len(d.children))
 		subdirs := 0
-		for _, c := range n.children {
-			n.sorted = append(n.sorted, c)
+		for _, c := range d.children {
+			d.sorted = append(d.sorted, c)
 			if c.inode.Entry.Type == TypeDir {
 				subdirs++
 			}
 		}
-		sort.Slice(n.sorted, func(i, j int) bool { return n.sorted[i].name < n.sorted[j].name })
-		n.children = nil
-		n.inode.Nlink = 2 + subdirs
-		for _, c := range n.sorted {
+		sort.Slice(d.sorted, func(i, j int) bool { return d.sorted[i].name < d.sorted[j].name })
+		d.children = nil
+		n.inode.Nlink = 2 + uint32(subdirs)
+		for _, c := range d.sorted {
 			walk(c)
 		}
 	}

@@ -168,9 +168,9 @@ func checkEntries(t *testing.T, got []layer.Entry, want tarLayout) {
 		}
 		check("name", g.Name == name, g.Name, name)
 		check("type", g.Type == types[h.Typeflag], g.Type, types[h.Typeflag])
-		check("mode", g.Mode == uint32(h.Mode&0o7777), fmt.Sprintf("%o", g.Mode), fmt.Sprintf("%o", h.Mode&0o7777))
+		check("mode", g.Mode == uint16(h.Mode&0o7777), fmt.Sprintf("%o", g.Mode), fmt.Sprintf("%o", h.Mode&0o7777))
 		check("uid:gid", g.UID == h.Uid && g.GID == h.Gid, [2]int{g.UID, g.GID}, [2]int{h.Uid, h.Gid})
-		check("mtime", g.ModTime.Equal(h.ModTime), g.ModTime, h.ModTime)
+		check("mtime", g.ModTime().Equal(h.ModTime), g.ModTime(), h.ModTime)
 		check("size", g.Size == size, g.Size, size)
 		check("link", g.Linkname == h.Linkname, g.Linkname, h.Linkname)
 		check("xattrs", maps.Equal(g.Xattrs, xattrs), g.Xattrs, xattrs)

@@ -155,7 +155,7 @@ func checkPlaces(t *TOC) error {
 // archive/tar reads no data for it, and SOCI and Parse place the next
 // entry's headers after the size recorded.
 func record(e *layer.Entry, h *Header) fileMetadata {
-	modTime, _ := e.ModTime.MarshalText() // checkEntry has checked it
+	modTime, _ := e.ModTime().MarshalText() // checkEntry has checked it
 	size := e.Size
 	if e.Type != layer.TypeRegular {
 		size = 0

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/imgfs/imgfs/internal/layer"
 	"github.com/imgfs/imgfs/internal/oci"
@@ -138,7 +139,7 @@ func readFields(e *layer.Entry, t table, uncompressed int64, lim Limits) error {
 	if err != nil {
 		return err
 	}
-	e.Mode = uint32(mode & 07777)
+	e.Mode = uint16(mode & 07777)
 	uid, err := t.uint32(fmUID, 0, "uid")
 	if err != nil {
 		return err
@@ -191,12 +192,16 @@ func readPlace(e *layer.Entry, t table, uncompressed int64) error {
 // readModTime reads mod_time, RFC 3339 text; the zero time when absent.
 func readModTime(e *layer.Entry, t table, lim Limits) error {
 	s, _, err := t.string(fmModTime, lim.MaxString, "mod time")
-	if err != nil || s == "" {
+	if err != nil {
 		return err
 	}
-	if err := e.ModTime.UnmarshalText([]byte(s)); err != nil {
-		return fmt.Errorf("mod time %s is not RFC 3339", oci.Quote(s))
+	var mt time.Time
+	if s != "" {
+		if err := mt.UnmarshalText([]byte(s)); err != nil {
+			return fmt.Errorf("mod time %s is not RFC 3339", oci.Quote(s))
+		}
 	}
+	e.SetModTime(mt)
 	return nil
 }
 

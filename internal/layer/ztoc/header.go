@@ -78,8 +78,8 @@ func checkEntry(e *layer.Entry, h *Header) error {
 	case e.Type == layer.TypeRegular && e.Size < 0:
 		return fmt.Errorf("size %d", e.Size)
 	}
-	if _, err := e.ModTime.MarshalText(); err != nil {
-		return fmt.Errorf("modification time %v has no RFC 3339 form", e.ModTime)
+	if _, err := e.ModTime().MarshalText(); err != nil {
+		return fmt.Errorf("modification time %v has no RFC 3339 form", e.ModTime())
 	}
 	if name, err := layer.NormalizeName(h.Name); err != nil || name != e.Name {
 		return fmt.Errorf("header name %s does not normalize to the entry's", oci.Quote(h.Name))

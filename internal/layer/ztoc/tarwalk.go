@@ -76,7 +76,6 @@ func entryOf(h *tar.Header) (layer.Entry, Header, error) {
 		return layer.Entry{}, Header{}, errors.New("a PAX global header, which a zTOC has no place for")
 	}
 	e := layer.EntryFromHeader(h)
-	e.ModTime = e.ModTime.UTC()
 	hd := Header{
 		Name: h.Name, Linkname: h.Linkname, Mode: h.Mode,
 		Uname: h.Uname, Gname: h.Gname,
