@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
+
+	"github.com/spf13/cobra"
 )
 
 // Exit codes, as ctr uses them.
@@ -48,3 +51,26 @@ type usageError struct{ err error }
 
 func (u usageError) Error() string { return u.err.Error() }
 func (u usageError) Unwrap() error { return u.err }
+
+// internalError is a panic caught at the command's edge. It is a last
+// resort: every bad input must get its own error long before one. Panics in
+// other goroutines, such as FUSE request handlers, are not caught here.
+type internalError struct{ value any }
+
+func (e internalError) Error() string {
+	return fmt.Sprintf("internal error: %v (please report this)", e.value)
+}
+
+// execute runs the command and turns a panic in it into one line for the
+// user, with the stack on standard error only with --debug.
+func execute(ctx context.Context, root *cobra.Command, g *globalFlags) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			if g.debug {
+				os.Stderr.Write(debug.Stack())
+			}
+			err = internalError{v}
+		}
+	}()
+	return withHint(root.ExecuteContext(ctx))
+}
