@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
-	"github.com/containerd/stargz-snapshotter/estargz/zstdchunked"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
@@ -28,6 +27,7 @@ import (
 	"github.com/imgfs/imgfs/cache/artifacts"
 	"github.com/imgfs/imgfs/internal/imagemount"
 	"github.com/imgfs/imgfs/internal/layer"
+	"github.com/imgfs/imgfs/internal/layertest"
 	"github.com/imgfs/imgfs/internal/testregistry"
 )
 
@@ -405,84 +405,20 @@ func TestViewEStargzPullsTOCAndChunks(t *testing.T) {
 	}
 }
 
-// tocAndChunkBytes opens each of layers (eStargz or zstd:chunked) with the
-// estargz library, as a mount does, and returns the bytes a cold mount and
-// a read of name need: in every layer, what the library's reads touch (the
-// footer, then the TOC) and the last layer.TOCReadAhead bytes, which
-// layer.OpenEStargz reads first; and the compressed bytes of name's
-// chunks in the topmost layer holding it, also returned on their own.
+// tocAndChunkBytes returns the bytes a cold mount of layers (eStargz or
+// zstd:chunked) and a read of name need, and those of name's chunks on
+// their own (see layertest.TOCReadBytes).
 func tocAndChunkBytes(t *testing.T, f testregistry.BlobFormat, layers []testregistry.PreparedLayer, name string) (need, chunks int64) {
 	t.Helper()
-	var opts []estargz.OpenOption
-	if f == testregistry.BlobZstdChunked {
-		opts = append(opts, estargz.WithDecompressors(new(zstdchunked.Decompressor)))
-	}
-	var recs []*touchedReaderAt
-	var serving *touchedReaderAt
-	var chunkRanges [][2]int64
+	var blobs [][]byte
 	for _, l := range layers {
-		size := int64(len(l.Data))
-		rec := &touchedReaderAt{r: bytes.NewReader(l.Data)}
-		r, err := estargz.Open(io.NewSectionReader(rec, 0, size), opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec.ranges = append(rec.ranges, [2]int64{max(size-layer.TOCReadAhead, 0), size})
-		recs = append(recs, rec)
-		e, ok := r.Lookup(name)
-		if !ok {
-			continue
-		}
-		serving, chunkRanges, chunks = rec, nil, 0 // an upper layer's copy hides a lower one's
-		for off := int64(0); ; {
-			ce, ok := r.ChunkEntryForOffset(name, off)
-			if !ok {
-				t.Fatalf("%s: no chunk at %d", name, off)
-			}
-			chunkRanges = append(chunkRanges, [2]int64{ce.Offset, ce.NextOffset()})
-			chunks += ce.NextOffset() - ce.Offset
-			off = ce.ChunkOffset + ce.ChunkSize
-			if ce.ChunkSize == 0 || off >= e.Size {
-				break
-			}
-		}
+		blobs = append(blobs, l.Data)
 	}
-	if serving != nil {
-		serving.ranges = append(serving.ranges, chunkRanges...)
-	}
-	for _, rec := range recs {
-		need += rec.touched()
+	need, chunks, err := layertest.TOCReadBytes(blobs, f == testregistry.BlobZstdChunked, name, layer.TOCReadAhead)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return need, chunks
-}
-
-// touchedReaderAt records the bytes read through it, counting each once.
-type touchedReaderAt struct {
-	r      io.ReaderAt
-	mu     sync.Mutex
-	ranges [][2]int64
-}
-
-func (t *touchedReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	n, err := t.r.ReadAt(p, off)
-	t.mu.Lock()
-	t.ranges = append(t.ranges, [2]int64{off, off + int64(n)})
-	t.mu.Unlock()
-	return n, err
-}
-
-func (t *touchedReaderAt) touched() int64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	sort.Slice(t.ranges, func(i, j int) bool { return t.ranges[i][0] < t.ranges[j][0] })
-	var n, reached int64
-	for _, r := range t.ranges {
-		if from := max(r[0], reached); r[1] > from {
-			n += r[1] - from
-		}
-		reached = max(reached, r[1])
-	}
-	return n
 }
 
 // refusedThenRefetched reads 64 KiB from the middle of path, so that the

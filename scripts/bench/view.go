@@ -9,12 +9,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"time"
 
-	"github.com/containerd/stargz-snapshotter/estargz"
-
 	"github.com/imgfs/imgfs/internal/layer"
+	"github.com/imgfs/imgfs/internal/layertest"
 	"github.com/imgfs/imgfs/internal/testregistry"
 )
 
@@ -156,11 +154,11 @@ func (b *bench) viewScenario() error {
 // viewEStargzBytes mounts the eStargz view image through the unlimited
 // proxy on a fresh cache, reads rootfs/etc/os-release, and counts the blob
 // bytes pulled until the proxy is quiet. The target is what the format
-// needs (estargzNeeds) and the image config every mount reads.
+// needs (layertest.TOCReadBytes) and the image config every mount reads.
 func (b *bench) viewEStargzBytes(l testregistry.PreparedLayer, config int64) error {
 	row := Row{ID: "9", Name: "first byte of a small file, cold eStargz mount, bytes pulled", Unit: unitBytes,
 		AnchorName: "layer size", Anchor: stat(samples{float64(len(l.Data))})}
-	need, chunk, err := estargzNeeds(l.Data, "etc/os-release")
+	need, chunk, err := layertest.TOCReadBytes([][]byte{l.Data}, false, "etc/os-release", layer.TOCReadAhead)
 	if err != nil {
 		return err
 	}
@@ -191,62 +189,6 @@ func (b *bench) viewEStargzBytes(l testregistry.PreparedLayer, config int64) err
 	}
 	b.rep.add(row)
 	return nil
-}
-
-// estargzNeeds opens an eStargz blob with the estargz library, as a mount
-// does, and returns the bytes a cold read of name needs, counted once: what
-// the library's reads touch (the footer and the TOC), the blob's last
-// layer.TOCReadAhead bytes, which layer.OpenEStargz reads first,
-// and name's chunks; and those chunks' compressed bytes on their own.
-func estargzNeeds(blob []byte, name string) (need, chunks int64, err error) {
-	size := int64(len(blob))
-	rec := &touchedReaderAt{r: bytes.NewReader(blob)}
-	r, err := estargz.Open(io.NewSectionReader(rec, 0, size))
-	if err != nil {
-		return 0, 0, err
-	}
-	rec.ranges = append(rec.ranges, [2]int64{max(size-layer.TOCReadAhead, 0), size})
-	e, ok := r.Lookup(name)
-	if !ok {
-		return 0, 0, fmt.Errorf("eStargz blob has no %s", name)
-	}
-	for off := int64(0); ; {
-		ce, ok := r.ChunkEntryForOffset(name, off)
-		if !ok {
-			return 0, 0, fmt.Errorf("%s: no chunk at %d", name, off)
-		}
-		rec.ranges = append(rec.ranges, [2]int64{ce.Offset, ce.NextOffset()})
-		chunks += ce.NextOffset() - ce.Offset
-		off = ce.ChunkOffset + ce.ChunkSize
-		if ce.ChunkSize == 0 || off >= e.Size {
-			break
-		}
-	}
-	return rec.touched(), chunks, nil
-}
-
-// touchedReaderAt records the bytes read through it, counting each once.
-type touchedReaderAt struct {
-	r      io.ReaderAt
-	ranges [][2]int64
-}
-
-func (t *touchedReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	n, err := t.r.ReadAt(p, off)
-	t.ranges = append(t.ranges, [2]int64{off, off + int64(n)})
-	return n, err
-}
-
-func (t *touchedReaderAt) touched() int64 {
-	sort.Slice(t.ranges, func(i, j int) bool { return t.ranges[i][0] < t.ranges[j][0] })
-	var n, reached int64
-	for _, r := range t.ranges {
-		if from := max(r[0], reached); r[1] > from {
-			n += r[1] - from
-		}
-		reached = max(reached, r[1])
-	}
-	return n
 }
 
 // viewWarmRead is the warm read of the 100 MiB file through rootfs/, its
