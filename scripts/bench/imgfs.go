@@ -161,8 +161,9 @@ func isZombie(stat []byte) bool {
 	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
 }
 
-// peakRSS returns the server's peak resident set size (VmHWM) in bytes.
-func (m *mount) peakRSS() (int64, error) {
+// statusBytes returns a "kB" field of the server's /proc/<pid>/status
+// (VmRSS, VmHWM…) in bytes.
+func (m *mount) statusBytes(field string) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", m.pid))
 	if err != nil {
 		return 0, err
@@ -170,13 +171,16 @@ func (m *mount) peakRSS() (int64, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", m.pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, m.pid)
 }
+
+// peakRSS returns the server's peak resident set size (VmHWM) in bytes.
+func (m *mount) peakRSS() (int64, error) { return m.statusBytes("VmHWM") }
 
 // cpuTime returns the CPU time (user+sys) the server has used so far.
 func (m *mount) cpuTime() (time.Duration, error) { return processCPU(m.pid) }

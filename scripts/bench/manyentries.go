@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -103,22 +102,4 @@ func (b *bench) manyEntriesScenario() error {
 		Notes: []string{fmt.Sprintf("find listed every entry; it took %.1f s (median); RSS right after it, median %s",
 			findTime.median(), format(unitBytes, rssNow.median()))}})
 	return errors.Join(pass.err, gunzip.err)
-}
-
-// statusBytes returns a "kB" field of the server's /proc/<pid>/status
-// (VmRSS, VmHWM…) in bytes.
-func (m *mount) statusBytes(field string) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", m.pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("no %s in /proc/%d/status", field, m.pid)
 }

@@ -100,7 +100,7 @@ func checkEncodable(t *TOC) error {
 	case len(t.BuildTool) > DefaultMaxString:
 		return fmt.Errorf("%w: build tool of %d bytes", ErrInvalid, len(t.BuildTool))
 	}
-	if err := t.readSizesBack(); err != nil {
+	if err := t.checkSizes(); err != nil {
 		return invalid(err)
 	}
 	if err := checkPlaces(t); err != nil {
@@ -110,17 +110,6 @@ func checkEncodable(t *TOC) error {
 		if err := oci.CheckDigest(d); err != nil || d.Algorithm() != digest.SHA256 {
 			return fmt.Errorf("%w: span %d: digest %s is not a sha256 digest", ErrInvalid, i, oci.Quote(string(d)))
 		}
-	}
-	return nil
-}
-
-// readSizesBack checks the sizes as readSizes does on reading.
-func (t *TOC) readSizesBack() error {
-	switch c, u := t.CompressedSize, t.UncompressedSize; {
-	case c < 1 || c > oci.MaxBlobSize:
-		return fmt.Errorf("compressed size %d is outside 1 to %d", c, oci.MaxBlobSize)
-	case u < 0 || u > c*maxDeflateRatio:
-		return fmt.Errorf("uncompressed size %d is outside 0 to %d times the compressed size %d", u, maxDeflateRatio, c)
 	}
 	return nil
 }

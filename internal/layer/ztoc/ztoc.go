@@ -231,11 +231,16 @@ func (t *TOC) readSizes(root table) error {
 	if t.UncompressedSize, err = root.int64(ztocUncompressedSize, 0, "uncompressed size"); err != nil {
 		return err
 	}
+	return t.checkSizes()
+}
+
+// checkSizes holds the sizes a zTOC states to what a gzip layer can be;
+// the bound also keeps every offset+size sum in an int64.
+func (t *TOC) checkSizes() error {
 	switch c, u := t.CompressedSize, t.UncompressedSize; {
 	case c < 1 || c > oci.MaxBlobSize:
 		return fmt.Errorf("compressed size %d is outside 1 to %d", c, oci.MaxBlobSize)
 	case u < 0 || u > c*maxDeflateRatio:
-		// The bound also keeps every offset+size sum below in an int64.
 		return fmt.Errorf("uncompressed size %d is outside 0 to %d times the compressed size %d", u, maxDeflateRatio, c)
 	}
 	return nil
